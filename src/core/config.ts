@@ -1,0 +1,95 @@
+// Configuration, parsed once at start from the environment into a typed object. Nothing else in
+// the code base reads process.env. Invalid configuration fails fast with every problem listed.
+import path from 'node:path';
+import { z } from 'zod';
+
+const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+const optionalUrl = (protocols: RegExp) =>
+  z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .refine((v) => v === undefined || (URL.canParse(v) && protocols.test(new URL(v).protocol)), 'must be a valid URL');
+
+const envSchema = z.object({
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: int(8080, 0, 65535),
+  DATABASE_URL: optionalUrl(/^postgres(ql)?:$/),
+  DATABASE_POOL_SIZE: int(20, 1, 500),
+  DATA_DIR: z.string().trim().min(1).default('./data'),
+  AMQP_URL: optionalUrl(/^amqps?:$/),
+  AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
+  QUEUE_DELIVERY_LIMIT: int(5, 1, 100),
+  RUNNER_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
+  LEASE_SECONDS: int(60, 5, 3600),
+  DEFAULT_MAX_UNFINISHED: int(100, 1, 1_000_000),
+  API_KEY_CACHE_MS: int(5000, 0, 600_000),
+  MAX_BODY_BYTES: int(65536, 1024, 1_048_576),
+  DISPATCH_BATCH: int(200, 1, 5000),
+  DISPATCH_SWEEP_MS: int(5000, 100, 600_000),
+  PUBLIC_URL: optionalUrl(/^https?:$/),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Whether HOST only accepts connections from this machine (the open embedded mode is allowed only then). */
+  loopback: boolean;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  dataDir: string;
+  amqpUrl: string | undefined;
+  amqpPrefix: string;
+  deliveryLimit: number;
+  runnerToken: string | undefined;
+  leaseSeconds: number;
+  defaultMaxUnfinished: number;
+  apiKeyCacheMs: number;
+  maxBodyBytes: number;
+  dispatchBatch: number;
+  dispatchSweepMs: number;
+  publicUrl: string | undefined;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    loopback: isLoopback(e.HOST),
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    dataDir: path.resolve(e.DATA_DIR),
+    amqpUrl: e.AMQP_URL,
+    amqpPrefix: e.AMQP_PREFIX,
+    deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
+    runnerToken: e.RUNNER_TOKEN,
+    leaseSeconds: e.LEASE_SECONDS,
+    defaultMaxUnfinished: e.DEFAULT_MAX_UNFINISHED,
+    apiKeyCacheMs: e.API_KEY_CACHE_MS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    dispatchBatch: e.DISPATCH_BATCH,
+    dispatchSweepMs: e.DISPATCH_SWEEP_MS,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,66 @@
+// The generation request contract shared by the gateway (validation, OpenAPI) and the runner
+// (queue message). Limits live here and nowhere else.
+import { z } from 'zod';
+
+export const SCHEDULERS = ['ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m', 'lcm'] as const;
+export type SchedulerName = (typeof SCHEDULERS)[number];
+
+export const LIMITS = {
+  promptChars: 2000,
+  steps: { min: 1, max: 150, default: 50 },
+  guidance: { min: 0, max: 30, default: 7.5 },
+  seedMax: 2 ** 32 - 1,
+  size: { min: 256, max: 1024, multipleOf: 8, default: 512 },
+  images: { min: 1, max: 4, default: 1 },
+} as const;
+
+const side = (name: string) =>
+  z
+    .number()
+    .int()
+    .min(LIMITS.size.min)
+    .max(LIMITS.size.max)
+    .multipleOf(LIMITS.size.multipleOf, { message: `${name} must be a multiple of ${LIMITS.size.multipleOf}` })
+    .default(LIMITS.size.default);
+
+export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
+
+/** What a client sends to `POST /v1/generations`. */
+export const generationRequestSchema = z
+  .strictObject({
+    prompt: z.string().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
+    negative_prompt: z.string().trim().max(LIMITS.promptChars).default(''),
+    num_inference_steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).default(LIMITS.steps.default),
+    guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
+    seed: seedSchema.optional().describe('0 to 2^32-1; picked by the gateway and recorded when absent'),
+    width: side('width'),
+    height: side('height'),
+    scheduler: z.enum(SCHEDULERS).default('ddim'),
+    num_images: z.number().int().min(LIMITS.images.min).max(LIMITS.images.max).default(LIMITS.images.default),
+  })
+  .meta({ id: 'GenerationRequest' });
+
+export type GenerationRequest = z.output<typeof generationRequestSchema>;
+
+/** The parameters a generation runs with: the request after defaults, with its seed fixed. */
+export const generationParamsSchema = generationRequestSchema.required({ seed: true }).meta({ id: 'GenerationParams' });
+export type GenerationParams = z.output<typeof generationParamsSchema>;
+
+/** The replaced system's `POST /generate` body: same limits, its old defaults (seed 50), extra fields ignored as pydantic did. */
+export const legacyGenerateSchema = z.object({
+  prompt: generationRequestSchema.shape.prompt,
+  negative_prompt: generationRequestSchema.shape.negative_prompt,
+  num_inference_steps: generationRequestSchema.shape.num_inference_steps,
+  guidance_scale: generationRequestSchema.shape.guidance_scale,
+  seed: seedSchema.default(50),
+});
+
+export function legacyToParams(body: z.output<typeof legacyGenerateSchema>): GenerationParams {
+  return {
+    ...body,
+    width: LIMITS.size.default,
+    height: LIMITS.size.default,
+    scheduler: 'ddim',
+    num_images: 1,
+  };
+}

@@ -1,0 +1,68 @@
+// The gateway as a Hono app built from its dependencies (no network of its own, so tests can
+// drive it with app.request). Sub-apps per concern; auth and limits at the edge.
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { AppError } from '../core/errors.ts';
+import { apiKeyAuth, runnerAuth } from './auth.ts';
+import type { GatewayDeps, GatewayEnv } from './deps.ts';
+import { bodyTooLarge, errorHandler, problem } from './problem.ts';
+import { generationsRoutes } from './routes/generations.ts';
+import { internalRoutes } from './routes/internal.ts';
+import { legacyRoutes } from './routes/legacy.ts';
+import { systemRoutes } from './routes/system.ts';
+
+export function createApp(deps: GatewayDeps) {
+  const { metrics, settings } = deps;
+  const app = new OpenAPIHono<GatewayEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const route = c.req.routePath || 'unmatched';
+    metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.httpDuration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: settings.maxBodyBytes,
+      onError: (c) => problem(c, bodyTooLarge()),
+    }),
+  );
+
+  const auth = apiKeyAuth({
+    db: deps.db,
+    open: settings.open,
+    anonymousMaxUnfinished: settings.anonymousMaxUnfinished,
+    cacheMs: settings.apiKeyCacheMs,
+  });
+  app.use('/v1/*', auth);
+  app.use('/generate', auth);
+  app.use('/status/*', auth);
+  app.use('/internal/*', runnerAuth(settings.runnerToken));
+
+  app.route('/v1/generations', generationsRoutes(deps));
+  app.route('/', legacyRoutes(deps));
+  app.route('/internal/v1', internalRoutes(deps));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An API key from `npm run keys -- create --name NAME`.',
+  });
+  let document: unknown;
+  const openapi = () =>
+    (document ??= app.getOpenAPI31Document({
+      openapi: '3.1.0',
+      info: {
+        title: 'itemgen',
+        version: '1',
+        description: 'Game-item images in the house style of Tsuki Adventure, as asynchronous generation jobs.',
+      },
+    }));
+  app.route('/', systemRoutes(deps, openapi));
+
+  app.notFound((c) => problem(c, new AppError(404, 'route_not_found', `No route ${c.req.method} ${c.req.path}.`)));
+  app.onError(errorHandler(deps.log));
+  return app;
+}

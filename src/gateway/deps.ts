@@ -1,0 +1,35 @@
+// What the gateway app is built from. Tests pass their own; src/gateway/service.ts wires the real ones.
+import type { Logger } from '../core/log.ts';
+import type { JobQueue } from '../queue/types.ts';
+import type { Db } from '../store/db.ts';
+import type { AuthEnv } from './auth.ts';
+import type { ChangeFeed } from './changes.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export interface GatewayDeps {
+  db: Db;
+  queue: JobQueue;
+  /** Told after each committed submit (src/gateway/dispatcher.ts). */
+  dispatcher: { wake(): void };
+  changes: ChangeFeed;
+  metrics: GatewayMetrics;
+  log: Logger;
+  settings: GatewaySettings;
+}
+
+export interface GatewaySettings {
+  /** No API keys required (loopback with none configured). */
+  open: boolean;
+  runnerToken: string;
+  leaseSeconds: number;
+  maxBodyBytes: number;
+  /** Base of links in responses; from the request when absent. */
+  publicUrl: string | undefined;
+  apiKeyCacheMs: number;
+  /** Cap on unfinished generations for the anonymous owner of open mode. */
+  anonymousMaxUnfinished: number;
+  /** Interval of SSE keep-alive comments. */
+  sseKeepAliveMs: number;
+}
+
+export type GatewayEnv = AuthEnv;

@@ -1,0 +1,56 @@
+// Prometheus metrics of one gateway process, on a registry of its own (tests build several apps).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createGatewayMetrics(brokerConnected: () => boolean) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'itemgen_http_requests_total',
+      help: 'HTTP requests by route and status code.',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'itemgen_http_request_duration_seconds',
+      help: 'HTTP request latency by route.',
+      labelNames: ['method', 'route'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    submitted: new Counter({ name: 'itemgen_generations_submitted_total', help: 'Generations accepted.', registers: [registry] }),
+    dispatched: new Counter({
+      name: 'itemgen_generations_dispatched_total',
+      help: 'Job messages confirmed by the broker.',
+      registers: [registry],
+    }),
+    dispatchErrors: new Counter({
+      name: 'itemgen_dispatch_errors_total',
+      help: 'Dispatch batches that could not be published (retried later).',
+      registers: [registry],
+    }),
+    dispatchBatch: new Histogram({
+      name: 'itemgen_dispatch_batch_size',
+      help: 'Messages per dispatch batch.',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: 'itemgen_generations_dead_lettered_total',
+      help: 'Generations failed because their message was dead-lettered.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    brokerConnected: new Gauge({
+      name: 'itemgen_broker_connected',
+      help: '1 while the gateway can publish to the broker.',
+      registers: [registry],
+      collect() {
+        this.set(brokerConnected() ? 1 : 0);
+      },
+    }),
+  };
+}
+
+export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;

@@ -1,0 +1,82 @@
+// How a generation looks on the wire: the v1 representation and the replaced system's shape.
+import { z } from '@hono/zod-openapi';
+import { generationParamsSchema } from '../core/request.ts';
+import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
+import type { Generation } from '../store/generation.ts';
+import { QUEUE_POSITION_CAP } from '../store/sql/getGeneration.ts';
+
+export const generationSchema = z
+  .object({
+    id: z.uuid(),
+    status: z.enum(STATUSES),
+    progress: z.object({ step: z.number().int(), total: z.number().int() }),
+    params: generationParamsSchema,
+    queue_position: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe(`Pending generations ahead of this one, while pending; counted up to ${QUEUE_POSITION_CAP}.`),
+    created_at: z.iso.datetime(),
+    started_at: z.iso.datetime().nullable(),
+    finished_at: z.iso.datetime().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).optional().describe('When failed.'),
+    images: z.array(z.object({ index: z.number().int(), url: z.string() })).optional().describe('When completed.'),
+    links: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
+  })
+  .openapi('Generation');
+
+export type GenerationView = z.infer<typeof generationSchema>;
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** Where image n of a generation is served; the gateway's own route unless storage gave a URL. */
+export function imageUrl(base: string, g: Generation, n: number): string {
+  return g.images?.[n]?.url ?? `${base}/v1/generations/${g.id}/images/${n}`;
+}
+
+export function presentGeneration(g: Generation, base: string): GenerationView {
+  const self = `${base}/v1/generations/${g.id}`;
+  return {
+    id: g.id,
+    status: g.status,
+    progress: { step: g.step, total: g.totalSteps },
+    params: g.params,
+    ...(g.status === 'pending' && g.queuePosition !== undefined ? { queue_position: g.queuePosition } : {}),
+    created_at: g.createdAt.toISOString(),
+    started_at: iso(g.startedAt),
+    finished_at: iso(g.finishedAt),
+    ...(g.status === 'failed' ? { error: { code: g.errorCode ?? 'unknown', message: g.errorMessage ?? '' } } : {}),
+    ...(g.status === 'completed'
+      ? { images: (g.images ?? []).map((_, n) => ({ index: n, url: imageUrl(base, g, n) })) }
+      : {}),
+    links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
+  };
+}
+
+export const legacyStatusSchema = z
+  .object({
+    request_id: z.uuid(),
+    status: z.enum(['Pending', 'Processing', 'Completed', 'Failed', 'Canceled']),
+    image_url: z.string().optional().describe('Only when Completed.'),
+  })
+  .openapi('LegacyStatus');
+
+export function presentLegacy(g: Generation, base: string): z.infer<typeof legacyStatusSchema> {
+  return {
+    request_id: g.id,
+    status: LEGACY_STATUS[g.status] as z.infer<typeof legacyStatusSchema>['status'],
+    ...(g.status === 'completed' && g.images?.length ? { image_url: imageUrl(base, g, 0) } : {}),
+  };
+}
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    code: z.string().describe('Stable machine-readable error code.'),
+    detail: z.string(),
+  })
+  .catchall(z.unknown())
+  .openapi('Problem');

@@ -1,0 +1,53 @@
+// RFC 9457 problem details: every JSON error the gateway sends goes through here, with a stable
+// `code` clients can branch on. Unexpected errors are logged and answered without internals.
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { AppError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function problem(c: Context, err: AppError): Response {
+  const body = {
+    type: `urn:itemgen:problem:${err.code}`,
+    title: TITLES[err.status] ?? 'Error',
+    status: err.status,
+    code: err.code,
+    detail: err.message,
+    ...err.extra,
+  };
+  for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+  return c.body(JSON.stringify(body), err.status as ContentfulStatusCode, {
+    'Content-Type': 'application/problem+json',
+  });
+}
+
+export function errorHandler(log: Logger) {
+  return (err: Error, c: Context): Response => {
+    if (err instanceof AppError) return problem(c, err);
+    if (err instanceof HTTPException) {
+      if (err.status === 400 && /json/i.test(err.message)) {
+        return problem(c, new AppError(400, 'malformed_json', 'The request body is not valid JSON.'));
+      }
+      if (err.status === 413) return problem(c, bodyTooLarge());
+      return problem(c, new AppError(err.status, `http_${err.status}`, err.message || TITLES[err.status] || 'Error'));
+    }
+    log.error('unhandled error', { err, stack: err.stack, method: c.req.method, path: c.req.path });
+    return problem(c, new AppError(500, 'internal_error', 'Something went wrong on our side; the request may be retried.'));
+  };
+}
+
+export const bodyTooLarge = () => new AppError(413, 'body_too_large', 'The request body is larger than this endpoint accepts.');

@@ -1,0 +1,220 @@
+// /v1/generations: submit, read, list, cancel, and the event stream of one generation.
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import { AppError, notFound } from '../../core/errors.ts';
+import { generationRequestSchema } from '../../core/request.ts';
+import { isTerminal, STATUSES } from '../../core/status.ts';
+import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
+import { getGeneration } from '../../store/sql/getGeneration.ts';
+import { listGenerations } from '../../store/sql/listGenerations.ts';
+import type { GatewayDeps, GatewayEnv } from '../deps.ts';
+import { baseUrl, requireJson } from '../http.ts';
+import { generationSchema, presentGeneration, problemSchema } from '../present.ts';
+import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
+import { validationHook } from '../validation.ts';
+
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: problemSchema } },
+});
+const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
+const security = [{ bearer: [] }];
+
+const submitRoute = createRoute({
+  method: 'post',
+  path: '/',
+  summary: 'Submit a generation',
+  security,
+  middleware: [requireJson] as const,
+  request: {
+    headers: z.object({
+      'idempotency-key': z.string().optional().openapi({ description: 'Same key and body return the same generation.' }),
+    }),
+    body: { required: true, content: { 'application/json': { schema: generationRequestSchema } } },
+  },
+  responses: {
+    202: {
+      description: 'Accepted; follow Location.',
+      headers: z.object({ Location: z.string() }),
+      content: { 'application/json': { schema: generationSchema } },
+    },
+    400: problem('Malformed JSON or bad Idempotency-Key'),
+    401: problem('Missing or unknown API key'),
+    413: problem('Body too large'),
+    415: problem('Not JSON'),
+    422: problem('Invalid parameters, or Idempotency-Key reused with another body'),
+    429: problem('Too many unfinished generations for this key (see Retry-After)'),
+  },
+});
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/{id}',
+  summary: 'Status, progress, parameters and results of a generation',
+  security,
+  request: { params: idParam },
+  responses: {
+    200: { description: 'The generation', content: { 'application/json': { schema: generationSchema } } },
+    400: problem('Not a UUID'),
+    404: problem('Unknown, or owned by another key'),
+  },
+});
+
+const MAX_PAGE = 100;
+const listRoute = createRoute({
+  method: 'get',
+  path: '/',
+  summary: 'Your generations, newest first',
+  security,
+  request: {
+    query: z.object({
+      status: z.enum(STATUSES).optional(),
+      limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20),
+      cursor: z.string().regex(/^\d{1,16}$/, 'cursor must be a value of next_cursor').optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'A page of generations',
+      content: {
+        'application/json': {
+          schema: z.object({ data: z.array(generationSchema), next_cursor: z.string().nullable() }),
+        },
+      },
+    },
+    422: problem('Invalid query'),
+  },
+});
+
+const cancelRoute = createRoute({
+  method: 'post',
+  path: '/{id}/cancel',
+  summary: 'Cancel a pending or processing generation',
+  security,
+  request: { params: idParam },
+  responses: {
+    200: { description: 'Canceled', content: { 'application/json': { schema: generationSchema } } },
+    404: problem('Unknown'),
+    409: problem('Already finished'),
+  },
+});
+
+const eventsRoute = createRoute({
+  method: 'get',
+  path: '/{id}/events',
+  summary: 'Server-Sent Events of status and progress changes',
+  description:
+    'Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, ' +
+    'else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. ' +
+    'The stream ends after a terminal status.',
+  security,
+  request: { params: idParam },
+  responses: {
+    200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
+    404: problem('Unknown'),
+  },
+});
+
+export function generationsRoutes(deps: GatewayDeps) {
+  const app = new OpenAPIHono<GatewayEnv>({ defaultHook: validationHook });
+
+  app.openapi(submitRoute, async (c) => {
+    const idempotencyKey = parseIdempotencyKey(c.req.header('Idempotency-Key'));
+    const { generation, replayed } = await submitGeneration(deps, c.get('principal'), c.req.valid('json'), idempotencyKey);
+    const view = presentGeneration(generation, baseUrl(c, deps.settings));
+    c.header('Location', view.links.self);
+    if (replayed) c.header('Idempotent-Replayed', 'true');
+    return c.json(view, 202);
+  });
+
+  app.openapi(getRoute, async (c) => {
+    const g = await getGeneration(deps.db, c.req.valid('param').id, c.get('principal').apiKeyId);
+    if (!g) throw notFound();
+    return c.json(presentGeneration(g, baseUrl(c, deps.settings)), 200);
+  });
+
+  app.openapi(listRoute, async (c) => {
+    const q = c.req.valid('query');
+    const rows = await listGenerations(deps.db, {
+      apiKeyId: c.get('principal').apiKeyId,
+      status: q.status,
+      limit: q.limit + 1,
+      beforeSeq: q.cursor === undefined ? undefined : Number(q.cursor),
+    });
+    const page = rows.slice(0, q.limit);
+    const base = baseUrl(c, deps.settings);
+    return c.json(
+      {
+        data: page.map((g) => presentGeneration(g, base)),
+        next_cursor: rows.length > q.limit ? String(page[page.length - 1]!.seq) : null,
+      },
+      200,
+    );
+  });
+
+  app.openapi(cancelRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const apiKeyId = c.get('principal').apiKeyId;
+    const canceled = await cancelGeneration(deps.db, id, apiKeyId);
+    if (canceled) return c.json(presentGeneration(canceled, baseUrl(c, deps.settings)), 200);
+    const current = await getGeneration(deps.db, id, apiKeyId);
+    if (!current) throw notFound();
+    throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { status: current.status });
+  });
+
+  app.openapi(eventsRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const apiKeyId = c.get('principal').apiKeyId;
+    const first = await getGeneration(deps.db, id, apiKeyId);
+    if (!first) throw notFound();
+    const resumeFrom = Number(c.req.header('Last-Event-ID'));
+    const base = baseUrl(c, deps.settings);
+    return streamSSE(c, async (stream) => {
+      let lastVersion = Number.isInteger(resumeFrom) && resumeFrom > 0 ? resumeFrom : 0;
+      let lastStatus: string | null = null;
+      let wake: (() => void) | null = null;
+      let changed = false;
+      const unsubscribe = deps.changes.subscribe(id, () => {
+        changed = true;
+        wake?.();
+      });
+      stream.onAbort(() => wake?.());
+      try {
+        // Read after subscribing, so no change falls between the read and the subscription.
+        let g = await getGeneration(deps.db, id, apiKeyId);
+        while (g && !stream.aborted) {
+          if (g.version > lastVersion) {
+            await stream.writeSSE({
+              id: String(g.version),
+              event: g.status === lastStatus ? 'progress' : 'status',
+              data: JSON.stringify(presentGeneration(g, base)),
+            });
+            lastVersion = g.version;
+            lastStatus = g.status;
+          }
+          if (isTerminal(g.status)) break;
+          if (!changed) {
+            const timedOut = await new Promise<boolean>((resolve) => {
+              const timer = setTimeout(() => resolve(true), deps.settings.sseKeepAliveMs);
+              wake = () => {
+                clearTimeout(timer);
+                resolve(false);
+              };
+            });
+            wake = null;
+            if (timedOut) {
+              await stream.write(': keep-alive\n\n');
+              continue;
+            }
+          }
+          changed = false;
+          g = await getGeneration(deps.db, id, apiKeyId);
+        }
+      } finally {
+        unsubscribe();
+      }
+    }) as never;
+  });
+
+  return app;
+}

@@ -1,0 +1,63 @@
+// Process and service endpoints: health, readiness, metrics, the OpenAPI document and its
+// rendered reference (Swagger UI served from the swagger-ui-dist package, so /docs works offline).
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Hono } from 'hono';
+import type { GatewayDeps } from '../deps.ts';
+
+const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+const ASSETS: Record<string, string> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
+};
+
+const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>itemgen API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+<div id="ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', deepLinking: true });</script>
+</body>
+</html>`;
+
+export function systemRoutes(deps: GatewayDeps, openapi: () => unknown) {
+  const app = new Hono();
+  const assetCache = new Map<string, Buffer>();
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  app.get('/readyz', async (c) => {
+    const database = await deps.db
+      .query('SELECT 1')
+      .then(() => true)
+      .catch(() => false);
+    const broker = deps.queue.isConnected();
+    const ready = database && broker;
+    return c.json({ status: ready ? 'ready' : 'unavailable', database, broker }, ready ? 200 : 503);
+  });
+
+  app.get('/metrics', async (c) => {
+    const { registry } = deps.metrics;
+    return c.body(await registry.metrics(), 200, { 'Content-Type': registry.contentType });
+  });
+
+  app.get('/openapi.json', (c) => c.json(openapi()));
+
+  app.get('/docs', (c) => c.html(DOCS_HTML));
+  app.get('/docs/:asset', async (c) => {
+    const name = c.req.param('asset');
+    const type = ASSETS[name];
+    if (!type) return c.notFound();
+    let data = assetCache.get(name);
+    if (!data) assetCache.set(name, (data = await fs.readFile(path.join(swaggerDir, name))));
+    return c.body(new Uint8Array(data), 200, { 'Content-Type': type, 'Cache-Control': 'public, max-age=86400' });
+  });
+
+  return app;
+}

@@ -1,0 +1,148 @@
+// Wires a gateway process from its configuration: database (migrated), queue, change feed,
+// dispatcher, dead-letter consumer and the HTTP server. Used by the entry points and the tests.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { ConfigError, type Config } from '../core/config.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { createMemoryQueue } from '../queue/memory.ts';
+import { connectRabbitMq } from '../queue/rabbitmq.ts';
+import type { JobQueue } from '../queue/types.ts';
+import { openDb, type Db } from '../store/db.ts';
+import { migrate } from '../store/migrate.ts';
+import { countActiveApiKeys } from '../store/sql/apiKeys.ts';
+import { failGeneration } from '../store/sql/failGeneration.ts';
+import { createApp } from './app.ts';
+import { startChangeFeed } from './changes.ts';
+import type { GatewaySettings } from './deps.ts';
+import { startDispatcher, type Dispatcher } from './dispatcher.ts';
+import { createGatewayMetrics } from './metrics.ts';
+
+export interface Gateway {
+  url: string;
+  app: ReturnType<typeof createApp>;
+  db: Db;
+  queue: JobQueue;
+  dispatcher: Dispatcher;
+  settings: GatewaySettings;
+  close(): Promise<void>;
+}
+
+export interface GatewayOverrides {
+  /** Database schema to use (tests); default public. */
+  schema?: string;
+  log?: Logger;
+  sseKeepAliveMs?: number;
+}
+
+export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
+  const log = overrides.log ?? createLogger(config.logLevel, 'gateway');
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    ...(overrides.schema ? { schema: overrides.schema } : {}),
+  });
+  const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch((err) => log.warn('shutdown step failed', { err }));
+  };
+  try {
+    const applied = await migrate(db);
+    if (applied.length) log.info('migrations applied', { applied });
+
+    const keys = await countActiveApiKeys(db);
+    if (keys === 0 && !config.loopback) {
+      throw new ConfigError(
+        `refusing to listen on ${config.host} without authentication: create an API key first (npm run keys -- create --name NAME)`,
+      );
+    }
+    if (!config.runnerToken && !config.loopback) {
+      throw new ConfigError(`RUNNER_TOKEN is required when listening on ${config.host}`);
+    }
+    const open = keys === 0;
+    if (open) log.warn('no API keys configured: the API is open to this machine only (loopback)', { host: config.host });
+
+    const queue = config.amqpUrl
+      ? await connectRabbitMq({ url: config.amqpUrl, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
+      : createMemoryQueue({ deliveryLimit: config.deliveryLimit });
+    cleanup.push(() => queue.close());
+
+    const metrics = createGatewayMetrics(() => queue.isConnected());
+    const changes = await startChangeFeed(db);
+    cleanup.push(() => changes.close());
+    const dispatcher = startDispatcher({
+      db,
+      queue,
+      log,
+      metrics,
+      batchSize: config.dispatchBatch,
+      sweepMs: config.dispatchSweepMs,
+    });
+    cleanup.push(() => dispatcher.stop());
+
+    // A message past its delivery limit (or refused by a runner as unreadable) fails its generation.
+    const deadLetters = await queue.consumeDeadLetters(async (letter) => {
+      const id = readId(letter.body);
+      if (id) {
+        const code = letter.reason === 'delivery_limit' ? 'delivery_limit_exceeded' : 'message_rejected';
+        const message =
+          letter.reason === 'delivery_limit'
+            ? `The job was delivered ${config.deliveryLimit} times without finishing; it was given up.`
+            : 'A runner could not read the job message.';
+        const failed = await failGeneration(db, id, null, code, message);
+        if (failed) metrics.deadLettered.inc({ reason: letter.reason });
+      }
+      log.warn('dead-lettered job message', { id, reason: letter.reason });
+      letter.ack();
+    });
+    cleanup.push(() => deadLetters.cancel());
+
+    const settings: GatewaySettings = {
+      open,
+      runnerToken: config.runnerToken ?? randomBytes(32).toString('base64url'),
+      leaseSeconds: config.leaseSeconds,
+      maxBodyBytes: config.maxBodyBytes,
+      publicUrl: config.publicUrl,
+      apiKeyCacheMs: config.apiKeyCacheMs,
+      anonymousMaxUnfinished: config.defaultMaxUnfinished,
+      sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
+    };
+    const app = createApp({ db, queue, dispatcher, changes, metrics, log, settings });
+
+    const server = await listen(app.fetch, config.host, config.port);
+    cleanup.push(() => closeServer(server));
+    const { port } = server.address() as AddressInfo;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    const url = `http://${host}:${port}`;
+    log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open });
+    return { url, app, db, queue, dispatcher, settings, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function readId(body: Buffer): string | null {
+  try {
+    const id = (JSON.parse(body.toString('utf8')) as { id?: unknown }).id;
+    return typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number) {
+  return new Promise<ServerType & { address(): AddressInfo | string | null }>((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server as never));
+    server.once('error', reject);
+  });
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    // Event streams are long-lived; end them so close() does not wait for clients.
+    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
+}

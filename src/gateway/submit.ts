@@ -1,0 +1,75 @@
+// Accepting a generation, shared by POST /v1/generations and the compatibility POST /generate:
+// one INSERT (cap and idempotency included), then the dispatcher is woken. Nothing here waits on
+// the broker.
+import { createHash, randomInt } from 'node:crypto';
+import { AppError } from '../core/errors.ts';
+import { LIMITS, type GenerationParams } from '../core/request.ts';
+import type { Generation } from '../store/generation.ts';
+import { findGenerationByIdempotencyKey } from '../store/sql/findGenerationByIdempotencyKey.ts';
+import { insertGeneration } from '../store/sql/insertGeneration.ts';
+import type { Principal } from './auth.ts';
+import type { GatewayDeps } from './deps.ts';
+
+export const RETRY_AFTER_CAP_SECONDS = 10;
+
+/** `Idempotency-Key` header: 1–255 visible ASCII characters. */
+export function parseIdempotencyKey(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  if (!/^[\x21-\x7e]{1,255}$/.test(header)) {
+    throw new AppError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters.');
+  }
+  return header;
+}
+
+export interface Submitted {
+  generation: Generation;
+  /** True when an earlier request with the same Idempotency-Key created it. */
+  replayed: boolean;
+}
+
+/**
+ * `request` is the validated body before a seed is picked, so a retry without a seed matches its
+ * original under the same Idempotency-Key.
+ */
+export async function submitGeneration(
+  deps: GatewayDeps,
+  principal: Principal,
+  request: Omit<GenerationParams, 'seed'> & { seed?: number | undefined },
+  idempotencyKey: string | null,
+): Promise<Submitted> {
+  const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(request)).digest('hex') : null;
+  const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
+  const created = await insertGeneration(deps.db, {
+    apiKeyId: principal.apiKeyId,
+    maxUnfinished: principal.maxUnfinished,
+    idempotencyKey,
+    requestHash,
+    params,
+  });
+  if (created) {
+    deps.metrics.submitted.inc();
+    deps.dispatcher.wake();
+    return { generation: created, replayed: false };
+  }
+  if (idempotencyKey) {
+    const earlier = await findGenerationByIdempotencyKey(deps.db, principal.apiKeyId, idempotencyKey);
+    if (earlier) {
+      if (earlier.requestHash !== requestHash) {
+        throw new AppError(
+          422,
+          'idempotency_key_reused',
+          'This Idempotency-Key was already used with a different request body.',
+          { generation_id: earlier.id },
+        );
+      }
+      return { generation: earlier, replayed: true };
+    }
+  }
+  throw new AppError(
+    429,
+    'too_many_unfinished',
+    `This API key already has ${principal.maxUnfinished} unfinished generations; wait for some to finish.`,
+    { limit: principal.maxUnfinished },
+    { 'Retry-After': String(RETRY_AFTER_CAP_SECONDS) },
+  );
+}

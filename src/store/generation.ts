@@ -1,0 +1,69 @@
+// The generation as stored, and the one mapping from a row to it.
+import type { GenerationParams } from '../core/request.ts';
+import type { GenerationStatus } from '../core/status.ts';
+import type { Row } from './db.ts';
+
+export interface StoredImage {
+  /** Object key in image storage, e.g. generated/{id}/0.png */
+  key: string;
+  /** A link the runner obtained for it, when storage gives one. */
+  url?: string;
+}
+
+export interface Generation {
+  id: string;
+  seq: number;
+  apiKeyId: string;
+  params: GenerationParams;
+  status: GenerationStatus;
+  version: number;
+  step: number;
+  totalSteps: number;
+  attempts: number;
+  runnerId: string | null;
+  leaseExpiresAt: Date | null;
+  dispatchedAt: Date | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  images: StoredImage[] | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  /** Pending generations ahead of this one, counted up to QUEUE_POSITION_CAP; only read by getGeneration. */
+  queuePosition?: number | null;
+}
+
+/** The columns every statement returns, so one mapper reads them all. */
+export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, attempts,
+  runner_id, lease_expires_at, dispatched_at, error_code, error_message, images, created_at, started_at,
+  finished_at, idempotency_key, request_hash`;
+
+const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
+
+export function toGeneration(row: Row): Generation {
+  return {
+    id: String(row.id),
+    seq: Number(row.seq),
+    apiKeyId: String(row.api_key_id),
+    params: row.params as GenerationParams,
+    status: row.status as GenerationStatus,
+    version: Number(row.version),
+    step: Number(row.step),
+    totalSteps: Number(row.total_steps),
+    attempts: Number(row.attempts),
+    runnerId: (row.runner_id as string | null) ?? null,
+    leaseExpiresAt: date(row.lease_expires_at),
+    dispatchedAt: date(row.dispatched_at),
+    errorCode: (row.error_code as string | null) ?? null,
+    errorMessage: (row.error_message as string | null) ?? null,
+    images: (row.images as StoredImage[] | null) ?? null,
+    createdAt: date(row.created_at) as Date,
+    startedAt: date(row.started_at),
+    finishedAt: date(row.finished_at),
+    idempotencyKey: (row.idempotency_key as string | null) ?? null,
+    requestHash: (row.request_hash as string | null) ?? null,
+    ...('queue_position' in row ? { queuePosition: row.queue_position == null ? null : Number(row.queue_position) } : {}),
+  };
+}

@@ -1,0 +1,66 @@
+// API keys: one function per statement.
+import type { Queryable, Row } from '../db.ts';
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  prefix: string;
+  maxUnfinished: number;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export const ANONYMOUS_KEY_ID = '00000000-0000-0000-0000-000000000000';
+
+const toApiKey = (r: Row): ApiKey => ({
+  id: String(r.id),
+  name: String(r.name),
+  prefix: String(r.prefix),
+  maxUnfinished: Number(r.max_unfinished),
+  createdAt: r.created_at as Date,
+  revokedAt: (r.revoked_at as Date | null) ?? null,
+});
+
+const COLUMNS = 'id, name, prefix, max_unfinished, created_at, revoked_at';
+
+export async function insertApiKey(
+  db: Queryable,
+  k: { name: string; keyHash: string; prefix: string; maxUnfinished: number },
+): Promise<ApiKey> {
+  const rows = await db.query(
+    `INSERT INTO api_keys (name, key_hash, prefix, max_unfinished) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+    [k.name, k.keyHash, k.prefix, k.maxUnfinished],
+  );
+  return toApiKey(rows[0]!);
+}
+
+export async function findActiveApiKeyByHash(db: Queryable, keyHash: string): Promise<ApiKey | null> {
+  const rows = await db.query(
+    `SELECT ${COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL AND id <> '${ANONYMOUS_KEY_ID}'`,
+    [keyHash],
+  );
+  return rows[0] ? toApiKey(rows[0]) : null;
+}
+
+export async function listApiKeys(db: Queryable): Promise<ApiKey[]> {
+  const rows = await db.query(`SELECT ${COLUMNS} FROM api_keys WHERE id <> '${ANONYMOUS_KEY_ID}' ORDER BY created_at`);
+  return rows.map(toApiKey);
+}
+
+/** Revokes by id or by the printed prefix; returns the revoked key, or null when none matched. */
+export async function revokeApiKey(db: Queryable, idOrPrefix: string): Promise<ApiKey | null> {
+  const rows = await db.query(
+    `UPDATE api_keys SET revoked_at = now()
+     WHERE (id::text = $1 OR prefix = $1) AND revoked_at IS NULL AND id <> '${ANONYMOUS_KEY_ID}'
+     RETURNING ${COLUMNS}`,
+    [idOrPrefix],
+  );
+  return rows[0] ? toApiKey(rows[0]) : null;
+}
+
+export async function countActiveApiKeys(db: Queryable): Promise<number> {
+  const rows = await db.query(
+    `SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL AND id <> '${ANONYMOUS_KEY_ID}'`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}

@@ -1,0 +1,20 @@
+import type { Queryable } from '../db.ts';
+import { GENERATION_COLUMNS, toGeneration, type Generation, type StoredImage } from '../generation.ts';
+
+/** processing → completed, for the claim `attempt` only. */
+export async function completeGeneration(
+  db: Queryable,
+  id: string,
+  attempt: number,
+  images: StoredImage[],
+): Promise<Generation | null> {
+  const rows = await db.query(
+    `UPDATE generations SET
+       status = 'completed', images = $3::text::jsonb, step = total_steps, lease_expires_at = NULL,
+       finished_at = now(), version = version + 1, updated_at = now()
+     WHERE id = $1 AND status = 'processing' AND attempts = $2
+     RETURNING ${GENERATION_COLUMNS}`,
+    [id, attempt, JSON.stringify(images)],
+  );
+  return rows[0] ? toGeneration(rows[0]) : null;
+}
