@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `npm test`: starts the services the tests need, typechecks, runs every uvu test file under
+# test/ in one process, and ends with the line "N passed, N failed" (what CI reads).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/services.sh || exit 1
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+export TEST_AMQP_URL=${TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672}
+
+if ! npx --no-install tsc --noEmit; then
+  echo "typecheck failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+node --import tsx node_modules/uvu/bin.js test '\.test\.ts$' "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+
+plain=$(sed 's/\x1b\[[0-9;]*m//g' "$out")
+total=$(grep -Eo 'Total: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
+passed=$(grep -Eo 'Passed: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
+skipped=$(grep -Eo 'Skipped: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
+total=${total:-0} passed=${passed:-0} skipped=${skipped:-0}
+failed=$((total - passed - skipped))
+# A crash before uvu's summary still counts as a failure.
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed"
+exit "$rc"

@@ -1,0 +1,97 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { decodeJobMessage, encodeJobMessage } from '../../src/core/message.ts';
+import { generationRequestSchema, legacyGenerateSchema, legacyToParams } from '../../src/core/request.ts';
+
+const parse = (body: unknown) => generationRequestSchema.safeParse(body);
+const issuePaths = (body: unknown) => {
+  const r = parse(body);
+  return r.success ? [] : r.error.issues.map((i) => i.path.join('.') || i.code);
+};
+
+test('defaults fill every optional field but the seed', () => {
+  const r = parse({ prompt: '  a glowing sword  ' });
+  assert.ok(r.success);
+  assert.equal(r.data, {
+    prompt: 'a glowing sword',
+    negative_prompt: '',
+    num_inference_steps: 50,
+    guidance_scale: 7.5,
+    width: 512,
+    height: 512,
+    scheduler: 'ddim',
+    num_images: 1,
+  });
+});
+
+test('limits: each bound accepted, one past it refused', () => {
+  const ok = {
+    prompt: 'x'.repeat(2000),
+    negative_prompt: 'y'.repeat(2000),
+    num_inference_steps: 150,
+    guidance_scale: 30,
+    seed: 2 ** 32 - 1,
+    width: 1024,
+    height: 256,
+    scheduler: 'lcm',
+    num_images: 4,
+  };
+  assert.ok(parse(ok).success);
+  assert.ok(parse({ ...ok, num_inference_steps: 1, guidance_scale: 0, seed: 0 }).success);
+  const bad: [string, unknown][] = [
+    ['prompt', 'x'.repeat(2001)],
+    ['prompt', '   '],
+    ['negative_prompt', 'y'.repeat(2001)],
+    ['num_inference_steps', 0],
+    ['num_inference_steps', 151],
+    ['num_inference_steps', 2.5],
+    ['guidance_scale', -0.1],
+    ['guidance_scale', 30.1],
+    ['seed', -1],
+    ['seed', 2 ** 32],
+    ['width', 248],
+    ['width', 1032],
+    ['height', 516],
+    ['scheduler', 'karras'],
+    ['num_images', 5],
+    ['num_images', 0],
+  ];
+  for (const [field, value] of bad) {
+    assert.equal(issuePaths({ ...ok, [field]: value }), [field], `${field}=${String(value).slice(0, 20)}`);
+  }
+});
+
+test('wrong types and unknown fields are refused', () => {
+  assert.equal(issuePaths({ prompt: 'a', num_inference_steps: '30' }), ['num_inference_steps']);
+  assert.equal(issuePaths({ prompt: 42 }), ['prompt']);
+  assert.equal(issuePaths({}), ['prompt']);
+  assert.equal(issuePaths({ prompt: 'a', steps: 30 }), ['unrecognized_keys']);
+});
+
+test('legacy body: old defaults (seed 50), same limits, extra fields ignored', () => {
+  const r = legacyGenerateSchema.safeParse({ prompt: 'shield', extra: true });
+  assert.ok(r.success);
+  assert.equal(legacyToParams(r.data), {
+    prompt: 'shield',
+    negative_prompt: '',
+    num_inference_steps: 50,
+    guidance_scale: 7.5,
+    seed: 50,
+    width: 512,
+    height: 512,
+    scheduler: 'ddim',
+    num_images: 1,
+  });
+  assert.not.ok(legacyGenerateSchema.safeParse({ prompt: 'x', num_inference_steps: 10_000 }).success);
+});
+
+test('job message round-trips and refuses what it does not understand', () => {
+  const params = legacyToParams(legacyGenerateSchema.parse({ prompt: 'axe' }));
+  const message = { v: 1 as const, id: '0b4f8f4e-7a53-4d4c-9d0e-2f1f0c8b6a11', params };
+  assert.equal(decodeJobMessage(encodeJobMessage(message)), message);
+  assert.throws(() => decodeJobMessage(Buffer.from('{not json')), /not JSON/);
+  assert.throws(() => decodeJobMessage(Buffer.from(JSON.stringify({ ...message, v: 2 }))), /invalid job message/);
+  assert.throws(() => decodeJobMessage(Buffer.from(JSON.stringify({ ...message, id: 'x' }))), /invalid job message/);
+});
+
+test.run();

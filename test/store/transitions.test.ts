@@ -1,0 +1,200 @@
+// The state machine in SQL, on real PostgreSQL and on PGlite: every transition applies only from
+// its allowed states, and terminal states never change.
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { GenerationParams } from '../../src/core/request.ts';
+import { openDb, type Db } from '../../src/store/db.ts';
+import { migrate } from '../../src/store/migrate.ts';
+import { ANONYMOUS_KEY_ID } from '../../src/store/sql/apiKeys.ts';
+import { cancelGeneration } from '../../src/store/sql/cancelGeneration.ts';
+import { claimGeneration } from '../../src/store/sql/claimGeneration.ts';
+import { completeGeneration } from '../../src/store/sql/completeGeneration.ts';
+import { failGeneration } from '../../src/store/sql/failGeneration.ts';
+import { getGeneration } from '../../src/store/sql/getGeneration.ts';
+import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
+import { leaseForDispatch } from '../../src/store/sql/leaseForDispatch.ts';
+import { listGenerations } from '../../src/store/sql/listGenerations.ts';
+import { markDispatched } from '../../src/store/sql/markDispatched.ts';
+import { reportProgress } from '../../src/store/sql/reportProgress.ts';
+import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
+
+const params: GenerationParams = {
+  prompt: 'a lantern',
+  negative_prompt: '',
+  num_inference_steps: 20,
+  guidance_scale: 7.5,
+  seed: 4_294_967_295,
+  width: 512,
+  height: 512,
+  scheduler: 'ddim',
+  num_images: 1,
+};
+
+for (const backend of ['postgres', 'pglite'] as const) {
+  const it = suite<{ db: Db; cleanup: () => Promise<void> }>(`store on ${backend}`);
+  const insert = (db: Db, extra: Partial<Parameters<typeof insertGeneration>[1]> = {}) =>
+    insertGeneration(db, { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: 1000, idempotencyKey: null, requestHash: null, params, ...extra });
+
+  it.before(async (ctx) => {
+    if (backend === 'postgres') {
+      const schema = uniqueName('itemgen_store');
+      ctx.db = await openDb({ databaseUrl: DATABASE_URL, dataDir: '', poolSize: 8, schema });
+      ctx.cleanup = async () => {
+        const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+        await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
+        await sql.end();
+      };
+    } else {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-pglite-'));
+      ctx.db = await openDb({ databaseUrl: undefined, dataDir: dir, poolSize: 1 });
+      ctx.cleanup = () => fs.rm(dir, { recursive: true, force: true });
+    }
+    assert.equal(await migrate(ctx.db), ['001_initial.sql']);
+    assert.equal(await migrate(ctx.db), [], 'migrations apply once');
+  });
+  it.after(async (ctx) => {
+    await ctx.db.close();
+    await ctx.cleanup();
+  });
+
+  it('insert keeps the parameters, including a seed above 2^31', async ({ db }) => {
+    const g = await insert(db);
+    assert.ok(g);
+    assert.is(g.status, 'pending');
+    assert.equal(g.params, params);
+    assert.is(g.totalSteps, 20);
+    const read = await getGeneration(db, g.id);
+    assert.equal(read?.params.seed, 4_294_967_295);
+  });
+
+  it('claim → progress → complete, with the claim attempt checked at each step', async ({ db }) => {
+    const g = (await insert(db))!;
+    const claimed = await claimGeneration(db, g.id, 'runner-a', 60);
+    assert.is(claimed?.status, 'processing');
+    assert.is(claimed?.attempts, 1);
+    assert.ok(claimed?.startedAt);
+    assert.is(await claimGeneration(db, g.id, 'runner-b', 60), null, 'a live claim cannot be taken');
+    assert.is(await reportProgress(db, g.id, 2, 3, 20, 60), null, 'wrong attempt');
+    const p = await reportProgress(db, g.id, 1, 3, 20, 60);
+    assert.is(p?.step, 3);
+    assert.ok(p!.version > claimed!.version);
+    const done = await completeGeneration(db, g.id, 1, [{ key: `generated/${g.id}/0.png` }]);
+    assert.is(done?.status, 'completed');
+    assert.is(done?.step, 20);
+    assert.ok(done?.finishedAt);
+    assert.equal(done?.images, [{ key: `generated/${g.id}/0.png` }]);
+  });
+
+  it('terminal states never change', async ({ db }) => {
+    const done = (await insert(db))!;
+    await claimGeneration(db, done.id, 'r', 60);
+    await completeGeneration(db, done.id, 1, [{ key: 'k' }]);
+    const failed = (await insert(db))!;
+    await failGeneration(db, failed.id, null, 'boom', 'it broke');
+    const canceled = (await insert(db))!;
+    await cancelGeneration(db, canceled.id, ANONYMOUS_KEY_ID);
+    for (const g of [done, failed, canceled]) {
+      const before = await getGeneration(db, g.id);
+      assert.is(await claimGeneration(db, g.id, 'r', 0), null);
+      assert.is(await reportProgress(db, g.id, 1, 1, 20, 60), null);
+      assert.is(await completeGeneration(db, g.id, 1, [{ key: 'x' }]), null);
+      assert.is(await failGeneration(db, g.id, null, 'x', 'x'), null);
+      assert.is(await failGeneration(db, g.id, 1, 'x', 'x'), null);
+      assert.is(await cancelGeneration(db, g.id, ANONYMOUS_KEY_ID), null);
+      assert.equal(await getGeneration(db, g.id), before);
+    }
+  });
+
+  it('a claim whose lease expired can be claimed again, and the old claim can no longer report', async ({ db }) => {
+    const g = (await insert(db))!;
+    assert.ok(await claimGeneration(db, g.id, 'runner-a', 0));
+    await db.query('SELECT pg_sleep(0.01)');
+    const again = await claimGeneration(db, g.id, 'runner-b', 60);
+    assert.is(again?.attempts, 2);
+    assert.is(again?.runnerId, 'runner-b');
+    assert.is(await reportProgress(db, g.id, 1, 5, 20, 60), null, 'stale attempt');
+    assert.is(await completeGeneration(db, g.id, 1, [{ key: 'x' }]), null, 'stale attempt');
+    assert.is((await completeGeneration(db, g.id, 2, [{ key: 'x' }]))?.status, 'completed');
+  });
+
+  it('concurrent claims of one generation: exactly one wins', async ({ db }) => {
+    for (let round = 0; round < 5; round++) {
+      const g = (await insert(db))!;
+      const results = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => claimGeneration(db, g.id, `runner-${i}`, 60)),
+      );
+      assert.is(results.filter(Boolean).length, 1);
+      assert.is((await getGeneration(db, g.id))?.attempts, 1);
+    }
+  });
+
+  it('cancel applies to pending and processing, only for the owner', async ({ db }) => {
+    const pending = (await insert(db))!;
+    assert.is(await cancelGeneration(db, pending.id, '11111111-1111-1111-1111-111111111111'), null);
+    assert.is((await cancelGeneration(db, pending.id, ANONYMOUS_KEY_ID))?.status, 'canceled');
+    const running = (await insert(db))!;
+    await claimGeneration(db, running.id, 'r', 60);
+    assert.is((await cancelGeneration(db, running.id, ANONYMOUS_KEY_ID))?.status, 'canceled');
+    assert.is(await reportProgress(db, running.id, 1, 2, 20, 60), null, 'runner learns at next report');
+  });
+
+  it('cap on unfinished generations and idempotency keys', async ({ db }) => {
+    await db.query(`UPDATE generations SET status = 'failed' WHERE status IN ('pending', 'processing')`);
+    const capped = (k: string | null) => insert(db, { maxUnfinished: 2, idempotencyKey: k, requestHash: k && 'h' });
+    assert.ok(await capped(null));
+    assert.ok(await capped('key-1'));
+    assert.is(await capped(null), null, 'third unfinished refused');
+    await db.query(`UPDATE generations SET status = 'failed' WHERE status = 'pending'`);
+    assert.is(await capped('key-1'), null, 'same idempotency key refused');
+    assert.ok(await capped('key-2'));
+  });
+
+  it('queue position, listing and dispatch follow submission order', async ({ db }) => {
+    await db.query(`UPDATE generations SET status = 'failed', dispatched_at = now() WHERE status IN ('pending', 'processing') OR dispatched_at IS NULL`);
+    const a = (await insert(db))!;
+    const b = (await insert(db))!;
+    const c = (await insert(db))!;
+    assert.is((await getGeneration(db, a.id))?.queuePosition, 0);
+    assert.is((await getGeneration(db, c.id))?.queuePosition, 2);
+    await claimGeneration(db, a.id, 'r', 60);
+    assert.is((await getGeneration(db, c.id))?.queuePosition, 1);
+    assert.is((await getGeneration(db, a.id))?.queuePosition, null);
+
+    const page = await listGenerations(db, { apiKeyId: ANONYMOUS_KEY_ID, limit: 2 });
+    assert.equal(page.map((g) => g.id), [c.id, b.id]);
+    const next = await listGenerations(db, { apiKeyId: ANONYMOUS_KEY_ID, limit: 2, beforeSeq: b.seq });
+    assert.is(next[0]?.id, a.id);
+    const onlyProcessing = await listGenerations(db, { apiKeyId: ANONYMOUS_KEY_ID, limit: 10, status: 'processing' });
+    assert.equal(onlyProcessing.map((g) => g.id), [a.id]);
+
+    const batch = await leaseForDispatch(db, 10, 30);
+    assert.equal(batch.map((x) => x.id), [b.id, c.id], 'pending, undispatched, oldest first');
+    assert.equal(await leaseForDispatch(db, 10, 30), [], 'leased batch is not handed out twice');
+    await markDispatched(db, [b.id]);
+    assert.ok((await getGeneration(db, b.id))?.dispatchedAt);
+    assert.is((await getGeneration(db, c.id))?.dispatchedAt, null);
+  });
+
+  it('every versioned change is announced on the change channel', async ({ db }) => {
+    const g = (await insert(db))!;
+    const seen: string[] = [];
+    let notify: () => void = () => {};
+    const stop = await db.listen('itemgen_generation_changed', (payload) => {
+      if (payload.startsWith(g.id)) {
+        seen.push(payload);
+        notify();
+      }
+    });
+    const arrived = new Promise<void>((resolve) => (notify = resolve));
+    const claimed = await claimGeneration(db, g.id, 'r', 60);
+    await arrived;
+    await stop();
+    assert.equal(seen, [`${g.id} ${claimed!.version}`]);
+  });
+
+  it.run();
+}
