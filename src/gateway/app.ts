@@ -26,7 +26,11 @@ export function createApp(deps: GatewayDeps) {
     '*',
     bodyLimit({
       maxSize: settings.maxBodyBytes,
-      onError: (c) => problem(c, bodyTooLarge()),
+      // The rest of the body stays unread, so this connection cannot carry another request.
+      onError: (c) => {
+        c.header('Connection', 'close');
+        return problem(c, bodyTooLarge());
+      },
     }),
   );
 

@@ -159,7 +159,7 @@ export function generationsRoutes(deps: GatewayDeps) {
     if (canceled) return c.json(presentGeneration(canceled, baseUrl(c, deps.settings)), 200);
     const current = await getGeneration(deps.db, id, apiKeyId);
     if (!current) throw notFound();
-    throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { status: current.status });
+    throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { generation_status: current.status });
   });
 
   app.openapi(eventsRoute, async (c) => {

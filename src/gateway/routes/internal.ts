@@ -61,11 +61,11 @@ const secondsUntil = (d: Date | null) => Math.max(1, Math.ceil(((d?.getTime() ??
 /** Why a transition did not apply, as a 409 the runner can act on. */
 function conflict(current: Generation, attemptNo: number | null): AppError {
   if (current.status === 'canceled') {
-    return new AppError(409, 'canceled', 'The generation was canceled; stop working on it.', { status: current.status, stop: true });
+    return new AppError(409, 'canceled', 'The generation was canceled; stop working on it.', { generation_status: current.status, stop: true });
   }
   if (isTerminal(current.status)) {
     return new AppError(409, 'already_finished', `The generation is already ${current.status}.`, {
-      status: current.status,
+      generation_status: current.status,
       stop: true,
     });
   }
@@ -75,12 +75,12 @@ function conflict(current: Generation, attemptNo: number | null): AppError {
       409,
       'claimed',
       'Another runner holds the claim; it can be claimed again if its lease expires.',
-      { status: current.status, retry_after_s: retryAfter },
+      { generation_status: current.status, retry_after_s: retryAfter },
       { 'Retry-After': String(retryAfter) },
     );
   }
   return new AppError(409, 'lease_lost', 'This claim is no longer current (lease expired and claimed again, or never claimed).', {
-    status: current.status,
+    generation_status: current.status,
     stop: true,
   });
 }

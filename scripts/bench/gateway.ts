@@ -1,0 +1,537 @@
+// `npm run bench:gateway`: throughput and latency of the gateway on real PostgreSQL and RabbitMQ,
+// next to the raw single-row insert limit of the same PostgreSQL, in one run of about 2 minutes.
+//
+// Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
+// (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
+// (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer.
+// Everything runs against a scratch database and a per-run queue prefix, both removed at the end.
+//
+// The gateway and the load generator are separate child processes (gateway-server.ts,
+// load-worker.ts): on a 2-core machine a shared event loop would measure the generator, not the
+// gateway. Each phase also reports how many cores the gateway, PostgreSQL, RabbitMQ and the load
+// generator used, which is where a miss is first diagnosed.
+//
+// Exits 1 when any request failed (non-2xx, socket error, timeout) or a job message never
+// arrived; a missed performance target is reported, not fatal.
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import amqp from 'amqplib';
+import postgres from 'postgres';
+import { runKeysCli } from '../../src/gateway/keys-cli.ts';
+import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import type { LoadJob, LoadResult } from './load-worker.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const DB_NAME = 'itemgen_bench';
+const PREFIX = `bench-${Date.now()}`;
+const POOL_SIZE = 32;
+const LEVELS = [1, 16, 64];
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 9);
+const WARMUP_S = 2;
+const READ_IDS = 2000;
+const DISPATCH_JOBS = 400;
+const DISPATCH_INTERVAL_MS = 10;
+
+const TARGETS = {
+  rawRatioAt64: 0.5,
+  p99At64Ms: 50,
+  submitsAt1: 800,
+  readsAt64: 5000,
+  dispatchP50Ms: 10,
+};
+
+const SUBMIT_BODY = JSON.stringify({ prompt: 'tsuki_advtr, a glowing sword', num_inference_steps: 30 });
+// What the gateway stores for SUBMIT_BODY (defaults and a seed filled in), so pgbench writes rows
+// of the same size.
+const STORED_PARAMS = JSON.stringify({
+  prompt: 'tsuki_advtr, a glowing sword',
+  negative_prompt: '',
+  num_inference_steps: 30,
+  guidance_scale: 7.5,
+  seed: 1234567890,
+  width: 512,
+  height: 512,
+  scheduler: 'ddim',
+  num_images: 1,
+});
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting from /proc: cores used per process group over a phase. Absent off Linux.
+
+const TICKS_PER_S = 100; // USER_HZ; 100 on every Linux this runs on.
+type CpuGroups = { gateway: number[]; load: number[]; pgbench?: number[] };
+type CpuSample = { at: number; byPid: Map<number, number>; comm: Map<number, string>; idle: number; total: number };
+interface CpuUse {
+  gateway: number;
+  postgres: number;
+  rabbitmq: number;
+  load: number;
+  idle: number;
+}
+
+function readCpuSample(): CpuSample | null {
+  if (!fs.existsSync('/proc/stat')) return null;
+  const byPid = new Map<number, number>();
+  const comm = new Map<number, string>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+      byPid.set(Number(entry), Number(fields[11]) + Number(fields[12]));
+      comm.set(Number(entry), stat.slice(stat.indexOf('(') + 1, close));
+    } catch {
+      // The process exited between readdir and read.
+    }
+  }
+  const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { at: performance.now(), byPid, comm, idle: cpu[3]! + (cpu[4] ?? 0), total: cpu.reduce((a, b) => a + b, 0) };
+}
+
+function cpuUse(a: CpuSample | null, b: CpuSample | null, groups: CpuGroups): CpuUse | null {
+  if (!a || !b) return null;
+  const seconds = (b.at - a.at) / 1000;
+  const delta = (pid: number) => ((b.byPid.get(pid) ?? 0) - (a.byPid.get(pid) ?? 0)) / TICKS_PER_S / seconds;
+  const byComm = (name: string) => {
+    let sum = 0;
+    // A process born during the phase counts from zero; one that died is lost (rare: pools persist).
+    for (const [pid, c] of b.comm) if (c === name) sum += delta(pid);
+    return sum;
+  };
+  const sumPids = (pids: number[]) => pids.reduce((s, p) => s + delta(p), 0);
+  const total = b.total - a.total;
+  return {
+    gateway: sumPids(groups.gateway),
+    postgres: byComm('postgres'),
+    rabbitmq: byComm('beam.smp'),
+    load: sumPids([...groups.load, ...(groups.pgbench ?? [])]),
+    idle: total > 0 ? ((b.idle - a.idle) / total) * os.cpus().length : 0,
+  };
+}
+
+const fmtCpu = (u: CpuUse | null) =>
+  u
+    ? `gw ${u.gateway.toFixed(2)} · pg ${u.postgres.toFixed(2)} · mq ${u.rabbitmq.toFixed(2)} · load ${u.load.toFixed(2)} · idle ${u.idle.toFixed(2)}`
+    : 'n/a';
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+/** Resolves when `child` exits, or after `ms` (then it is killed). */
+async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 1: the raw insert limit, with pgbench and nothing else running.
+
+interface RawResult {
+  tps: number;
+  latencyAvgMs: number;
+  cpu: CpuUse | null;
+}
+
+async function rawInsertLimit(benchUrl: string, bench: postgres.Sql): Promise<RawResult> {
+  await bench.unsafe(`CREATE TABLE raw_jobs (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    params jsonb NOT NULL,
+    status text NOT NULL DEFAULT 'pending',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now())`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-bench-'));
+  const script = path.join(dir, 'insert.sql');
+  fs.writeFileSync(script, `INSERT INTO raw_jobs (params) VALUES ('${STORED_PARAMS}');\n`);
+  try {
+    const u = new URL(benchUrl);
+    const args = ['-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres')];
+    args.push('-n', '-c', '64', '-j', '2', '-T', '10', '-M', 'prepared', '-f', script, DB_NAME);
+    const child = spawn('/usr/bin/pgbench', args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) },
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    // pgbench spends its first moment connecting 64 clients; measure CPU over the steady part.
+    await sleep(1000);
+    const before = readCpuSample();
+    await sleep(8000);
+    const after = readCpuSample();
+    const code = await new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) resolve(child.exitCode);
+      else child.once('exit', (c) => resolve(c));
+    });
+    const tps = /tps = ([\d.]+)/.exec(out);
+    const lat = /latency average = ([\d.]+) ms/.exec(out);
+    if (code !== 0 || !tps) throw new Error(`pgbench failed (exit ${code}):\n${out}`);
+    return {
+      tps: Number(tps[1]),
+      latencyAvgMs: lat ? Number(lat[1]) : NaN,
+      cpu: cpuUse(before, after, { gateway: [], load: [], pgbench: [child.pid!] }),
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await bench.unsafe('DROP TABLE raw_jobs');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: the gateway and the load generator.
+
+async function startGatewayProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'gateway-server.ts')], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    // The gateway logs at warn; anything it says during the run is worth seeing.
+    process.stderr.write(`[gateway] ${d}`);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`gateway did not start within 30 s\n${stderr}`)), 30_000);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening\n${stderr}`));
+    });
+  });
+  return { child, url };
+}
+
+function startLoadWorker(): { child: ChildProcess; run(job: LoadJob): Promise<LoadResult> } {
+  const child = fork(path.join(HERE, 'load-worker.ts'), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  return {
+    child,
+    run: (job) =>
+      new Promise((resolve, reject) => {
+        const onExit = (code: number | null) => reject(new Error(`load worker exited with ${code}`));
+        child.once('exit', onExit);
+        child.once('message', (m: { ok: true; result: LoadResult } | { ok: false; error: string }) => {
+          child.off('exit', onExit);
+          if (m.ok) resolve(m.result);
+          else reject(new Error(`load worker: ${m.error}`));
+        });
+        child.send(job);
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+interface LevelResult extends LoadResult {
+  connections: number;
+  rps: number;
+  failed: number;
+  warmupFailed: number;
+  backlog: number;
+  drainS: number;
+  cpu: CpuUse | null;
+}
+
+interface DispatchResult {
+  delivered: number;
+  missing: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  submitP50Ms: number;
+}
+
+const failures = (r: LoadResult) =>
+  r.errors + r.timeouts + Object.entries(r.statuses).reduce((s, [code, n]) => (code.startsWith('2') ? s : s + n), 0);
+
+const describeFailures = (r: LoadResult) => {
+  const codes = Object.entries(r.statuses).filter(([c]) => !c.startsWith('2'));
+  const parts = codes.map(([c, n]) => `${n}×${c}`);
+  if (r.errors) parts.push(`${r.errors} socket errors`);
+  if (r.timeouts) parts.push(`${r.timeouts} timeouts`);
+  return parts.join(', ');
+};
+
+async function main(): Promise<number> {
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const benchUrl = withDatabase(ADMIN_URL, DB_NAME);
+  let bench: postgres.Sql | null = null;
+  let gateway: ChildProcess | null = null;
+  let load: ReturnType<typeof startLoadWorker> | null = null;
+  let mq: amqp.ChannelModel | null = null;
+
+  let tornDown: Promise<void> | null = null;
+  const teardown = () => (tornDown ??= removeEverything());
+  const removeEverything = async () => {
+    await stopChild(load?.child ?? null, 'SIGTERM', 5000);
+    await stopChild(gateway, 'SIGTERM', 10_000);
+    if (mq) await mq.close().catch(() => {});
+    await deleteTopology().catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
+    if (bench) await bench.end({ timeout: 5 });
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
+      console.error(`could not drop database ${DB_NAME}: ${err}`);
+    });
+    await admin.end({ timeout: 5 });
+  };
+  // Ctrl-C still removes the children, the queues and the scratch database.
+  process.once('SIGINT', () => void teardown().finally(() => process.exit(130)));
+
+  try {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);
+    bench = postgres(benchUrl, { max: 1, onnotice: () => {} });
+    const pgVersion = String((await admin`SHOW server_version`)[0]!.server_version);
+    console.log(`itemgen gateway bench — ${os.cpus().length} CPUs, node ${process.version}, PostgreSQL ${pgVersion}`);
+    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, pool ${POOL_SIZE}, ${DURATION_S} s per level\n`);
+
+    // 1. Raw insert limit, before the gateway holds any connections (max_connections is finite).
+    const raw = await rawInsertLimit(benchUrl, bench);
+    console.log(`raw insert limit (pgbench, 64 clients, prepared, 10 s): ${fmtInt(raw.tps)} inserts/s, avg ${fmtMs(raw.latencyAvgMs)} ms`);
+    console.log(`  cpu cores: ${fmtCpu(raw.cpu)} (load = pgbench)\n`);
+
+    // 2. Key, gateway, load generator.
+    const keyLines: string[] = [];
+    const keyExit = await runKeysCli(['create', '--name', 'bench', '--max-unfinished', '1000000'], (l) => keyLines.push(l), {
+      DATABASE_URL: benchUrl,
+    });
+    const apiKey = keyLines[0];
+    if (keyExit !== 0 || !apiKey?.startsWith('igk_')) throw new Error(`could not create an API key:\n${keyLines.join('\n')}`);
+    const started = await startGatewayProcess({
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? os.tmpdir(),
+      DATABASE_URL: benchUrl,
+      DATABASE_POOL_SIZE: String(POOL_SIZE),
+      AMQP_URL,
+      AMQP_PREFIX: PREFIX,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+    });
+    gateway = started.child;
+    const baseUrl = started.url;
+    load = startLoadWorker();
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const submitJob = (connections: number, durationS: number): LoadJob => ({
+      url: baseUrl,
+      connections,
+      durationS,
+      method: 'POST',
+      path: '/v1/generations',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: SUBMIT_BODY,
+    });
+    const undispatched = async () =>
+      Number((await bench!`SELECT count(*)::int AS n FROM generations WHERE status = 'pending' AND dispatched_at IS NULL`)[0]!.n);
+    /** Waits (bounded) for the dispatcher to publish everything, so a phase does not inherit work. */
+    const drain = async (): Promise<number> => {
+      const t0 = performance.now();
+      while ((await undispatched()) > 0 && performance.now() - t0 < 60_000) await sleep(100);
+      return (performance.now() - t0) / 1000;
+    };
+    const groups = (): CpuGroups => ({ gateway: [gateway!.pid!], load: [load!.child.pid!] });
+
+    console.log('POST /v1/generations');
+    console.log(`${pad('conns', 6)} ${pad('req/s', 8)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('failed', 7)} ${pad('backlog', 8)} ${pad('drain s', 8)}  cpu cores`);
+    const levels: LevelResult[] = [];
+    for (const connections of LEVELS) {
+      const warm = await load.run(submitJob(connections, WARMUP_S));
+      await drain();
+      const before = readCpuSample();
+      const r = await load.run(submitJob(connections, DURATION_S));
+      const after = readCpuSample();
+      // Jobs committed but not yet published when the load stops: whether the dispatcher keeps up.
+      const backlog = await undispatched();
+      const drainS = await drain();
+      const level: LevelResult = {
+        ...r,
+        connections,
+        rps: r.ok / r.durationS,
+        failed: failures(r),
+        warmupFailed: failures(warm),
+        backlog,
+        drainS,
+        cpu: cpuUse(before, after, groups()),
+      };
+      levels.push(level);
+      console.log(
+        `${pad(connections, 6)} ${pad(fmtInt(level.rps), 8)} ${pad(fmtMs(r.p50Ms), 8)} ${pad(fmtMs(r.p99Ms), 8)} ${pad(level.failed + level.warmupFailed, 7)} ${pad(fmtInt(backlog), 8)} ${pad(drainS.toFixed(1), 8)}  ${fmtCpu(level.cpu)}`,
+      );
+      if (level.failed) console.log(`       failures: ${describeFailures(r)}`);
+      if (level.warmupFailed) console.log(`       warm-up failures: ${describeFailures(warm)}`);
+    }
+    const rows = Number((await bench`SELECT count(*)::int AS n FROM generations`)[0]!.n);
+
+    // 3. Status reads over ids spread through the table (all still pending: no runner here).
+    const ids = (await bench`SELECT id FROM generations ORDER BY random() LIMIT ${READ_IDS}`).map((r) => String(r.id));
+    const readJob = (durationS: number): LoadJob => ({
+      url: baseUrl,
+      connections: 64,
+      durationS,
+      method: 'GET',
+      headers: auth,
+      paths: ids.map((id) => `/v1/generations/${id}`),
+    });
+    const readWarm = await load.run(readJob(WARMUP_S));
+    const rb = readCpuSample();
+    const reads = await load.run(readJob(DURATION_S));
+    const ra = readCpuSample();
+    const readCpu = cpuUse(rb, ra, groups());
+    const readRps = reads.ok / reads.durationS;
+    const readFailed = failures(reads) + failures(readWarm);
+    console.log(`\nGET /v1/generations/{id} (64 conns, ${ids.length} ids, ${fmtInt(rows)} rows)`);
+    console.log(`${pad('', 6)} ${pad(fmtInt(readRps), 8)} ${pad(fmtMs(reads.p50Ms), 8)} ${pad(fmtMs(reads.p99Ms), 8)} ${pad(readFailed, 7)}  cpu cores: ${fmtCpu(readCpu)}`);
+    if (readFailed) console.log(`       failures: ${describeFailures(reads)} ${describeFailures(readWarm)}`);
+
+    // 4. Dispatch latency: a consumer here, paced submits from here (one connection), matched by id.
+    const topology = topologyFor(PREFIX);
+    mq = await amqp.connect(AMQP_URL);
+    const ch = await mq.createChannel();
+    await drain();
+    await ch.purgeQueue(topology.workQueue); // the earlier phases' messages: nobody consumed them.
+    const deliveredAt = new Map<string, number>();
+    await ch.prefetch(1000);
+    await ch.consume(
+      topology.workQueue,
+      (msg) => {
+        if (!msg) return;
+        const at = performance.now();
+        try {
+          const id = (JSON.parse(msg.content.toString('utf8')) as { id?: string }).id;
+          if (id && !deliveredAt.has(id)) deliveredAt.set(id, at);
+        } finally {
+          ch.ack(msg);
+        }
+      },
+      { noAck: false },
+    );
+    const respondedAt = new Map<string, number>();
+    const submitMs: number[] = [];
+    let dispatchFailed = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < DISPATCH_JOBS; i++) {
+      // Steady pacing against the clock, so a slow response does not shift every later submit.
+      const wait = t0 + i * DISPATCH_INTERVAL_MS - performance.now();
+      if (wait > 0) await sleep(wait);
+      const sent = performance.now();
+      const res = await fetch(`${baseUrl}/v1/generations`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: SUBMIT_BODY,
+      });
+      const at = performance.now(); // headers in: the row is committed
+      await res.arrayBuffer();
+      const id = res.headers.get('location')?.split('/').pop();
+      if (res.status !== 202 || !id) {
+        dispatchFailed++;
+        continue;
+      }
+      respondedAt.set(id, at);
+      submitMs.push(at - sent);
+    }
+    for (let waited = 0; waited < 10_000 && [...respondedAt.keys()].some((id) => !deliveredAt.has(id)); waited += 50) {
+      await sleep(50);
+    }
+    const lat = [...respondedAt].filter(([id]) => deliveredAt.has(id)).map(([id, at]) => deliveredAt.get(id)! - at);
+    const dispatch: DispatchResult = {
+      delivered: lat.length,
+      missing: respondedAt.size - lat.length,
+      p50Ms: percentile(lat, 50),
+      p99Ms: percentile(lat, 99),
+      maxMs: Math.max(...lat),
+      submitP50Ms: percentile(submitMs, 50),
+    };
+    await mq.close();
+    mq = null;
+    console.log(
+      `\ndispatch latency (submit response → consumer delivery, ${DISPATCH_JOBS} jobs at ${1000 / DISPATCH_INTERVAL_MS}/s, 1 conn)`,
+    );
+    console.log(
+      `  p50 ${fmtMs(dispatch.p50Ms)} ms · p99 ${fmtMs(dispatch.p99Ms)} ms · max ${fmtMs(dispatch.maxMs)} ms · delivered ${dispatch.delivered}/${respondedAt.size} · submit p50 ${fmtMs(dispatch.submitP50Ms)} ms · failed ${dispatchFailed}`,
+    );
+
+    // Summary.
+    const at = (c: number) => levels.find((l) => l.connections === c)!;
+    const l1 = at(1);
+    const l64 = at(64);
+    const ratio = l64.rps / raw.tps;
+    const submitFailures = levels.reduce((s, l) => s + l.failed + l.warmupFailed, 0);
+    const totalFailures = submitFailures + readFailed + dispatchFailed + dispatch.missing;
+    const lines = [
+      `raw inserts/s @64 (pgbench)    ${pad(fmtInt(raw.tps), 7)}   avg ${fmtMs(raw.latencyAvgMs)} ms`,
+      ...levels.map(
+        (l) => `submits/s @${pad(l.connections, 2)}                ${pad(fmtInt(l.rps), 7)}   p50 ${pad(fmtMs(l.p50Ms), 5)} ms  p99 ${pad(fmtMs(l.p99Ms), 5)} ms`,
+      ),
+      `submits @64 / raw inserts      ${pad((ratio * 100).toFixed(1) + '%', 7)}`,
+      `status reads/s @64             ${pad(fmtInt(readRps), 7)}   p50 ${pad(fmtMs(reads.p50Ms), 5)} ms  p99 ${pad(fmtMs(reads.p99Ms), 5)} ms`,
+      `dispatch latency               ${pad('', 7)}   p50 ${pad(fmtMs(dispatch.p50Ms), 5)} ms  p99 ${pad(fmtMs(dispatch.p99Ms), 5)} ms`,
+      `failed requests / lost jobs    ${pad(totalFailures, 7)}`,
+      '',
+      `${verdict(ratio >= TARGETS.rawRatioAt64 && l64.p99Ms <= TARGETS.p99At64Ms)}  submits @64 ≥ ${TARGETS.rawRatioAt64 * 100}% of raw inserts and p99 ≤ ${TARGETS.p99At64Ms} ms  (${(ratio * 100).toFixed(1)}%, p99 ${fmtMs(l64.p99Ms)} ms)`,
+      `${verdict(l1.rps >= TARGETS.submitsAt1)}  submits @1 ≥ ${fmtInt(TARGETS.submitsAt1)}/s  (${fmtInt(l1.rps)}/s)`,
+      `${verdict(readRps >= TARGETS.readsAt64)}  status reads @64 ≥ ${fmtInt(TARGETS.readsAt64)}/s  (${fmtInt(readRps)}/s)`,
+      `${verdict(dispatch.p50Ms <= TARGETS.dispatchP50Ms)}  dispatch p50 ≤ ${TARGETS.dispatchP50Ms} ms  (${fmtMs(dispatch.p50Ms)} ms)`,
+      `${verdict(totalFailures === 0)}  zero failed requests  (${totalFailures})`,
+    ];
+    console.log(`\n──── summary ────\n${lines.join('\n')}`);
+    return totalFailures === 0 ? 0 : 1;
+  } finally {
+    await teardown();
+  }
+
+  async function deleteTopology() {
+    const t = topologyFor(PREFIX);
+    const conn = await amqp.connect(AMQP_URL);
+    try {
+      const ch = await conn.createChannel();
+      for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
+      for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
+    } finally {
+      await conn.close();
+    }
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err instanceof Error ? err.stack : err);
+    process.exit(1);
+  },
+);
