@@ -41,7 +41,8 @@ export function createMemoryQueue(options: { deliveryLimit: number }): JobQueue 
           deliveryCount: entry.deliveries,
           ack: settle(() => {}),
           requeue: settle(() => {
-            if (entry.deliveries >= options.deliveryLimit) toDead(entry.body, 'delivery_limit');
+            // As RabbitMQ: dead once returned more times than the limit.
+            if (entry.deliveries > options.deliveryLimit) toDead(entry.body, 'delivery_limit');
             else ready.push(entry);
           }),
           reject: settle(() => toDead(entry.body, 'rejected')),
