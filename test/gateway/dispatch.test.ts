@@ -4,6 +4,7 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { watchChanges } from '../helpers/changes.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { AMQP_URL } from '../helpers/services.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -116,7 +117,7 @@ it('a message past its delivery limit is dead-lettered and its generation failed
     await delivered(ctx, id);
     const msg = ctx.received.get(id)!;
     ctx.received.delete(id);
-    const watching = delivery === 3 ? await watchChanges(ctx, id) : null;
+    const watching = delivery === 3 ? await watchChanges(ctx.t.gw.db, id) : null;
     ctx.ch.nack(msg, false, true);
     await watching?.changed;
   }
@@ -124,15 +125,5 @@ it('a message past its delivery limit is dead-lettered and its generation failed
   assert.is(g.status, 'failed');
   assert.is(g.error.code, 'delivery_limit_exceeded');
 });
-
-/** Listens (before returning) for the generation's next change, a database change notification. */
-async function watchChanges(ctx: Ctx, id: string): Promise<{ changed: Promise<void> }> {
-  let seen: () => void = () => {};
-  const next = new Promise<void>((resolve) => (seen = resolve));
-  const stop = await ctx.t.gw.db.listen('itemgen_generation_changed', (payload) => {
-    if (payload.startsWith(id)) seen();
-  });
-  return { changed: next.then(stop) };
-}
 
 it.run();
