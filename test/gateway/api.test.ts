@@ -160,7 +160,7 @@ it('bad input: each gets its 4xx problem and changes nothing', async ({ t, alice
 it('keys: missing, malformed, unknown → 401; a key sees only its own generations', async ({ t, alice, bob }) => {
   const before = await t.countGenerations();
   const body = { prompt: 'a sword' };
-  for (const headers of [{}, { authorization: 'Basic abc' }, { authorization: 'Bearer igk_unknown' }, { authorization: `Bearer ${alice} x` }]) {
+  for (const headers of [{} as Record<string, string>, { authorization: 'Basic abc' }, { authorization: 'Bearer igk_unknown' }, { authorization: `Bearer ${alice} x` }]) {
     const res = await t.call('POST', '/v1/generations', { body, headers });
     await expectProblem(res, 401, 'unauthorized');
     assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/);

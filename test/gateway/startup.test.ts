@@ -28,7 +28,7 @@ test('loopback with keys configured requires a key', async () => {
 });
 
 test('a non-loopback address without keys or without a runner token refuses to start', async () => {
-  for (const env of [{ HOST: '0.0.0.0' }, { HOST: '0.0.0.0', RUNNER_TOKEN: '' }]) {
+  for (const env of [{ HOST: '0.0.0.0' } as Record<string, string>, { HOST: '0.0.0.0', RUNNER_TOKEN: '' }]) {
     try {
       await startTestGateway({ store: 'postgres', env });
       assert.unreachable('started without authentication');
