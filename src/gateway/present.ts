@@ -80,3 +80,9 @@ export const problemSchema = z
   })
   .catchall(z.unknown())
   .openapi('Problem');
+
+/** An OpenAPI response entry for an error answered as problem+json. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: problemSchema } },
+});

@@ -9,14 +9,10 @@ import { getGeneration } from '../../store/sql/getGeneration.ts';
 import { listGenerations } from '../../store/sql/listGenerations.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl, requireJson } from '../http.ts';
-import { generationSchema, presentGeneration, problemSchema } from '../present.ts';
+import { generationSchema, presentGeneration, problemResponse as problem } from '../present.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
 import { validationHook } from '../validation.ts';
 
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: problemSchema } },
-});
 const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const security = [{ bearer: [] }];
 

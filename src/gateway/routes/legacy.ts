@@ -7,14 +7,10 @@ import { legacyGenerateSchema, legacyToParams } from '../../core/request.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl, requireJson } from '../http.ts';
-import { legacyStatusSchema, presentLegacy, problemSchema } from '../present.ts';
+import { legacyStatusSchema, presentLegacy, problemResponse as problem } from '../present.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
 import { validationHook } from '../validation.ts';
 
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: problemSchema } },
-});
 const security = [{ bearer: [] }];
 
 const generateRoute = createRoute({
