@@ -45,9 +45,24 @@ export function errorHandler(log: Logger) {
       if (err.status === 413) return problem(c, bodyTooLarge());
       return problem(c, new AppError(err.status, `http_${err.status}`, err.message || TITLES[err.status] || 'Error'));
     }
+    if (isDatabaseUnavailable(err)) {
+      log.error('database unavailable', { err, method: c.req.method, path: c.req.path });
+      return problem(
+        c,
+        new AppError(503, 'database_unavailable', 'The job store is unreachable; nothing was changed. Retry shortly.', {}, { 'Retry-After': '5' }),
+      );
+    }
     log.error('unhandled error', { err, stack: err.stack, method: c.req.method, path: c.req.path });
     return problem(c, new AppError(500, 'internal_error', 'Something went wrong on our side; the request may be retried.'));
   };
+}
+
+/** Connection-level failures (refused, reset, server shutting down), as opposed to a faulty statement. */
+function isDatabaseUnavailable(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'].includes(code)
+    || /^(08|57P0)/.test(code);
 }
 
 export const bodyTooLarge = () => new AppError(413, 'body_too_large', 'The request body is larger than this endpoint accepts.');
