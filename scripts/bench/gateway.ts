@@ -1,5 +1,5 @@
 // `npm run bench:gateway`: throughput and latency of the gateway on real PostgreSQL and RabbitMQ,
-// next to the raw single-row insert limit of the same PostgreSQL, in one run of about 2 minutes.
+// next to the raw single-row insert limit of the same PostgreSQL, in one run of about a minute.
 //
 // Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
@@ -72,6 +72,8 @@ interface CpuUse {
   postgres: number;
   rabbitmq: number;
   load: number;
+  /** Busy cores not accounted for above: another workload on the machine, which skews the phase. */
+  other: number;
   idle: number;
 }
 
@@ -107,19 +109,23 @@ function cpuUse(a: CpuSample | null, b: CpuSample | null, groups: CpuGroups): Cp
     return sum;
   };
   const sumPids = (pids: number[]) => pids.reduce((s, p) => s + delta(p), 0);
+  const cores = os.cpus().length;
   const total = b.total - a.total;
-  return {
+  const idle = total > 0 ? ((b.idle - a.idle) / total) * cores : 0;
+  const use = {
     gateway: sumPids(groups.gateway),
     postgres: byComm('postgres'),
     rabbitmq: byComm('beam.smp'),
-    load: sumPids([...groups.load, ...(groups.pgbench ?? [])]),
-    idle: total > 0 ? ((b.idle - a.idle) / total) * os.cpus().length : 0,
+    // The bench process itself is a load generator too (dispatch phase, bookkeeping).
+    load: sumPids([process.pid, ...groups.load, ...(groups.pgbench ?? [])]),
   };
+  const known = use.gateway + use.postgres + use.rabbitmq + use.load;
+  return { ...use, other: Math.max(0, cores - idle - known), idle };
 }
 
 const fmtCpu = (u: CpuUse | null) =>
   u
-    ? `gw ${u.gateway.toFixed(2)} · pg ${u.postgres.toFixed(2)} · mq ${u.rabbitmq.toFixed(2)} · load ${u.load.toFixed(2)} · idle ${u.idle.toFixed(2)}`
+    ? `gw ${u.gateway.toFixed(2)} · pg ${u.postgres.toFixed(2)} · mq ${u.rabbitmq.toFixed(2)} · load ${u.load.toFixed(2)} · other ${u.other.toFixed(2)} · idle ${u.idle.toFixed(2)}`
     : 'n/a';
 
 // ---------------------------------------------------------------------------------------------
@@ -264,8 +270,9 @@ interface LevelResult extends LoadResult {
   rps: number;
   failed: number;
   warmupFailed: number;
+  pendingAtStart: number;
   backlog: number;
-  drainS: number;
+  perPublish: number;
   cpu: CpuUse | null;
 }
 
@@ -310,8 +317,11 @@ async function main(): Promise<number> {
     });
     await admin.end({ timeout: 5 });
   };
-  // Ctrl-C still removes the children, the queues and the scratch database.
-  process.once('SIGINT', () => void teardown().finally(() => process.exit(130)));
+  // Ctrl-C still removes the children, the queues and the scratch database. `on`, not `once`: a
+  // terminal's SIGINT and tsx's relay of it both arrive, and the second must not kill the teardown.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void teardown().finally(() => process.exit(130)));
+  }
 
   try {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
@@ -360,45 +370,64 @@ async function main(): Promise<number> {
     const undispatched = async () =>
       Number((await bench!`SELECT count(*)::int AS n FROM generations WHERE status = 'pending' AND dispatched_at IS NULL`)[0]!.n);
     /** Waits (bounded) for the dispatcher to publish everything, so a phase does not inherit work. */
-    const drain = async (): Promise<number> => {
+    const drain = async () => {
       const t0 = performance.now();
       while ((await undispatched()) > 0 && performance.now() - t0 < 60_000) await sleep(100);
-      return (performance.now() - t0) / 1000;
     };
     const groups = (): CpuGroups => ({ gateway: [gateway!.pid!], load: [load!.child.pid!] });
+    const pending = async () =>
+      Number((await bench!`SELECT count(*)::int AS n FROM generations WHERE status = 'pending'`)[0]!.n);
+    /** The dispatcher's batch histogram, to tell one publish per submit from coalesced batches. */
+    const dispatchCounters = async () => {
+      const text = await (await fetch(`${baseUrl}/metrics`)).text();
+      const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { messages: read('itemgen_dispatch_batch_size_sum'), batches: read('itemgen_dispatch_batch_size_count') };
+    };
 
     console.log('POST /v1/generations');
-    console.log(`${pad('conns', 6)} ${pad('req/s', 8)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('failed', 7)} ${pad('backlog', 8)} ${pad('drain s', 8)}  cpu cores`);
+    console.log(
+      `${pad('conns', 6)} ${pad('req/s', 8)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('failed', 7)} ${pad('pending', 8)} ${pad('backlog', 8)} ${pad('msg/pub', 8)}`,
+    );
     const levels: LevelResult[] = [];
     for (const connections of LEVELS) {
       const warm = await load.run(submitJob(connections, WARMUP_S));
       await drain();
+      // Every submit counts the key's unfinished jobs, so the level's cost depends on this.
+      const pendingAtStart = await pending();
+      const d0 = await dispatchCounters();
       const before = readCpuSample();
       const r = await load.run(submitJob(connections, DURATION_S));
       const after = readCpuSample();
       // Jobs committed but not yet published when the load stops: whether the dispatcher keeps up.
       const backlog = await undispatched();
-      const drainS = await drain();
+      await drain();
+      const d1 = await dispatchCounters();
       const level: LevelResult = {
         ...r,
         connections,
         rps: r.ok / r.durationS,
         failed: failures(r),
         warmupFailed: failures(warm),
+        pendingAtStart,
         backlog,
-        drainS,
+        perPublish: (d1.messages - d0.messages) / (d1.batches - d0.batches),
         cpu: cpuUse(before, after, groups()),
       };
       levels.push(level);
       console.log(
-        `${pad(connections, 6)} ${pad(fmtInt(level.rps), 8)} ${pad(fmtMs(r.p50Ms), 8)} ${pad(fmtMs(r.p99Ms), 8)} ${pad(level.failed + level.warmupFailed, 7)} ${pad(fmtInt(backlog), 8)} ${pad(drainS.toFixed(1), 8)}  ${fmtCpu(level.cpu)}`,
+        `${pad(connections, 6)} ${pad(fmtInt(level.rps), 8)} ${pad(fmtMs(r.p50Ms), 8)} ${pad(fmtMs(r.p99Ms), 8)} ${pad(level.failed + level.warmupFailed, 7)} ${pad(fmtInt(pendingAtStart), 8)} ${pad(fmtInt(backlog), 8)} ${pad(Number.isFinite(level.perPublish) ? level.perPublish.toFixed(1) : '-', 8)}`,
       );
+      console.log(`${pad('', 6)} cpu cores: ${fmtCpu(level.cpu)}`);
       if (level.failed) console.log(`       failures: ${describeFailures(r)}`);
       if (level.warmupFailed) console.log(`       warm-up failures: ${describeFailures(warm)}`);
     }
+    console.log(
+      `  pending = the key's unfinished jobs when the level starts; backlog = committed but unpublished when it ends;\n  msg/pub = messages per dispatcher publish batch`,
+    );
     const rows = Number((await bench`SELECT count(*)::int AS n FROM generations`)[0]!.n);
 
-    // 3. Status reads over ids spread through the table (all still pending: no runner here).
+    // 3. Status reads over ids spread through the table. All are still pending (no runner here), so
+    // each read also counts its queue position, as a client polling a queued job makes it do.
     const ids = (await bench`SELECT id FROM generations ORDER BY random() LIMIT ${READ_IDS}`).map((r) => String(r.id));
     const readJob = (durationS: number): LoadJob => ({
       url: baseUrl,
@@ -415,8 +444,10 @@ async function main(): Promise<number> {
     const readCpu = cpuUse(rb, ra, groups());
     const readRps = reads.ok / reads.durationS;
     const readFailed = failures(reads) + failures(readWarm);
-    console.log(`\nGET /v1/generations/{id} (64 conns, ${ids.length} ids, ${fmtInt(rows)} rows)`);
-    console.log(`${pad('', 6)} ${pad(fmtInt(readRps), 8)} ${pad(fmtMs(reads.p50Ms), 8)} ${pad(fmtMs(reads.p99Ms), 8)} ${pad(readFailed, 7)}  cpu cores: ${fmtCpu(readCpu)}`);
+    console.log(`\nGET /v1/generations/{id} (${ids.length} random ids of ${fmtInt(rows)} rows, all pending)`);
+    console.log(`${pad('conns', 6)} ${pad('req/s', 8)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('failed', 7)}`);
+    console.log(`${pad(64, 6)} ${pad(fmtInt(readRps), 8)} ${pad(fmtMs(reads.p50Ms), 8)} ${pad(fmtMs(reads.p99Ms), 8)} ${pad(readFailed, 7)}`);
+    console.log(`${pad('', 6)} cpu cores: ${fmtCpu(readCpu)}`);
     if (readFailed) console.log(`       failures: ${describeFailures(reads)} ${describeFailures(readWarm)}`);
 
     // 4. Dispatch latency: a consumer here, paced submits from here (one connection), matched by id.
@@ -509,6 +540,11 @@ async function main(): Promise<number> {
       `${verdict(dispatch.p50Ms <= TARGETS.dispatchP50Ms)}  dispatch p50 ≤ ${TARGETS.dispatchP50Ms} ms  (${fmtMs(dispatch.p50Ms)} ms)`,
       `${verdict(totalFailures === 0)}  zero failed requests  (${totalFailures})`,
     ];
+    // A busy neighbour (a test suite, a build) on a 2-core machine lowers every number; say so.
+    const maxOther = Math.max(...[raw.cpu, ...levels.map((l) => l.cpu), readCpu].map((u) => u?.other ?? 0));
+    if (maxOther > 0.25) {
+      lines.push(`WARNING: other processes used up to ${maxOther.toFixed(2)} cores during a phase; rerun on a quiet machine`);
+    }
     console.log(`\n──── summary ────\n${lines.join('\n')}`);
     return totalFailures === 0 ? 0 : 1;
   } finally {
