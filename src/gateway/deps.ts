@@ -4,13 +4,14 @@ import type { JobQueue } from '../queue/types.ts';
 import type { Db } from '../store/db.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
+import type { Dispatcher } from './dispatcher.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface GatewayDeps {
   db: Db;
   queue: JobQueue;
-  /** Told after each committed submit (src/gateway/dispatcher.ts). */
-  dispatcher: { wake(): void };
+  /** Handed each committed submit (src/gateway/dispatcher.ts). */
+  dispatcher: Pick<Dispatcher, 'enqueue'>;
   changes: ChangeFeed;
   metrics: GatewayMetrics;
   log: Logger;

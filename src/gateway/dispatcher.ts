@@ -1,15 +1,16 @@
-// The publishing half of "no dual write": a submit only commits the pending generation and wakes
-// this loop; the loop leases undispatched generations in submission order, publishes them with
-// confirms and marks them dispatched. A broker outage leaves them undispatched in the database;
-// they go out on reconnection (onConnected) or at the next sweep. A crash between publish and
-// mark gives a duplicate message, which the claim state machine makes harmless.
+// The publishing half of "no dual write" (ARCHITECTURE.md decision 3). A submit commits the
+// generation and its outbox row in one statement, then hands the job to this dispatcher in
+// memory; the dispatcher publishes batches with confirms and clears their outbox rows. Whatever
+// the fast path misses (broker down, a crash after commit, another instance's crash) stays in the
+// outbox and is leased and published by a sweep: at every (re)connection and every `sweepMs`.
+// A crash between publish and clear gives a duplicate message, which the claim state machine
+// makes harmless.
 import type { Logger } from '../core/log.ts';
 import { JOB_MESSAGE_VERSION } from '../core/message.ts';
+import type { GenerationParams } from '../core/request.ts';
 import type { JobQueue } from '../queue/types.ts';
 import type { Queryable } from '../store/db.ts';
-import { leaseForDispatch } from '../store/sql/leaseForDispatch.ts';
-import { markDispatched } from '../store/sql/markDispatched.ts';
-import { releaseDispatch } from '../store/sql/releaseDispatch.ts';
+import { clearOutbox, leaseOutbox, releaseOutbox } from '../store/sql/outbox.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface DispatcherOptions {
@@ -18,88 +19,136 @@ export interface DispatcherOptions {
   log: Logger;
   metrics: GatewayMetrics;
   batchSize: number;
-  /** How often to look for undispatched generations without being woken (other instances' crashes). */
+  /** How often to sweep the outbox without being asked. */
   sweepMs: number;
-  /** How long a leased batch stays this dispatcher's before another may take it. */
+  /** How long a swept batch stays this dispatcher's before another may take it. */
   leaseSeconds?: number;
 }
 
+export interface DispatchJob {
+  id: string;
+  params: GenerationParams;
+}
+
 export interface Dispatcher {
-  /** A generation was committed: publish soon. Cheap; calls coalesce. */
-  wake(): void;
-  /** Resolves when every generation committed before the call has been tried once. */
+  /** A generation was committed with its outbox row: publish it soon. */
+  enqueue(job: DispatchJob): void;
+  /** Resolves once everything committed before the call has been tried (published or left in the outbox). */
   drained(): Promise<void>;
   stop(): Promise<void>;
 }
 
+/** The periodic sweep leaves younger entries to the in-memory path that is about to publish them. */
+const SWEEP_MIN_AGE_SECONDS = 2;
+/** Past this many jobs waiting in memory, new ones are left to the sweep (bounded memory). */
+const MAX_BUFFERED = 10_000;
+
 export function startDispatcher(o: DispatcherOptions): Dispatcher {
-  let woken = true;
+  const leaseSeconds = o.leaseSeconds ?? 30;
+  let buffer: DispatchJob[] = [];
+  /** Sweep pending: 'all' after a (re)connection or when asked to drain, 'aged' on the timer. */
+  let sweep: 'all' | 'aged' | null = 'all';
   let stopped = false;
   let signal: (() => void) | null = null;
-  let idleWaiters: (() => void)[] = [];
-  const leaseSeconds = o.leaseSeconds ?? 30;
+  let drainWaiters: (() => void)[] = [];
 
-  const wake = () => {
-    woken = true;
-    signal?.();
+  const wake = () => signal?.();
+  const sweepTimer = setInterval(() => {
+    sweep ??= 'aged';
+    wake();
+  }, o.sweepMs);
+  sweepTimer.unref();
+  o.queue.onConnected(() => {
+    sweep = 'all';
+    wake();
+  });
+
+  const publish = async (jobs: DispatchJob[]) => {
+    await o.queue.publish(jobs.map((j) => ({ v: JOB_MESSAGE_VERSION, id: j.id, params: j.params })));
+    o.metrics.dispatched.inc(jobs.length);
+    o.metrics.dispatchBatch.observe(jobs.length);
   };
-  o.queue.onConnected(wake);
 
-  /** Publishes batches until none is left or the broker is gone (then onConnected wakes us). */
-  const drain = async (): Promise<void> => {
+  const publishBuffered = async () => {
+    const batch = buffer.splice(0, o.batchSize);
+    try {
+      await publish(batch);
+    } catch (err) {
+      // Their outbox rows stay; the sweep after reconnection publishes them.
+      o.metrics.dispatchErrors.inc();
+      o.log.warn('publish failed; jobs stay in the outbox until the broker is back', { err, count: batch.length });
+      buffer = [];
+      return;
+    }
+    await clearOutbox(o.db, batch.map((j) => j.id));
+  };
+
+  const sweepOutbox = async (minAgeSeconds: number) => {
     while (!stopped && o.queue.isConnected()) {
-      const batch = await leaseForDispatch(o.db, o.batchSize, leaseSeconds);
-      if (batch.length === 0) return;
-      const ids = batch.map((b) => b.id);
+      const entries = await leaseOutbox(o.db, o.batchSize, leaseSeconds, minAgeSeconds);
+      if (entries.length === 0) return;
+      const ids = entries.map((e) => e.id);
       try {
-        await o.queue.publish(batch.map((b) => ({ v: JOB_MESSAGE_VERSION, id: b.id, params: b.params })));
+        await publish(entries.filter((e) => e.status === 'pending'));
       } catch (err) {
         o.metrics.dispatchErrors.inc();
-        o.log.warn('publish failed; generations stay pending until the broker is back', { err, count: ids.length });
-        await releaseDispatch(o.db, ids);
+        o.log.warn('publish failed; jobs stay in the outbox until the broker is back', { err, count: ids.length });
+        await releaseOutbox(o.db, ids);
         return;
       }
-      await markDispatched(o.db, ids);
-      o.metrics.dispatched.inc(ids.length);
-      o.metrics.dispatchBatch.observe(ids.length);
+      await clearOutbox(o.db, ids);
     }
   };
 
   const loop = async () => {
     while (!stopped) {
-      if (!woken) {
-        await new Promise<void>((resolve) => {
-          signal = resolve;
-          setTimeout(resolve, o.sweepMs).unref();
-        });
+      if (buffer.length === 0 && sweep === null) {
+        await new Promise<void>((resolve) => (signal = resolve));
         signal = null;
+        continue;
       }
-      woken = false;
-      const waiters = idleWaiters;
-      idleWaiters = [];
+      const waiters = drainWaiters;
+      drainWaiters = [];
       try {
-        await drain();
+        if (!o.queue.isConnected()) {
+          // Nothing can be published; the outbox holds it all until onConnected asks for a sweep.
+          buffer = [];
+          sweep = null;
+        } else if (buffer.length > 0) {
+          await publishBuffered();
+        } else if (sweep !== null) {
+          const minAge = sweep === 'all' ? 0 : SWEEP_MIN_AGE_SECONDS;
+          sweep = null;
+          await sweepOutbox(minAge);
+        }
       } catch (err) {
-        o.log.error('dispatcher error; retrying at the next sweep', { err });
+        o.log.error('dispatcher error; the outbox keeps the jobs for the next sweep', { err });
+        buffer = [];
       }
-      for (const w of waiters) w();
+      if (buffer.length === 0 && sweep === null) for (const w of waiters) w();
+      else drainWaiters.push(...waiters);
     }
   };
   const running = loop();
 
   return {
-    wake,
+    enqueue(job) {
+      if (buffer.length < MAX_BUFFERED) buffer.push(job);
+      wake();
+    },
     drained() {
       return new Promise<void>((resolve) => {
-        idleWaiters.push(resolve);
+        drainWaiters.push(resolve);
+        sweep = 'all';
         wake();
       });
     },
     async stop() {
       stopped = true;
-      signal?.();
+      clearInterval(sweepTimer);
+      wake();
       await running;
-      for (const w of idleWaiters) w();
+      for (const w of drainWaiters) w();
     },
   };
 }

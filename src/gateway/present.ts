@@ -3,7 +3,7 @@ import { z } from '@hono/zod-openapi';
 import { generationParamsSchema } from '../core/request.ts';
 import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
 import type { Generation } from '../store/generation.ts';
-import { QUEUE_POSITION_CAP } from '../store/sql/getGeneration.ts';
+import { QUEUE_POSITION_EXACT } from '../store/sql/getGeneration.ts';
 
 export const generationSchema = z
   .object({
@@ -16,7 +16,7 @@ export const generationSchema = z
       .int()
       .nullable()
       .optional()
-      .describe(`Pending generations ahead of this one, while pending; counted up to ${QUEUE_POSITION_CAP}.`),
+      .describe(`Pending generations ahead of this one, while pending; exact up to ${QUEUE_POSITION_EXACT}, estimated from submission order beyond.`),
     created_at: z.iso.datetime(),
     started_at: z.iso.datetime().nullable(),
     finished_at: z.iso.datetime().nullable(),

@@ -48,7 +48,7 @@ export async function submitGeneration(
   });
   if (created) {
     deps.metrics.submitted.inc();
-    deps.dispatcher.wake();
+    deps.dispatcher.enqueue({ id: created.id, params: created.params });
     return { generation: created, replayed: false };
   }
   if (idempotencyKey) {

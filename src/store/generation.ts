@@ -22,7 +22,6 @@ export interface Generation {
   attempts: number;
   runnerId: string | null;
   leaseExpiresAt: Date | null;
-  dispatchedAt: Date | null;
   errorCode: string | null;
   errorMessage: string | null;
   images: StoredImage[] | null;
@@ -31,13 +30,13 @@ export interface Generation {
   finishedAt: Date | null;
   idempotencyKey: string | null;
   requestHash: string | null;
-  /** Pending generations ahead of this one, counted up to QUEUE_POSITION_CAP; only read by getGeneration. */
+  /** Pending generations ahead of this one (see getGeneration); only read there. */
   queuePosition?: number | null;
 }
 
 /** The columns every statement returns, so one mapper reads them all. */
 export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, attempts,
-  runner_id, lease_expires_at, dispatched_at, error_code, error_message, images, created_at, started_at,
+  runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
   finished_at, idempotency_key, request_hash`;
 
 const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
@@ -55,7 +54,6 @@ export function toGeneration(row: Row): Generation {
     attempts: Number(row.attempts),
     runnerId: (row.runner_id as string | null) ?? null,
     leaseExpiresAt: date(row.lease_expires_at),
-    dispatchedAt: date(row.dispatched_at),
     errorCode: (row.error_code as string | null) ?? null,
     errorMessage: (row.error_message as string | null) ?? null,
     images: (row.images as StoredImage[] | null) ?? null,

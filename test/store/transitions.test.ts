@@ -16,9 +16,8 @@ import { completeGeneration } from '../../src/store/sql/completeGeneration.ts';
 import { failGeneration } from '../../src/store/sql/failGeneration.ts';
 import { getGeneration } from '../../src/store/sql/getGeneration.ts';
 import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
-import { leaseForDispatch } from '../../src/store/sql/leaseForDispatch.ts';
 import { listGenerations } from '../../src/store/sql/listGenerations.ts';
-import { markDispatched } from '../../src/store/sql/markDispatched.ts';
+import { clearOutbox, countOutbox, leaseOutbox, releaseOutbox } from '../../src/store/sql/outbox.ts';
 import { reportProgress } from '../../src/store/sql/reportProgress.ts';
 import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
 
@@ -154,7 +153,8 @@ for (const backend of ['postgres', 'pglite'] as const) {
   });
 
   it('queue position, listing and dispatch follow submission order', async ({ db }) => {
-    await db.query(`UPDATE generations SET status = 'failed', dispatched_at = now() WHERE status IN ('pending', 'processing') OR dispatched_at IS NULL`);
+    await db.query(`UPDATE generations SET status = 'failed' WHERE status IN ('pending', 'processing')`);
+    await db.query('DELETE FROM dispatch_outbox');
     const a = (await insert(db))!;
     const b = (await insert(db))!;
     const c = (await insert(db))!;
@@ -171,12 +171,33 @@ for (const backend of ['postgres', 'pglite'] as const) {
     const onlyProcessing = await listGenerations(db, { apiKeyId: ANONYMOUS_KEY_ID, limit: 10, status: 'processing' });
     assert.equal(onlyProcessing.map((g) => g.id), [a.id]);
 
-    const batch = await leaseForDispatch(db, 10, 30);
-    assert.equal(batch.map((x) => x.id), [b.id, c.id], 'pending, undispatched, oldest first');
-    assert.equal(await leaseForDispatch(db, 10, 30), [], 'leased batch is not handed out twice');
-    await markDispatched(db, [b.id]);
-    assert.ok((await getGeneration(db, b.id))?.dispatchedAt);
-    assert.is((await getGeneration(db, c.id))?.dispatchedAt, null);
+    await cancelGeneration(db, b.id, ANONYMOUS_KEY_ID);
+    assert.is(await countOutbox(db), 3, 'every insert wrote its outbox row');
+    assert.equal(await leaseOutbox(db, 10, 30, 60), [], 'younger than the minimum age');
+    const batch = await leaseOutbox(db, 10, 30, 0);
+    assert.equal(batch.map((x) => [x.id, x.status]), [[a.id, 'processing'], [b.id, 'canceled'], [c.id, 'pending']], 'oldest first');
+    assert.equal(batch[2]!.params, params);
+    assert.equal(await leaseOutbox(db, 10, 30, 0), [], 'a leased batch is not handed out twice');
+    await releaseOutbox(db, [c.id]);
+    assert.equal((await leaseOutbox(db, 10, 30, 0)).map((x) => x.id), [c.id], 'released entries can be leased again');
+    await clearOutbox(db, [a.id, b.id, c.id]);
+    assert.is(await countOutbox(db), 0);
+  });
+
+  it('the unfinished count per key follows inserts and terminal transitions', async ({ db }) => {
+    const usage = async () =>
+      Number((await db.query('SELECT coalesce(sum(unfinished), 0) AS n FROM api_key_usage WHERE api_key_id = $1', [ANONYMOUS_KEY_ID]))[0]!.n);
+    const actual = async () =>
+      Number((await db.query(`SELECT count(*) AS n FROM generations WHERE status IN ('pending', 'processing')`))[0]!.n);
+    const g = (await insert(db))!;
+    const h = (await insert(db))!;
+    assert.is(await usage(), await actual());
+    await claimGeneration(db, g.id, 'r', 60);
+    await reportProgress(db, g.id, 1, 1, 20, 60);
+    assert.is(await usage(), await actual(), 'claim and progress keep it');
+    await completeGeneration(db, g.id, 1, [{ key: 'k' }]);
+    await cancelGeneration(db, h.id, ANONYMOUS_KEY_ID);
+    assert.is(await usage(), await actual(), 'terminal transitions lower it');
   });
 
   it('every versioned change is announced on the change channel', async ({ db }) => {

@@ -35,8 +35,6 @@ CREATE TABLE generations (
   attempts         integer NOT NULL DEFAULT 0,
   runner_id        text,
   lease_expires_at timestamptz,
-  dispatched_at    timestamptz,
-  dispatch_lease_until timestamptz,
   error_code       text,
   error_message    text,
   images           jsonb,
@@ -49,11 +47,52 @@ CREATE TABLE generations (
 CREATE UNIQUE INDEX generations_idempotency ON generations (api_key_id, idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 CREATE INDEX generations_by_owner ON generations (api_key_id, seq);
-CREATE INDEX generations_unfinished_by_owner ON generations (api_key_id)
-  WHERE status IN ('pending', 'processing');
 CREATE INDEX generations_pending ON generations (seq) WHERE status = 'pending';
-CREATE INDEX generations_undispatched ON generations (seq)
-  WHERE status = 'pending' AND dispatched_at IS NULL;
+
+-- The transactional outbox: a row per generation whose message the broker has not confirmed yet,
+-- written by the same statement that inserts the generation. Kept apart from `generations` so
+-- dispatch bookkeeping never rewrites the wide, heavily indexed job row.
+CREATE TABLE dispatch_outbox (
+  generation_id uuid PRIMARY KEY,
+  seq           bigint GENERATED ALWAYS AS IDENTITY,
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  -- While set and in the future, one dispatcher is publishing it.
+  lease_until   timestamptz
+);
+CREATE INDEX dispatch_outbox_order ON dispatch_outbox (seq);
+
+-- Unfinished generations per key, for the cap checked at submit, so the check costs the same with
+-- ten or ten thousand jobs waiting. Spread over slots (by backend) so concurrent submits of one key
+-- do not queue on one counter row; the count is their sum.
+CREATE TABLE api_key_usage (
+  api_key_id uuid NOT NULL REFERENCES api_keys (id),
+  slot       smallint NOT NULL,
+  unfinished integer NOT NULL,
+  PRIMARY KEY (api_key_id, slot)
+);
+
+CREATE FUNCTION generations_count_unfinished() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  delta integer;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    delta := 1;
+  ELSIF OLD.status IN ('pending', 'processing') AND NEW.status NOT IN ('pending', 'processing') THEN
+    delta := -1;
+  ELSE
+    RETURN NULL;
+  END IF;
+  INSERT INTO api_key_usage AS u (api_key_id, slot, unfinished)
+  VALUES (NEW.api_key_id, pg_backend_pid() % 64, delta)
+  ON CONFLICT (api_key_id, slot) DO UPDATE SET unfinished = u.unfinished + delta;
+  RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER generations_unfinished_inserted AFTER INSERT ON generations
+  FOR EACH ROW EXECUTE FUNCTION generations_count_unfinished();
+CREATE TRIGGER generations_unfinished_finished AFTER UPDATE OF status ON generations
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION generations_count_unfinished();
 
 -- Every versioned change is announced, so any gateway instance can push it to its SSE clients.
 CREATE FUNCTION generations_notify() RETURNS trigger LANGUAGE plpgsql AS $$
