@@ -20,7 +20,10 @@ CREATE TABLE generations (
   id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   -- Submission order: list cursor, queue position, dispatch order.
   seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
-  api_key_id       uuid NOT NULL REFERENCES api_keys (id),
+  -- No foreign key: every insert would share-lock the one api_keys row of its owner, and under
+  -- concurrent submits of one key those locks serialize (multixacts). Keys are never deleted
+  -- (only revoked) and the gateway inserts only the id it has just authenticated.
+  api_key_id       uuid NOT NULL,
   idempotency_key  text CHECK (length(idempotency_key) BETWEEN 1 AND 255),
   request_hash     text,
   params           jsonb NOT NULL,
@@ -65,7 +68,7 @@ CREATE INDEX dispatch_outbox_order ON dispatch_outbox (seq);
 -- ten or ten thousand jobs waiting. Spread over slots (by backend) so concurrent submits of one key
 -- do not queue on one counter row; the count is their sum.
 CREATE TABLE api_key_usage (
-  api_key_id uuid NOT NULL REFERENCES api_keys (id),
+  api_key_id uuid NOT NULL,
   slot       smallint NOT NULL,
   unfinished integer NOT NULL,
   PRIMARY KEY (api_key_id, slot)
