@@ -28,6 +28,7 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(65536, 1024, 1_048_576),
   DISPATCH_BATCH: int(200, 1, 5000),
   DISPATCH_SWEEP_MS: int(5000, 100, 600_000),
+  DISPATCH_LINGER_MS: int(2, 0, 1000),
   PUBLIC_URL: optionalUrl(/^https?:$/),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
@@ -50,6 +51,8 @@ export interface Config {
   maxBodyBytes: number;
   dispatchBatch: number;
   dispatchSweepMs: number;
+  /** How long a lone job waits for company before it is published (fewer, larger batches). */
+  dispatchLingerMs: number;
   publicUrl: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
@@ -89,6 +92,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     maxBodyBytes: e.MAX_BODY_BYTES,
     dispatchBatch: e.DISPATCH_BATCH,
     dispatchSweepMs: e.DISPATCH_SWEEP_MS,
+    dispatchLingerMs: e.DISPATCH_LINGER_MS,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
     logLevel: e.LOG_LEVEL,
   };

@@ -21,6 +21,8 @@ export interface DispatcherOptions {
   batchSize: number;
   /** How often to sweep the outbox without being asked. */
   sweepMs: number;
+  /** How long a batch smaller than `batchSize` waits for more jobs before it is published. */
+  lingerMs: number;
   /** How long a swept batch stays this dispatcher's before another may take it. */
   leaseSeconds?: number;
 }
@@ -115,6 +117,9 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           buffer = [];
           sweep = null;
         } else if (buffer.length > 0) {
+          // Under light load every job would be a batch of its own, each with a publish, a
+          // confirm and a DELETE; a short linger lets the next few submits join it.
+          if (buffer.length < o.batchSize && o.lingerMs > 0) await new Promise((r) => setTimeout(r, o.lingerMs));
           await publishBuffered();
         } else if (sweep !== null) {
           const minAge = sweep === 'all' ? 0 : SWEEP_MIN_AGE_SECONDS;

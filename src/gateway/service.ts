@@ -78,6 +78,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       metrics,
       batchSize: config.dispatchBatch,
       sweepMs: config.dispatchSweepMs,
+      lingerMs: config.dispatchLingerMs,
     });
     cleanup.push(() => dispatcher.stop());
 
