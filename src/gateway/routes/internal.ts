@@ -3,7 +3,6 @@
 // answer is 409 with a code that tells the runner what to do (skip, wait, or stop).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
-import { generationParamsSchema } from '../../core/request.ts';
 import { isTerminal } from '../../core/status.ts';
 import type { Generation } from '../../store/generation.ts';
 import { claimGeneration } from '../../store/sql/claimGeneration.ts';
@@ -102,7 +101,7 @@ export function internalRoutes(deps: GatewayDeps) {
       {
         id: g.id,
         attempt: g.attempts,
-        params: generationParamsSchema.parse(g.params),
+        params: g.params,
         lease_expires_at: g.leaseExpiresAt!.toISOString(),
         lease_seconds: lease,
       },
