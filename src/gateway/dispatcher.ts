@@ -116,15 +116,16 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           // Nothing can be published; the outbox holds it all until onConnected asks for a sweep.
           buffer = [];
           sweep = null;
-        } else if (buffer.length > 0) {
+        } else if (sweep !== null) {
+          // Before the buffer, so a steady stream of submits cannot starve the sweep.
+          const minAge = sweep === 'all' ? 0 : SWEEP_MIN_AGE_SECONDS;
+          sweep = null;
+          await sweepOutbox(minAge);
+        } else {
           // Under light load every job would be a batch of its own, each with a publish, a
           // confirm and a DELETE; a short linger lets the next few submits join it.
           if (buffer.length < o.batchSize && o.lingerMs > 0) await new Promise((r) => setTimeout(r, o.lingerMs));
           await publishBuffered();
-        } else if (sweep !== null) {
-          const minAge = sweep === 'all' ? 0 : SWEEP_MIN_AGE_SECONDS;
-          sweep = null;
-          await sweepOutbox(minAge);
         }
       } catch (err) {
         o.log.error('dispatcher error; the outbox keeps the jobs for the next sweep', { err });

@@ -4,6 +4,8 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { ANONYMOUS_KEY_ID } from '../../src/store/sql/apiKeys.ts';
+import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
 import { countOutbox } from '../../src/store/sql/outbox.ts';
 import { watchChanges } from '../helpers/changes.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -106,6 +108,20 @@ it('the connection drops mid-run: reconnects without a restart and keeps publish
   const id = await submit(ctx.t, 'after a blip');
   await delivered(ctx, id);
   ctx.ch.ack(ctx.received.get(id)!);
+});
+
+it('a job committed but never handed to the dispatcher (a crash in between) is published by the sweep', async (ctx) => {
+  const orphan = await insertGeneration(ctx.t.gw.db, {
+    apiKeyId: ANONYMOUS_KEY_ID,
+    maxUnfinished: 1000,
+    idempotencyKey: null,
+    requestHash: null,
+    params: { prompt: 'orphan', negative_prompt: '', num_inference_steps: 5, guidance_scale: 7.5, seed: 1, width: 512, height: 512, scheduler: 'ddim', num_images: 1 },
+  });
+  await ctx.t.gw.dispatcher.drained();
+  await delivered(ctx, orphan!.id);
+  ctx.ch.ack(ctx.received.get(orphan!.id)!);
+  assert.is(await countOutbox(ctx.t.gw.db), 0);
 });
 
 it('a message past its delivery limit is dead-lettered and its generation failed', async (ctx) => {
