@@ -16,8 +16,10 @@ fi
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-node --import tsx node_modules/uvu/bin.js test '\.test\.ts$' "$@" 2>&1 | tee "$out"
+# Tests wait on events, never on sleeps; a bug that loses an event would hang, so bound the run.
+timeout --kill-after=10 "${TEST_TIMEOUT_S:-900}" node --import tsx node_modules/uvu/bin.js test '\.test\.ts$' "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 124 ]; then echo "tests timed out after ${TEST_TIMEOUT_S:-900} s"; fi
 
 plain=$(sed 's/\x1b\[[0-9;]*m//g' "$out")
 total=$(grep -Eo 'Total: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
