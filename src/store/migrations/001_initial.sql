@@ -19,7 +19,7 @@ VALUES ('00000000-0000-0000-0000-000000000000', 'anonymous (open embedded mode)'
 CREATE TABLE generations (
   id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   -- Submission order: list cursor, queue position, dispatch order.
-  seq              bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+  seq              bigint GENERATED ALWAYS AS IDENTITY,
   -- No foreign key: every insert would share-lock the one api_keys row of its owner, and under
   -- concurrent submits of one key those locks serialize (multixacts). Keys are never deleted
   -- (only revoked) and the gateway inserts only the id it has just authenticated.
@@ -55,14 +55,13 @@ CREATE INDEX generations_pending ON generations (seq) WHERE status = 'pending';
 -- The transactional outbox: a row per generation whose message the broker has not confirmed yet,
 -- written by the same statement that inserts the generation. Kept apart from `generations` so
 -- dispatch bookkeeping never rewrites the wide, heavily indexed job row.
+-- It only ever holds the jobs in flight to the broker, so it needs no index but its key.
 CREATE TABLE dispatch_outbox (
   generation_id uuid PRIMARY KEY,
-  seq           bigint GENERATED ALWAYS AS IDENTITY,
-  created_at    timestamptz NOT NULL DEFAULT now(),
+  created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
   -- While set and in the future, one dispatcher is publishing it.
   lease_until   timestamptz
 );
-CREATE INDEX dispatch_outbox_order ON dispatch_outbox (seq);
 
 -- Unfinished generations per key, for the cap checked at submit, so the check costs the same with
 -- ten or ten thousand jobs waiting. Spread over slots (by backend) so concurrent submits of one key

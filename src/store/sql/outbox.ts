@@ -27,10 +27,10 @@ export async function leaseOutbox(
        WHERE generation_id IN (
          SELECT generation_id FROM dispatch_outbox
          WHERE (lease_until IS NULL OR lease_until < now()) AND created_at <= now() - make_interval(secs => $3)
-         ORDER BY seq LIMIT $1
+         ORDER BY created_at LIMIT $1
          FOR UPDATE SKIP LOCKED)
-       RETURNING generation_id, seq)
-     SELECT g.id, g.params, g.status FROM leased l JOIN generations g ON g.id = l.generation_id ORDER BY l.seq`,
+       RETURNING generation_id)
+     SELECT g.id, g.params, g.status FROM leased l JOIN generations g ON g.id = l.generation_id ORDER BY g.seq`,
     [limit, leaseSeconds, minAgeSeconds],
   );
   return rows.map((r) => ({ id: String(r.id), params: r.params as GenerationParams, status: r.status as GenerationStatus }));
