@@ -1,11 +1,11 @@
 // The gateway as a Hono app built from its dependencies (no network of its own, so tests can
 // drive it with app.request). Sub-apps per concern; auth and limits at the edge.
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { AppError } from '../core/errors.ts';
 import { apiKeyAuth, runnerAuth } from './auth.ts';
 import type { GatewayDeps, GatewayEnv } from './deps.ts';
-import { bodyTooLarge, errorHandler, problem } from './problem.ts';
+import { readBody } from './http.ts';
+import { errorHandler, problem } from './problem.ts';
 import { generationsRoutes } from './routes/generations.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
@@ -22,17 +22,7 @@ export function createApp(deps: GatewayDeps) {
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
   });
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: settings.maxBodyBytes,
-      // The rest of the body stays unread, so this connection cannot carry another request.
-      onError: (c) => {
-        c.header('Connection', 'close');
-        return problem(c, bodyTooLarge());
-      },
-    }),
-  );
+  app.use('*', readBody(settings.maxBodyBytes));
 
   const auth = apiKeyAuth({
     db: deps.db,
