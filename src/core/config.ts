@@ -28,7 +28,7 @@ const envSchema = z.object({
   MAX_BODY_BYTES: int(65536, 1024, 1_048_576),
   DISPATCH_BATCH: int(200, 1, 5000),
   DISPATCH_SWEEP_MS: int(5000, 100, 600_000),
-  DISPATCH_LINGER_MS: int(2, 0, 1000),
+  DISPATCH_LINGER_MS: int(5, 0, 1000),
   PUBLIC_URL: optionalUrl(/^https?:$/),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
