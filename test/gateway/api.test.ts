@@ -147,6 +147,23 @@ it('bad input: each gets its 4xx problem and changes nothing', async ({ t, alice
   const unknown = await expectProblem(await post({ body: { prompt: 'a', sampler: 'ddim' } }), 422, 'validation_failed');
   assert.match(JSON.stringify(unknown.errors), /sampler/);
   await expectProblem(await post({ body: { prompt: 'x'.repeat(1024 * 1024) } }), 413, 'body_too_large');
+  // Without Content-Length (chunked), the limit is enforced while reading.
+  const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));
+  let sent = 0;
+  const chunked = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent === 0) controller.enqueue(new TextEncoder().encode('{"prompt":"'));
+      if (sent++ < 8) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+  const streamed = await fetch(`${t.url}/v1/generations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' },
+    body: chunked,
+    duplex: 'half',
+  } as RequestInit);
+  await expectProblem(streamed, 413, 'body_too_large');
   await expectProblem(await post({ body: { prompt: 'a' }, headers: { 'idempotency-key': 'k'.repeat(256) } }), 400, 'invalid_idempotency_key');
 
   await expectProblem(await t.call('GET', '/v1/generations/not-a-uuid', { key: alice }), 400, 'invalid_id');
