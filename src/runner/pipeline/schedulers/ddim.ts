@@ -1,0 +1,122 @@
+// DDIM (Song et al., arXiv:2010.02502), ported from diffusers' DDIMScheduler: one model call per step,
+// deterministic at eta = 0; eta > 0 adds the generator's noise scaled by the DDPM-like variance.
+// Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
+import type { Generator } from '../rng.ts';
+import {
+  alphasCumprod,
+  betasFor,
+  configChoice,
+  configInteger,
+  configValue,
+  discreteTimesteps,
+  TIMESTEP_SPACINGS,
+} from './betas.ts';
+import type { Scheduler, SchedulerConfig } from './types.ts';
+
+const f = Math.fround;
+
+export function createDdimScheduler(config: SchedulerConfig): Scheduler {
+  // Both need more than this port supports: thresholding a per-image quantile (the flat tensors carry no
+  // batch shape), zero-SNR rescaling a different beta schedule. Failing beats silently ignoring them.
+  if (configValue(config, 'thresholding', false)) {
+    throw new Error('scheduler config: thresholding is not supported by the ddim scheduler');
+  }
+  if (configValue(config, 'rescale_betas_zero_snr', false)) {
+    throw new Error('scheduler config: rescale_betas_zero_snr is not supported by the ddim scheduler');
+  }
+  const numTrainTimesteps = configInteger(config, 'num_train_timesteps', 1000, 1);
+  const alphas = alphasCumprod(betasFor(config));
+  // With set_alpha_to_one the last step lands on a clean sample; Stable Diffusion turns it off and
+  // ends on alphas_cumprod[0] instead.
+  const finalAlphaCumprod = configValue(config, 'set_alpha_to_one', true) ? 1 : alphas[0]!;
+  const clipSample = configValue(config, 'clip_sample', true);
+  const clipRange = f(configValue(config, 'clip_sample_range', 1.0));
+  const stepsOffset = configInteger(config, 'steps_offset', 0, 0);
+  const predictionType = configChoice(config, 'prediction_type', ['epsilon', 'v_prediction', 'sample'], 'epsilon');
+  const spacing = configChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'leading');
+  // Not a diffusers config key: diffusers passes eta to every step() call; here it is fixed per scheduler.
+  const eta = configValue(config, 'eta', 0);
+  if (!Number.isFinite(eta) || eta < 0) {
+    throw new Error(`scheduler config: eta must be a number >= 0, got ${JSON.stringify(eta)}`);
+  }
+
+  let numInferenceSteps = 0;
+  let timesteps: number[] = [];
+
+  const alphaAt = (t: number): number => {
+    const a = alphas[t];
+    if (!Number.isInteger(t) || a === undefined) {
+      throw new Error(`ddim scheduler: timestep ${t} is not an integer in [0, ${numTrainTimesteps})`);
+    }
+    return a;
+  };
+
+  return {
+    get timesteps() {
+      return timesteps;
+    },
+    initNoiseSigma: 1,
+
+    setTimesteps(n) {
+      if (!Number.isInteger(n) || n < 1 || n > numTrainTimesteps) {
+        throw new Error(`ddim scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
+      }
+      numInferenceSteps = n;
+      timesteps = discreteTimesteps(spacing, numTrainTimesteps, n, stepsOffset);
+    },
+
+    scaleModelInput: (sample) => sample,
+
+    step(modelOutput, t, sample, generator) {
+      if (numInferenceSteps === 0) throw new Error('ddim scheduler: call setTimesteps before step');
+      // diffusers steps back by the leading ratio whatever the spacing, so trailing/linspace schedules
+      // whose gaps differ from it use this prev timestep too.
+      const prevT = t - Math.floor(numTrainTimesteps / numInferenceSteps);
+      const alphaProd = alphaAt(t);
+      const alphaProdPrev = prevT >= 0 ? alphaAt(prevT) : finalAlphaCumprod;
+      const betaProd = f(1 - alphaProd);
+      const betaProdPrev = f(1 - alphaProdPrev);
+      const sqrtAlpha = f(Math.sqrt(alphaProd));
+      const sqrtBeta = f(Math.sqrt(betaProd));
+      const sqrtAlphaPrev = f(Math.sqrt(alphaProdPrev));
+      // sigma_t(eta) of formula (16).
+      const variance = f(f(betaProdPrev / betaProd) * f(1 - f(alphaProd / alphaProdPrev)));
+      const stdDev = f(f(eta) * f(Math.sqrt(variance)));
+      const directionCoeff = f(Math.sqrt(f(betaProdPrev - f(stdDev * stdDev))));
+      const noise = eta > 0 ? drawNoise(generator, sample.length) : undefined;
+
+      const prev = new Float32Array(sample.length);
+      for (let i = 0; i < sample.length; i++) {
+        const x = sample[i]!;
+        const m = modelOutput[i]!;
+        let x0: number;
+        let eps: number;
+        switch (predictionType) {
+          case 'epsilon':
+            x0 = f(f(x - f(sqrtBeta * m)) / sqrtAlpha);
+            eps = m;
+            break;
+          case 'sample':
+            x0 = m;
+            eps = f(f(x - f(sqrtAlpha * x0)) / sqrtBeta);
+            break;
+          case 'v_prediction':
+            x0 = f(f(sqrtAlpha * x) - f(sqrtBeta * m));
+            eps = f(f(sqrtAlpha * m) + f(sqrtBeta * x));
+            break;
+        }
+        if (clipSample) x0 = Math.min(Math.max(x0, -clipRange), clipRange);
+        // Formula (12): x_{t-1} = sqrt(a_prev) x0 + "direction pointing to x_t" (+ sigma_t z).
+        let out = f(f(sqrtAlphaPrev * x0) + f(directionCoeff * eps));
+        if (noise) out = f(out + f(stdDev * noise[i]!));
+        prev[i] = out;
+      }
+      return prev;
+    },
+  };
+}
+
+function drawNoise(generator: Generator | undefined, count: number): Float32Array {
+  if (!generator) throw new Error('ddim scheduler: eta > 0 needs a generator for its variance noise');
+  return generator.randn(count);
+}

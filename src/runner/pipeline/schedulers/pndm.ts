@@ -1,0 +1,212 @@
+// PNDM (Liu et al., arXiv:2202.09778), ported from diffusers' PNDMScheduler: pseudo Runge-Kutta warm-up
+// steps (unless skip_prk_steps) then linear multistep (PLMS) steps over the model's past outputs.
+// Stable Diffusion's config skips the Runge-Kutta part; its PLMS warm-up then runs the second timestep
+// twice (a Heun-like correction), which is why that timestep appears twice in `timesteps`.
+// Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
+import {
+  alphasCumprod,
+  betasFor,
+  configChoice,
+  configInteger,
+  configValue,
+  discreteTimesteps,
+  TIMESTEP_SPACINGS,
+} from './betas.ts';
+import type { Scheduler, SchedulerConfig } from './types.ts';
+
+const f = Math.fround;
+
+/** The order of the linear multistep formula, and the number of Runge-Kutta warm-up steps it needs. */
+const PNDM_ORDER = 4;
+
+export function createPndmScheduler(config: SchedulerConfig): Scheduler {
+  const numTrainTimesteps = configInteger(config, 'num_train_timesteps', 1000, 1);
+  const alphas = alphasCumprod(betasFor(config));
+  const finalAlphaCumprod = configValue(config, 'set_alpha_to_one', false) ? 1 : alphas[0]!;
+  const skipPrkSteps = configValue(config, 'skip_prk_steps', false);
+  const stepsOffset = configInteger(config, 'steps_offset', 0, 0);
+  const predictionType = configChoice(config, 'prediction_type', ['epsilon', 'v_prediction'], 'epsilon');
+  const spacing = configChoice(config, 'timestep_spacing', TIMESTEP_SPACINGS, 'leading');
+
+  let numInferenceSteps = 0;
+  let prkTimesteps: number[] = [];
+  let timesteps: number[] = [];
+  // Running state, as diffusers keeps it: `counter` counts step() calls since setTimesteps, `ets` the
+  // model outputs the multistep formula combines (only the last PNDM_ORDER are ever read), and the
+  // Runge-Kutta accumulator and the sample every sub-step of one Runge-Kutta step starts from. Model
+  // outputs are kept by reference, as diffusers keeps its tensors: callers pass a fresh array each step.
+  let counter = 0;
+  let ets: Float32Array[] = [];
+  let curModelOutput: Float32Array | undefined;
+  let curSample: Float32Array | undefined;
+
+  const alphaAt = (t: number): number => {
+    const a = alphas[t];
+    if (!Number.isInteger(t) || a === undefined) {
+      throw new Error(`pndm scheduler: timestep ${t} is not an integer in [0, ${numTrainTimesteps})`);
+    }
+    return a;
+  };
+
+  /** Formula (9): moves `sample` from timestep `t` to `prevT` along the noise estimate `modelOutput`. */
+  const prevSample = (sample: Float32Array, t: number, prevT: number, modelOutput: Float32Array): Float32Array => {
+    const alphaProd = alphaAt(t);
+    const alphaProdPrev = prevT >= 0 ? alphaAt(prevT) : finalAlphaCumprod;
+    const betaProd = f(1 - alphaProd);
+    const betaProdPrev = f(1 - alphaProdPrev);
+    const sqrtAlpha = f(Math.sqrt(alphaProd));
+    const sqrtBeta = f(Math.sqrt(betaProd));
+    const sampleCoeff = f(Math.sqrt(f(alphaProdPrev / alphaProd)));
+    const denomCoeff = f(
+      f(alphaProd * f(Math.sqrt(betaProdPrev))) + f(Math.sqrt(f(f(alphaProd * betaProd) * alphaProdPrev))),
+    );
+    const alphaDiff = f(alphaProdPrev - alphaProd);
+    const out = new Float32Array(sample.length);
+    for (let i = 0; i < sample.length; i++) {
+      const x = sample[i]!;
+      let eps = modelOutput[i]!;
+      if (predictionType === 'v_prediction') eps = f(f(sqrtAlpha * eps) + f(sqrtBeta * x));
+      out[i] = f(f(sampleCoeff * x) - f(f(alphaDiff * eps) / denomCoeff));
+    }
+    return out;
+  };
+
+  /**
+   * One of the four sub-steps of a Runge-Kutta step from prk_timesteps[4k]: all four start from that
+   * step's first sample, and the last moves it with the 1/6, 1/3, 1/3, 1/6 mix of the four model outputs.
+   */
+  const stepPrk = (modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array => {
+    const diffToPrev = counter % 2 ? 0 : Math.floor(Math.floor(numTrainTimesteps / numInferenceSteps) / 2);
+    const prevT = t - diffToPrev;
+    const fromT = prkTimesteps[Math.floor(counter / 4) * 4]!;
+    let eps = modelOutput;
+    switch (counter % 4) {
+      case 0:
+        curModelOutput = scaled(1 / 6, modelOutput);
+        pushEt(modelOutput);
+        curSample = sample;
+        break;
+      case 1:
+      case 2:
+        curModelOutput = addScaled(curModelOutput!, 1 / 3, modelOutput);
+        break;
+      case 3:
+        eps = addScaled(curModelOutput!, 1 / 6, modelOutput);
+        curModelOutput = undefined;
+        break;
+    }
+    counter++;
+    return prevSample(curSample ?? sample, fromT, prevT, eps);
+  };
+
+  const stepPlms = (modelOutput: Float32Array, t: number, sample: Float32Array): Float32Array => {
+    if (!skipPrkSteps && ets.length < 3) {
+      throw new Error('pndm scheduler: linear multistep steps need the Runge-Kutta steps to run first');
+    }
+    const ratio = Math.floor(numTrainTimesteps / numInferenceSteps);
+    let fromT = t;
+    let prevT = t - ratio;
+    // Without Runge-Kutta warm-up, the second call repeats the first step (same timesteps, same starting
+    // sample) with the average of both model outputs; its own output is not kept in `ets`.
+    if (counter !== 1) pushEt(modelOutput);
+    else {
+      prevT = t;
+      fromT = t + ratio;
+    }
+    let x = sample;
+    let eps: Float32Array;
+    const n = modelOutput.length;
+    const back = (k: number) => ets[ets.length - k]!;
+    if (ets.length === 1 && counter === 0) {
+      eps = modelOutput;
+      curSample = sample;
+    } else if (ets.length === 1 && counter === 1) {
+      const e1 = back(1);
+      eps = combine(n, (i) => f(f(modelOutput[i]! + e1[i]!) / 2));
+      x = curSample!;
+      curSample = undefined;
+    } else if (ets.length === 2) {
+      const [e1, e2] = [back(1), back(2)];
+      eps = combine(n, (i) => f(f(f(3 * e1[i]!) - e2[i]!) / 2));
+    } else if (ets.length === 3) {
+      const [e1, e2, e3] = [back(1), back(2), back(3)];
+      eps = combine(n, (i) => f(f(f(f(23 * e1[i]!) - f(16 * e2[i]!)) + f(5 * e3[i]!)) / 12));
+    } else {
+      const [e1, e2, e3, e4] = [back(1), back(2), back(3), back(4)];
+      const oneOver24 = f(1 / 24);
+      eps = combine(n, (i) => f(oneOver24 * f(f(f(f(55 * e1[i]!) - f(59 * e2[i]!)) + f(37 * e3[i]!)) - f(9 * e4[i]!))));
+    }
+    counter++;
+    return prevSample(x, fromT, prevT, eps);
+  };
+
+  const pushEt = (modelOutput: Float32Array) => {
+    ets.push(modelOutput);
+    if (ets.length > PNDM_ORDER) ets.shift();
+  };
+
+  return {
+    get timesteps() {
+      return timesteps;
+    },
+    initNoiseSigma: 1,
+
+    setTimesteps(n) {
+      if (!Number.isInteger(n) || n < 1 || n > numTrainTimesteps) {
+        throw new Error(`pndm scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
+      }
+      if (!skipPrkSteps && n < PNDM_ORDER) {
+        throw new Error(`pndm scheduler: num_inference_steps must be >= ${PNDM_ORDER} unless skip_prk_steps, got ${n}`);
+      }
+      numInferenceSteps = n;
+      const ascending = discreteTimesteps(spacing, numTrainTimesteps, n, stepsOffset).reverse();
+      if (skipPrkSteps) {
+        // [..., t_{n-2}, t_{n-2}, t_{n-1}] reversed: the second timestep is run twice.
+        prkTimesteps = [];
+        timesteps = [...ascending.slice(0, -1), ...ascending.slice(-2, -1), ...ascending.slice(-1)].reverse();
+      } else {
+        // The last PNDM_ORDER timesteps and the midpoints between them, each inner one visited twice:
+        // np.repeat / np.tile in diffusers, spelled out.
+        const half = Math.floor(Math.floor(numTrainTimesteps / n) / 2);
+        const withMidpoints = ascending.slice(-PNDM_ORDER).flatMap((t) => [t, t + half]);
+        prkTimesteps = withMidpoints
+          .slice(0, -1)
+          .flatMap((t) => [t, t])
+          .slice(1, -1)
+          .reverse();
+        timesteps = [...prkTimesteps, ...ascending.slice(0, -3).reverse()];
+      }
+      counter = 0;
+      ets = [];
+      curModelOutput = undefined;
+      curSample = undefined;
+    },
+
+    scaleModelInput: (sample) => sample,
+
+    step(modelOutput, t, sample) {
+      if (numInferenceSteps === 0) throw new Error('pndm scheduler: call setTimesteps before step');
+      return counter < prkTimesteps.length && !skipPrkSteps
+        ? stepPrk(modelOutput, t, sample)
+        : stepPlms(modelOutput, t, sample);
+    },
+  };
+}
+
+function combine(length: number, element: (i: number) => number): Float32Array {
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = element(i);
+  return out;
+}
+
+/** c * x, with the Python float c taken to float32 first as torch does for a scalar operand. */
+function scaled(c: number, x: Float32Array): Float32Array {
+  const c32 = f(c);
+  return combine(x.length, (i) => f(c32 * x[i]!));
+}
+
+/** acc + c * x in float32. */
+function addScaled(acc: Float32Array, c: number, x: Float32Array): Float32Array {
+  const c32 = f(c);
+  return combine(x.length, (i) => f(acc[i]! + f(c32 * x[i]!)));
+}
