@@ -1,0 +1,78 @@
+// `npm run bench:pipeline`: the diffusion pipeline on the tiny generated model at 512×512 on
+// the CPU — where a step's time goes (inside onnxruntime vs. our scheduler, guidance and tensor
+// copies), PNG encoding, images per second, and resident memory after 10 and after 200
+// generations (a leak shows as growth between the two).
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { GenerationParams } from '../../src/core/request.ts';
+import { loadModel } from '../../src/runner/pipeline/model.ts';
+import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
+import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
+
+const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 200);
+const STEPS = 20;
+const TARGETS = { outsideShare: 0.05, pngMs: 20, memoryGrowth: 0.1 };
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const rssMb = () => {
+  gc?.();
+  return process.memoryUsage().rss / 2 ** 20;
+};
+const fmt = (v: number, digits = 2) => v.toFixed(digits);
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-bench-model-'));
+try {
+  await writeTinyModel(dir, { seed: 7 });
+  const model = await loadModel(dir, { executionProvider: 'cpu' });
+  const params: GenerationParams = {
+    prompt: 'a glowing sword',
+    negative_prompt: '',
+    num_inference_steps: STEPS,
+    guidance_scale: 7.5,
+    seed: 1,
+    width: 512,
+    height: 512,
+    scheduler: 'ddim',
+    num_images: 1,
+  };
+  console.log(`pipeline bench — tiny model, 512×512, ${STEPS} steps, guidance 7.5, ddim, ${model.executionProvider}, ${GENERATIONS} generations`);
+  if (!gc) console.log('(run with --expose-gc for steadier memory readings)');
+
+  let unet = 0;
+  let denoise = 0;
+  let png = 0;
+  let rssAfter10 = 0;
+  const started = performance.now();
+  for (let i = 1; i <= GENERATIONS; i++) {
+    const result = await txt2img(model, { ...params, seed: i });
+    if (i > 2) {
+      // The first generations warm up onnxruntime's allocations; keep them out of the averages.
+      unet += result.timingsMs.unet;
+      denoise += result.timingsMs.denoise;
+      png += result.timingsMs.png;
+    }
+    if (i === 10) rssAfter10 = rssMb();
+  }
+  const elapsed = (performance.now() - started) / 1000;
+  const rssAfterAll = rssMb();
+  const counted = GENERATIONS - 2;
+  const stepMs = denoise / counted / STEPS;
+  const insideMs = unet / counted / STEPS;
+  const outsideMs = stepMs - insideMs;
+  const pngMs = png / counted;
+  const growth = (rssAfterAll - rssAfter10) / rssAfter10;
+
+  console.log(`
+step time             ${fmt(stepMs)} ms   (inside onnxruntime ${fmt(insideMs)} ms, outside ${fmt(outsideMs, 3)} ms = ${fmt((outsideMs / stepMs) * 100, 1)} %)
+png encoding          ${fmt(pngMs)} ms per image
+images per second     ${fmt(GENERATIONS / elapsed)}
+resident memory       ${fmt(rssAfter10, 0)} MiB after 10, ${fmt(rssAfterAll, 0)} MiB after ${GENERATIONS} (${fmt(growth * 100, 1)} %)
+
+${verdict(outsideMs / stepMs <= TARGETS.outsideShare)}  work outside onnxruntime ≤ ${TARGETS.outsideShare * 100} % of step time
+${verdict(pngMs <= TARGETS.pngMs)}  PNG encoding ≤ ${TARGETS.pngMs} ms
+${verdict(growth <= TARGETS.memoryGrowth)}  memory after ${GENERATIONS} within ${TARGETS.memoryGrowth * 100} % of after 10`);
+} finally {
+  await fs.rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,155 @@
+// The pipeline end to end on the tiny generated model (real onnxruntime, CPU).
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { GenerationParams } from '../../../src/core/request.ts';
+import { loadModel, ModelFolderError, type Model } from '../../../src/runner/pipeline/model.ts';
+import { decodePng } from '../../../src/runner/pipeline/png.ts';
+import { writeTinyModel } from '../../../src/runner/pipeline/tiny-model.ts';
+import { GenerationAbortedError, txt2img } from '../../../src/runner/pipeline/txt2img.ts';
+
+const it = suite<{ dir: string; model: Model }>('txt2img on the tiny model');
+
+const params: GenerationParams = {
+  prompt: 'a glowing sword',
+  negative_prompt: '',
+  num_inference_steps: 3,
+  guidance_scale: 7.5,
+  seed: 42,
+  width: 256,
+  height: 256,
+  scheduler: 'ddim',
+  num_images: 1,
+};
+const run = (model: Model, p: Partial<GenerationParams> = {}) => txt2img(model, { ...params, ...p }, { timingsInPng: false });
+const pixels = (png: Buffer) => Buffer.from(decodePng(png).rgb);
+
+it.before(async (ctx) => {
+  ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-model-'));
+  await writeTinyModel(path.join(ctx.dir, 'tiny'), { seed: 1 });
+  ctx.model = await loadModel(path.join(ctx.dir, 'tiny'), { executionProvider: 'auto' });
+});
+it.after(({ dir }) => fs.rm(dir, { recursive: true, force: true }));
+
+it('generates a PNG of the requested size with the parameters and a manifest', async ({ model }) => {
+  const result = await run(model);
+  assert.is(result.images.length, 1);
+  const png = decodePng(result.images[0]!.png);
+  assert.is(png.width, 256);
+  assert.is(png.height, 256);
+  assert.is(result.prompt, 'tsuki_advtr, a glowing sword', 'prompt prefix from itemgen.json');
+  assert.is(result.negativePrompt, 'blurry, low quality', 'default negative prompt from itemgen.json');
+  const lines = png.texts.parameters!.split('\n');
+  assert.is(lines[0], 'tsuki_advtr, a glowing sword');
+  assert.is(lines[1], 'Negative prompt: blurry, low quality');
+  assert.match(lines[2]!, /^Steps: 3, Sampler: DDIM, CFG scale: 7\.5, Seed: 42, Size: 256x256, Model hash: [0-9a-f]{10}$/);
+  const manifest = JSON.parse(png.texts.itemgen!);
+  assert.is(manifest.seed, 42);
+  assert.is(manifest.model_hash, model.hash);
+  assert.is(manifest.execution_provider, 'cpu');
+  assert.is(manifest.scheduler.name, 'ddim');
+  assert.type(manifest.onnxruntime_version, 'string');
+  const distinct = new Set(png.rgb).size;
+  assert.ok(distinct > 10, 'not a flat image');
+});
+
+it('same request and seed → byte-identical PNG; seed, prompt, scheduler and guidance change the image', async ({ model }) => {
+  const a = (await run(model)).images[0]!.png;
+  const b = (await run(model)).images[0]!.png;
+  assert.ok(a.equals(b), 'byte-identical');
+  const variants = [
+    (await run(model, { seed: 43 })).images[0]!.png,
+    (await run(model, { prompt: 'a wooden shield' })).images[0]!.png,
+    (await run(model, { scheduler: 'euler' })).images[0]!.png,
+    (await run(model, { guidance_scale: 1 })).images[0]!.png,
+  ];
+  for (const v of variants) assert.not.ok(pixels(v).equals(pixels(a)));
+});
+
+it('several images per request, each its own noise', async ({ model }) => {
+  const result = await run(model, { num_images: 2 });
+  assert.is(result.images.length, 2);
+  assert.not.ok(pixels(result.images[0]!.png).equals(pixels(result.images[1]!.png)));
+});
+
+it('progress per step, and cancellation before the next step', async ({ model }) => {
+  const seen: [number, number][] = [];
+  await txt2img(model, { ...params, num_inference_steps: 4 }, { onStep: (s, t) => seen.push([s, t]) });
+  assert.equal(seen, [[1, 4], [2, 4], [3, 4], [4, 4]]);
+  const controller = new AbortController();
+  let steps = 0;
+  try {
+    await txt2img(model, { ...params, num_inference_steps: 10 }, {
+      signal: controller.signal,
+      onStep: (s) => {
+        steps = s;
+        if (s === 2) controller.abort();
+      },
+    });
+    assert.unreachable('should have been canceled');
+  } catch (err) {
+    assert.instance(err, GenerationAbortedError);
+  }
+  assert.is(steps, 2);
+});
+
+it('every scheduler runs to a finite image', async ({ model }) => {
+  for (const scheduler of ['ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m', 'lcm'] as const) {
+    const result = await run(model, { scheduler, num_inference_steps: 4 });
+    assert.is(decodePng(result.images[0]!.png).width, 256, scheduler);
+  }
+});
+
+it('fp16, fixed-batch and float-timestep exports run too', async ({ dir, model }) => {
+  const reference = pixels((await run(model)).images[0]!.png);
+  for (const [name, options] of [
+    ['fixed', { seed: 1, fixedBatch: true }],
+    ['float-t', { seed: 1, timestepType: 'float32' as const }],
+    ['fp16', { seed: 1, fp16: true }],
+  ] as const) {
+    await writeTinyModel(path.join(dir, name), options);
+    const variant = await loadModel(path.join(dir, name), { executionProvider: 'cpu' });
+    const image = pixels((await run(variant)).images[0]!.png);
+    assert.is(image.length, reference.length, name);
+    if (name !== 'fp16') {
+      // Same weights, other graph shape: the same picture up to float rounding.
+      let maxDiff = 0;
+      for (let i = 0; i < image.length; i++) maxDiff = Math.max(maxDiff, Math.abs(image[i]! - reference[i]!));
+      assert.ok(maxDiff <= 2, `${name}: max pixel difference ${maxDiff}`);
+    }
+  }
+});
+
+it('execution providers: auto falls back to CPU here; cuda fails loudly', async ({ dir }) => {
+  try {
+    await loadModel(path.join(dir, 'tiny'), { executionProvider: 'cuda' });
+    assert.unreachable('cuda is not available on this machine');
+  } catch (err) {
+    assert.match((err as Error).message, /EXECUTION_PROVIDER=cuda but CUDA is unavailable/);
+  }
+});
+
+it('a broken folder says which file and what is wrong', async ({ dir }) => {
+  const broken = path.join(dir, 'broken');
+  await writeTinyModel(broken, { seed: 1 });
+  await fs.rm(path.join(broken, 'unet', 'model.onnx'));
+  const expectError = async (pattern: RegExp) => {
+    try {
+      await loadModel(broken, { executionProvider: 'cpu' });
+      assert.unreachable('loaded a broken folder');
+    } catch (err) {
+      assert.instance(err, ModelFolderError);
+      assert.match((err as Error).message, pattern);
+    }
+  };
+  await expectError(/^unet\/model\.onnx: missing/);
+  await fs.writeFile(path.join(broken, 'scheduler', 'scheduler_config.json'), '{ not json');
+  await expectError(/^scheduler\/scheduler_config\.json: invalid JSON/);
+  await fs.writeFile(path.join(broken, 'itemgen.json'), '{"default_scheduler": "k_lms"}');
+  await fs.writeFile(path.join(broken, 'scheduler', 'scheduler_config.json'), '{}');
+  await expectError(/^itemgen\.json: default_scheduler must be one of/);
+});
+
+it.run();
