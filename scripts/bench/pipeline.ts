@@ -41,6 +41,7 @@ try {
   if (!gc) console.log('(run with --expose-gc for steadier memory readings)');
 
   let unet = 0;
+  let sched = 0;
   let denoise = 0;
   let png = 0;
   let rssAfter10 = 0;
@@ -50,6 +51,7 @@ try {
     if (i > 2) {
       // The first generations warm up onnxruntime's allocations; keep them out of the averages.
       unet += result.timingsMs.unet;
+      sched += result.timingsMs.scheduler;
       denoise += result.timingsMs.denoise;
       png += result.timingsMs.png;
     }
@@ -61,11 +63,13 @@ try {
   const stepMs = denoise / counted / STEPS;
   const insideMs = unet / counted / STEPS;
   const outsideMs = stepMs - insideMs;
+  const schedulerMs = sched / counted / STEPS;
   const pngMs = png / counted;
   const growth = (rssAfterAll - rssAfter10) / rssAfter10;
 
   console.log(`
-step time             ${fmt(stepMs)} ms   (inside onnxruntime ${fmt(insideMs)} ms, outside ${fmt(outsideMs, 3)} ms = ${fmt((outsideMs / stepMs) * 100, 1)} %)
+step time             ${fmt(stepMs)} ms   (inside onnxruntime ${fmt(insideMs)} ms, outside ${fmt(outsideMs, 3)} ms = ${fmt((outsideMs / stepMs) * 100, 1)} %;
+                      of which the scheduler ${fmt(schedulerMs, 3)} ms, guidance and tensor copies ${fmt(outsideMs - schedulerMs, 3)} ms)
 png encoding          ${fmt(pngMs)} ms per image
 images per second     ${fmt(GENERATIONS / elapsed)}
 resident memory       ${fmt(rssAfter10, 0)} MiB after 10, ${fmt(rssAfterAll, 0)} MiB after ${GENERATIONS} (${fmt(growth * 100, 1)} %)

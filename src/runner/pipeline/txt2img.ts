@@ -31,7 +31,8 @@ export interface Txt2ImgResult {
   /** Prompt and negative prompt as sent to the text encoder (template applied). */
   prompt: string;
   negativePrompt: string;
-  timingsMs: { textEncoder: number; denoise: number; unet: number; decode: number; png: number; total: number };
+  /** Where the time went; `denoise` includes `unet` (inside onnxruntime) and `scheduler` (its steps). */
+  timingsMs: { textEncoder: number; denoise: number; unet: number; scheduler: number; decode: number; png: number; total: number };
 }
 
 export class GenerationAbortedError extends Error {
@@ -157,15 +158,20 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
 
   const total = scheduler.timesteps.length;
   let unetMs = 0;
+  let schedulerMs = 0;
   const loopStart = now();
+  // The doubled UNet input is reused every step. The guided prediction is not: multistep
+  // schedulers (PNDM, DPM++) keep earlier model outputs.
+  const doubled = guided ? new Float32Array(2 * latents.length) : null;
   for (let i = 0; i < total; i++) {
     if (signal?.aborted) throw new GenerationAbortedError();
     const t = scheduler.timesteps[i]!;
     const scaled = scheduler.scaleModelInput(latents, t);
-    const input = guided ? new Float32Array(2 * scaled.length) : scaled;
-    if (guided) {
-      input.set(scaled, 0);
-      input.set(scaled, scaled.length);
+    let input = scaled;
+    if (doubled) {
+      doubled.set(scaled, 0);
+      doubled.set(scaled, scaled.length);
+      input = doubled;
     }
     const u0 = now();
     const prediction = await runBatched(
@@ -182,14 +188,18 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
     unetMs += now() - u0;
     let noise = prediction;
     if (guided) {
-      noise = new Float32Array(latents.length);
       const g = params.guidance_scale;
-      for (let k = 0; k < noise.length; k++) {
+      const half = latents.length;
+      const guidedNoise = new Float32Array(half);
+      for (let k = 0; k < half; k++) {
         const uncond = prediction[k]!;
-        noise[k] = uncond + g * (prediction[k + latents.length]! - uncond);
+        guidedNoise[k] = uncond + g * (prediction[k + half]! - uncond);
       }
+      noise = guidedNoise;
     }
+    const s0 = now();
     latents = scheduler.step(noise, t, latents, generator);
+    schedulerMs += now() - s0;
     onStep?.(i + 1, total);
   }
   const denoiseMs = now() - loopStart;
@@ -219,13 +229,12 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
   ].join('\n');
   const images: GeneratedImage[] = [];
   for (let img = 0; img < n; img++) {
-    const rgb = new Uint8Array(pixels * 3);
+    // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
+    const rgb = new Uint8ClampedArray(pixels * 3);
     const base = img * 3 * pixels;
     for (let c = 0; c < 3; c++) {
-      for (let p = 0; p < pixels; p++) {
-        const v = decoded[base + c * pixels + p]! / 2 + 0.5;
-        rgb[p * 3 + c] = Math.round(Math.min(1, Math.max(0, v)) * 255);
-      }
+      const plane = decoded.subarray(base + c * pixels, base + (c + 1) * pixels);
+      for (let p = 0; p < pixels; p++) rgb[p * 3 + c] = (plane[p]! / 2 + 0.5) * 255;
     }
     const manifest = {
       model_hash: model.hash,
@@ -240,7 +249,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
         : { timings_ms: { text_encoder: round(textMs), denoise: round(denoiseMs), unet: round(unetMs), decode: round(decodeMs) } }),
     };
     images.push({
-      png: encodePng({ width: params.width, height: params.height, rgb }, [
+      png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
         ['parameters', infotext],
         ['itemgen', JSON.stringify(manifest)],
       ]),
@@ -253,7 +262,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
     images,
     prompt,
     negativePrompt,
-    timingsMs: { textEncoder: textMs, denoise: denoiseMs, unet: unetMs, decode: decodeMs, png: pngMs, total: now() - started },
+    timingsMs: { textEncoder: textMs, denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs, decode: decodeMs, png: pngMs, total: now() - started },
   };
 }
 
