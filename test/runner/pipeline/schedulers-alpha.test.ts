@@ -8,6 +8,7 @@ import type { Generator } from '../../../src/runner/pipeline/rng.ts';
 import { alphasCumprod, betasFor } from '../../../src/runner/pipeline/schedulers/betas.ts';
 import { createDdimScheduler } from '../../../src/runner/pipeline/schedulers/ddim.ts';
 import { createLcmScheduler } from '../../../src/runner/pipeline/schedulers/lcm.ts';
+import { createGenerator } from '../../../src/runner/pipeline/rng.ts';
 import { createPndmScheduler } from '../../../src/runner/pipeline/schedulers/pndm.ts';
 import type { Scheduler, SchedulerConfig } from '../../../src/runner/pipeline/schedulers/types.ts';
 
@@ -294,10 +295,15 @@ test('lcm test_full_loop_onestep: sum 18.7097, mean 0.0244 (one step draws no no
   assert.equal(generator.draws, []);
 });
 
+
 // test_full_loop_multistep (sum 197.7616, mean 0.2575 in the test version with custom timesteps; the
 // first LCM release's test said 280.5618 / 0.3653) re-noises between steps with torch.manual_seed(0)'s
-// randn, which needs the torch-compatible generator. Only its noise-free structure is checked here:
-// noise is drawn before every step but the last, and is scaled by sqrt(1 - alphas_cumprod[prev]).
+// randn, which createGenerator(0) reproduces. The structure of that noise is checked on its own too:
+// drawn before every step but the last, and scaled by sqrt(1 - alphas_cumprod[prev]).
+test('lcm test_full_loop_multistep with torch.manual_seed(0) noise: sum 197.7616, mean 0.2575', () => {
+  assertResult(fullLoop(createLcmScheduler(LCM_TEST), 10, undefined, createGenerator(0)), 197.7616, 0.2575, 1e-3);
+});
+
 test('lcm multistep draws noise between steps only, scaled by sqrt(1 - alphas_cumprod[prev])', () => {
   const generator = constantGenerator(0);
   const quiet = fullLoop(createLcmScheduler(LCM_TEST), 10, undefined, generator);
