@@ -295,7 +295,6 @@ test('lcm test_full_loop_onestep: sum 18.7097, mean 0.0244 (one step draws no no
   assert.equal(generator.draws, []);
 });
 
-
 // test_full_loop_multistep (sum 197.7616, mean 0.2575 in the test version with custom timesteps; the
 // first LCM release's test said 280.5618 / 0.3653) re-noises between steps with torch.manual_seed(0)'s
 // randn, which createGenerator(0) reproduces. The structure of that noise is checked on its own too:
