@@ -140,6 +140,9 @@ async function createSession(
   return ort.InferenceSession.create(file, {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
+    // onnxruntime's pool threads spin after each run by default, taking the core the scheduler and
+    // guidance math need between UNet runs; let them sleep instead.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
   });

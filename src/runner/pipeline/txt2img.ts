@@ -7,7 +7,7 @@ import { onnxruntimeVersion } from './model.ts';
 import { encodePng } from './png.ts';
 import { createGenerator } from './rng.ts';
 import { createScheduler } from './schedulers/index.ts';
-import type { SchedulerName } from './schedulers/types.ts';
+import type { Scheduler, SchedulerName } from './schedulers/types.ts';
 import { fromHalf, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
 
@@ -53,6 +53,25 @@ const SAMPLER_LABEL: Record<SchedulerName, string> = {
 };
 
 const now = () => performance.now();
+
+/**
+ * Schedulers are kept per model and reused (setTimesteps resets them): V8 keeps optimized code per
+ * closure, so a fresh scheduler per generation would run its 16k-element step loop cold every
+ * time (about 4× slower on the tiny model).
+ */
+const idleSchedulers = new WeakMap<Model, Map<SchedulerName, Scheduler[]>>();
+
+function acquireScheduler(model: Model, name: SchedulerName): Scheduler {
+  return idleSchedulers.get(model)?.get(name)?.pop() ?? createScheduler(name, model.schedulerConfig);
+}
+
+function releaseScheduler(model: Model, name: SchedulerName, scheduler: Scheduler): void {
+  let byName = idleSchedulers.get(model);
+  if (!byName) idleSchedulers.set(model, (byName = new Map()));
+  const idle = byName.get(name) ?? [];
+  byName.set(name, idle);
+  idle.push(scheduler);
+}
 
 function floatTensor(data: Float32Array, dims: number[], type: 'float32' | 'float16'): ort.Tensor {
   return type === 'float16' ? new ort.Tensor('float16', toHalf(data), dims) : new ort.Tensor('float32', data, dims);
@@ -128,142 +147,151 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
 
   // Initial noise from the seed, exactly as torch.randn on a CPU generator would draw it.
   const generator = createGenerator(params.seed);
-  const scheduler = createScheduler(params.scheduler, model.schedulerConfig);
-  scheduler.setTimesteps(params.num_inference_steps);
-  let latents = generator.randn(n * perImage);
-  if (scheduler.initNoiseSigma !== 1) latents = latents.map((v) => v * scheduler.initNoiseSigma);
+  const scheduler = acquireScheduler(model, params.scheduler);
+  try {
+    return await denoiseAndDecode();
+  } finally {
+    releaseScheduler(model, params.scheduler, scheduler);
+  }
 
-  const u = model.unet;
-  const unetBatch = u.fixedBatch ?? batch;
-  const hiddenTensorFor = (start: number, count: number) =>
-    floatTensor(hidden.subarray(start * perText, (start + count) * perText), [count, seqLen, hiddenSize], u.floatType);
-  // Encoder states do not change during the loop: convert them once per batch slice.
-  const hiddenTensors = new Map<number, ort.Tensor>();
-  for (let s = 0; s < batch; s += unetBatch) hiddenTensors.set(s, hiddenTensorFor(s, Math.min(unetBatch, batch - s)));
+  async function denoiseAndDecode(): Promise<Txt2ImgResult> {
+    scheduler.setTimesteps(params.num_inference_steps);
 
-  const timestepTensor = (t: number, count: number): ort.Tensor => {
-    const dims = u.timestepRank === 0 ? [] : [count];
-    const size = u.timestepRank === 0 ? 1 : count;
-    switch (u.timestepType) {
-      case 'int64':
-        return new ort.Tensor('int64', new BigInt64Array(size).fill(BigInt(Math.round(t))), dims);
-      case 'int32':
-        return new ort.Tensor('int32', new Int32Array(size).fill(Math.round(t)), dims);
-      case 'float16':
-        return new ort.Tensor('float16', toHalf(new Float32Array(size).fill(t)), dims);
-      default:
-        return new ort.Tensor('float32', new Float32Array(size).fill(t), dims);
-    }
-  };
+    let latents = generator.randn(n * perImage);
+    if (scheduler.initNoiseSigma !== 1) latents = latents.map((v) => v * scheduler.initNoiseSigma);
 
-  const total = scheduler.timesteps.length;
-  let unetMs = 0;
-  let schedulerMs = 0;
-  const loopStart = now();
-  // The doubled UNet input is reused every step. The guided prediction is not: multistep
-  // schedulers (PNDM, DPM++) keep earlier model outputs.
-  const doubled = guided ? new Float32Array(2 * latents.length) : null;
-  for (let i = 0; i < total; i++) {
-    if (signal?.aborted) throw new GenerationAbortedError();
-    const t = scheduler.timesteps[i]!;
-    const scaled = scheduler.scaleModelInput(latents, t);
-    let input = scaled;
-    if (doubled) {
-      doubled.set(scaled, 0);
-      doubled.set(scaled, scaled.length);
-      input = doubled;
-    }
-    const u0 = now();
-    const prediction = await runBatched(
-      u.session,
-      u.fixedBatch,
-      batch,
-      (s, c) => ({
-        [u.sample]: floatTensor(input.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], u.floatType),
-        [u.timestep]: timestepTensor(t, c),
-        [u.encoderHiddenStates]: hiddenTensors.get(s)!,
-      }),
-      u.output,
-    );
-    unetMs += now() - u0;
-    let noise = prediction;
-    if (guided) {
-      const g = params.guidance_scale;
-      const half = latents.length;
-      const guidedNoise = new Float32Array(half);
-      for (let k = 0; k < half; k++) {
-        const uncond = prediction[k]!;
-        guidedNoise[k] = uncond + g * (prediction[k + half]! - uncond);
+    const u = model.unet;
+    const unetBatch = u.fixedBatch ?? batch;
+    const hiddenTensorFor = (start: number, count: number) =>
+      floatTensor(hidden.subarray(start * perText, (start + count) * perText), [count, seqLen, hiddenSize], u.floatType);
+    // Encoder states do not change during the loop: convert them once per batch slice.
+    const hiddenTensors = new Map<number, ort.Tensor>();
+    for (let s = 0; s < batch; s += unetBatch) hiddenTensors.set(s, hiddenTensorFor(s, Math.min(unetBatch, batch - s)));
+
+    const timestepTensor = (t: number, count: number): ort.Tensor => {
+      const dims = u.timestepRank === 0 ? [] : [count];
+      const size = u.timestepRank === 0 ? 1 : count;
+      switch (u.timestepType) {
+        case 'int64':
+          return new ort.Tensor('int64', new BigInt64Array(size).fill(BigInt(Math.round(t))), dims);
+        case 'int32':
+          return new ort.Tensor('int32', new Int32Array(size).fill(Math.round(t)), dims);
+        case 'float16':
+          return new ort.Tensor('float16', toHalf(new Float32Array(size).fill(t)), dims);
+        default:
+          return new ort.Tensor('float32', new Float32Array(size).fill(t), dims);
       }
-      noise = guidedNoise;
-    }
-    const s0 = now();
-    latents = scheduler.step(noise, t, latents, generator);
-    schedulerMs += now() - s0;
-    onStep?.(i + 1, total);
-  }
-  const denoiseMs = now() - loopStart;
-  if (signal?.aborted) throw new GenerationAbortedError();
-
-  // Decode: latents / scaling factor → VAE → [-1, 1] → clamp to [0, 1] → bytes (diffusers' rounding).
-  const d0 = now();
-  const scale = 1 / model.vaeScalingFactor;
-  const scaledLatents = latents.map((v) => v * scale);
-  const vae = model.vaeDecoder;
-  const decoded = await runBatched(
-    vae.session,
-    vae.fixedBatch,
-    n,
-    (s, c) => ({ [vae.input]: floatTensor(scaledLatents.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], vae.floatType) }),
-    vae.output,
-  );
-  const decodeMs = now() - d0;
-
-  const p0 = now();
-  const pixels = params.width * params.height;
-  const infotext = [
-    prompt,
-    ...(negativePrompt ? [`Negative prompt: ${negativePrompt}`] : []),
-    `Steps: ${params.num_inference_steps}, Sampler: ${SAMPLER_LABEL[params.scheduler]}, CFG scale: ${params.guidance_scale}, ` +
-      `Seed: ${params.seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
-  ].join('\n');
-  const images: GeneratedImage[] = [];
-  for (let img = 0; img < n; img++) {
-    // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
-    const rgb = new Uint8ClampedArray(pixels * 3);
-    const base = img * 3 * pixels;
-    for (let c = 0; c < 3; c++) {
-      const plane = decoded.subarray(base + c * pixels, base + (c + 1) * pixels);
-      for (let p = 0; p < pixels; p++) rgb[p * 3 + c] = (plane[p]! / 2 + 0.5) * 255;
-    }
-    const manifest = {
-      model_hash: model.hash,
-      scheduler: { name: params.scheduler, config: model.schedulerConfig },
-      seed: params.seed,
-      image_index: img,
-      params: { ...params, prompt, negative_prompt: negativePrompt },
-      execution_provider: model.executionProvider,
-      onnxruntime_version: onnxruntimeVersion(),
-      ...(options.timingsInPng === false
-        ? {}
-        : { timings_ms: { text_encoder: round(textMs), denoise: round(denoiseMs), unet: round(unetMs), decode: round(decodeMs) } }),
     };
-    images.push({
-      png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
-        ['parameters', infotext],
-        ['itemgen', JSON.stringify(manifest)],
-      ]),
-      width: params.width,
-      height: params.height,
-    });
+
+    const total = scheduler.timesteps.length;
+    let unetMs = 0;
+    let schedulerMs = 0;
+    const loopStart = now();
+    // The doubled UNet input is reused every step. The guided prediction is not: multistep
+    // schedulers (PNDM, DPM++) keep earlier model outputs.
+    const doubled = guided ? new Float32Array(2 * latents.length) : null;
+    for (let i = 0; i < total; i++) {
+      if (signal?.aborted) throw new GenerationAbortedError();
+      const t = scheduler.timesteps[i]!;
+      const scaled = scheduler.scaleModelInput(latents, t);
+      let input = scaled;
+      if (doubled) {
+        doubled.set(scaled, 0);
+        doubled.set(scaled, scaled.length);
+        input = doubled;
+      }
+      const u0 = now();
+      const prediction = await runBatched(
+        u.session,
+        u.fixedBatch,
+        batch,
+        (s, c) => ({
+          [u.sample]: floatTensor(input.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], u.floatType),
+          [u.timestep]: timestepTensor(t, c),
+          [u.encoderHiddenStates]: hiddenTensors.get(s)!,
+        }),
+        u.output,
+      );
+      unetMs += now() - u0;
+      let noise = prediction;
+      if (guided) {
+        const g = params.guidance_scale;
+        const half = latents.length;
+        const guidedNoise = new Float32Array(half);
+        for (let k = 0; k < half; k++) {
+          const uncond = prediction[k]!;
+          guidedNoise[k] = uncond + g * (prediction[k + half]! - uncond);
+        }
+        noise = guidedNoise;
+      }
+      const s0 = now();
+      latents = scheduler.step(noise, t, latents, generator);
+      schedulerMs += now() - s0;
+      onStep?.(i + 1, total);
+    }
+    const denoiseMs = now() - loopStart;
+    if (signal?.aborted) throw new GenerationAbortedError();
+
+    // Decode: latents / scaling factor → VAE → [-1, 1] → clamp to [0, 1] → bytes (diffusers' rounding).
+    const d0 = now();
+    const scale = 1 / model.vaeScalingFactor;
+    const scaledLatents = latents.map((v) => v * scale);
+    const vae = model.vaeDecoder;
+    const decoded = await runBatched(
+      vae.session,
+      vae.fixedBatch,
+      n,
+      (s, c) => ({ [vae.input]: floatTensor(scaledLatents.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], vae.floatType) }),
+      vae.output,
+    );
+    const decodeMs = now() - d0;
+
+    const p0 = now();
+    const pixels = params.width * params.height;
+    const infotext = [
+      prompt,
+      ...(negativePrompt ? [`Negative prompt: ${negativePrompt}`] : []),
+      `Steps: ${params.num_inference_steps}, Sampler: ${SAMPLER_LABEL[params.scheduler]}, CFG scale: ${params.guidance_scale}, ` +
+        `Seed: ${params.seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
+    ].join('\n');
+    const images: GeneratedImage[] = [];
+    for (let img = 0; img < n; img++) {
+      // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
+      const rgb = new Uint8ClampedArray(pixels * 3);
+      const base = img * 3 * pixels;
+      for (let c = 0; c < 3; c++) {
+        const plane = decoded.subarray(base + c * pixels, base + (c + 1) * pixels);
+        for (let p = 0; p < pixels; p++) rgb[p * 3 + c] = (plane[p]! / 2 + 0.5) * 255;
+      }
+      const manifest = {
+        model_hash: model.hash,
+        scheduler: { name: params.scheduler, config: model.schedulerConfig },
+        seed: params.seed,
+        image_index: img,
+        params: { ...params, prompt, negative_prompt: negativePrompt },
+        execution_provider: model.executionProvider,
+        onnxruntime_version: onnxruntimeVersion(),
+        ...(options.timingsInPng === false
+          ? {}
+          : { timings_ms: { text_encoder: round(textMs), denoise: round(denoiseMs), unet: round(unetMs), decode: round(decodeMs) } }),
+      };
+      images.push({
+        png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
+          ['parameters', infotext],
+          ['itemgen', JSON.stringify(manifest)],
+        ]),
+        width: params.width,
+        height: params.height,
+      });
+    }
+    const pngMs = now() - p0;
+    return {
+      images,
+      prompt,
+      negativePrompt,
+      timingsMs: { textEncoder: textMs, denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs, decode: decodeMs, png: pngMs, total: now() - started },
+    };
   }
-  const pngMs = now() - p0;
-  return {
-    images,
-    prompt,
-    negativePrompt,
-    timingsMs: { textEncoder: textMs, denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs, decode: decodeMs, png: pngMs, total: now() - started },
-  };
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;

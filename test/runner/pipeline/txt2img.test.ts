@@ -95,10 +95,13 @@ it('progress per step, and cancellation before the next step', async ({ model })
   assert.is(steps, 2);
 });
 
-it('every scheduler runs to a finite image', async ({ model }) => {
+it('every scheduler runs, and a reused scheduler carries nothing over between generations', async ({ model }) => {
   for (const scheduler of ['ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m', 'lcm'] as const) {
-    const result = await run(model, { scheduler, num_inference_steps: 4 });
-    assert.is(decodePng(result.images[0]!.png).width, 256, scheduler);
+    const first = (await run(model, { scheduler, num_inference_steps: 4 })).images[0]!.png;
+    await run(model, { scheduler, num_inference_steps: 7, seed: 5 });
+    const again = (await run(model, { scheduler, num_inference_steps: 4 })).images[0]!.png;
+    assert.is(decodePng(first).width, 256, scheduler);
+    assert.ok(first.equals(again), `${scheduler}: same result after another generation`);
   }
 });
 
