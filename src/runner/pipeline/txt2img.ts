@@ -16,7 +16,11 @@ export interface Txt2ImgOptions {
   onStep?: (step: number, total: number) => void;
   /** Aborting stops the generation before its next step. */
   signal?: AbortSignal;
-  /** Put timings in the PNG manifest (they differ run to run, so the bytes do too). Default true. */
+  /**
+   * Also put the timings in the PNG manifest. Off by default: they differ run to run, and the same
+   * request, seed and execution provider must give the same bytes (ARCHITECTURE.md decision 7).
+   * They are always in the result.
+   */
   timingsInPng?: boolean;
 }
 
@@ -271,7 +275,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
         params: { ...params, prompt, negative_prompt: negativePrompt },
         execution_provider: model.executionProvider,
         onnxruntime_version: onnxruntimeVersion(),
-        ...(options.timingsInPng === false
+        ...(options.timingsInPng !== true
           ? {}
           : { timings_ms: { text_encoder: round(textMs), denoise: round(denoiseMs), unet: round(unetMs), decode: round(decodeMs) } }),
       };

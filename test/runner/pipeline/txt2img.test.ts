@@ -23,7 +23,7 @@ const params: GenerationParams = {
   scheduler: 'ddim',
   num_images: 1,
 };
-const run = (model: Model, p: Partial<GenerationParams> = {}) => txt2img(model, { ...params, ...p }, { timingsInPng: false });
+const run = (model: Model, p: Partial<GenerationParams> = {}) => txt2img(model, { ...params, ...p });
 const pixels = (png: Buffer) => Buffer.from(decodePng(png).rgb);
 
 it.before(async (ctx) => {
@@ -59,6 +59,10 @@ it('same request and seed → byte-identical PNG; seed, prompt, scheduler and gu
   const a = (await run(model)).images[0]!.png;
   const b = (await run(model)).images[0]!.png;
   assert.ok(a.equals(b), 'byte-identical');
+  const timed = await txt2img(model, params, { timingsInPng: true });
+  const manifest = JSON.parse(decodePng(timed.images[0]!.png).texts.itemgen!);
+  assert.type(manifest.timings_ms.unet, 'number', 'timings in the manifest on request');
+  assert.ok(pixels(timed.images[0]!.png).equals(pixels(a)));
   const variants = [
     (await run(model, { seed: 43 })).images[0]!.png,
     (await run(model, { prompt: 'a wooden shield' })).images[0]!.png,
