@@ -77,6 +77,21 @@ function releaseScheduler(model: Model, name: SchedulerName, scheduler: Schedule
   idle.push(scheduler);
 }
 
+/**
+ * Classifier-free guidance: uncond + g·(cond − uncond) over [uncond | cond] halves. A fresh array:
+ * multistep schedulers (PNDM, DPM++) keep earlier model outputs. A function of its own so V8
+ * optimizes this loop once, not with every txt2img call.
+ */
+function applyGuidance(prediction: Float32Array, g: number): Float32Array {
+  const half = prediction.length / 2;
+  const out = new Float32Array(half);
+  for (let k = 0; k < half; k++) {
+    const uncond = prediction[k]!;
+    out[k] = uncond + g * (prediction[k + half]! - uncond);
+  }
+  return out;
+}
+
 function floatTensor(data: Float32Array, dims: number[], type: 'float32' | 'float16'): ort.Tensor {
   return type === 'float16' ? new ort.Tensor('float16', toHalf(data), dims) : new ort.Tensor('float32', data, dims);
 }
@@ -217,17 +232,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
         u.output,
       );
       unetMs += now() - u0;
-      let noise = prediction;
-      if (guided) {
-        const g = params.guidance_scale;
-        const half = latents.length;
-        const guidedNoise = new Float32Array(half);
-        for (let k = 0; k < half; k++) {
-          const uncond = prediction[k]!;
-          guidedNoise[k] = uncond + g * (prediction[k + half]! - uncond);
-        }
-        noise = guidedNoise;
-      }
+      const noise = guided ? applyGuidance(prediction, params.guidance_scale) : prediction;
       const s0 = now();
       latents = scheduler.step(noise, t, latents, generator);
       schedulerMs += now() - s0;
