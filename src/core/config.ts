@@ -30,6 +30,9 @@ const envSchema = z.object({
   DISPATCH_SWEEP_MS: int(5000, 100, 600_000),
   DISPATCH_LINGER_MS: int(5, 0, 1000),
   PUBLIC_URL: optionalUrl(/^https?:$/),
+  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
+  GCS_SIGNED_URL_SECONDS: int(3600, 60, 604_800),
+  GCS_PUBLIC: z.enum(['true', 'false']).default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 
@@ -54,6 +57,11 @@ export interface Config {
   /** How long a lone job waits for company before it is published (fewer, larger batches). */
   dispatchLingerMs: number;
   publicUrl: string | undefined;
+  /** Images in this GCS bucket; in `DATA_DIR/images` when unset. */
+  gcsBucket: string | undefined;
+  gcsSignedUrlSeconds: number;
+  /** The bucket is readable by anyone: stable public links instead of signed ones. */
+  gcsPublic: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -94,6 +102,9 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     dispatchSweepMs: e.DISPATCH_SWEEP_MS,
     dispatchLingerMs: e.DISPATCH_LINGER_MS,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    gcsBucket: e.GCS_BUCKET,
+    gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
+    gcsPublic: e.GCS_PUBLIC === 'true',
     logLevel: e.LOG_LEVEL,
   };
 }

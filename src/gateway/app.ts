@@ -7,6 +7,7 @@ import type { GatewayDeps, GatewayEnv } from './deps.ts';
 import { readBody } from './http.ts';
 import { errorHandler, problem } from './problem.ts';
 import { generationsRoutes } from './routes/generations.ts';
+import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
 import { systemRoutes } from './routes/system.ts';
@@ -36,6 +37,7 @@ export function createApp(deps: GatewayDeps) {
   app.use('/internal/*', runnerAuth(settings.runnerToken));
 
   app.route('/v1/generations', generationsRoutes(deps));
+  app.route('/v1/generations', imageRoutes(deps));
   app.route('/', legacyRoutes(deps));
   app.route('/internal/v1', internalRoutes(deps));
 

@@ -1,6 +1,7 @@
 // What the gateway app is built from. Tests pass their own; src/gateway/service.ts wires the real ones.
 import type { Logger } from '../core/log.ts';
 import type { JobQueue } from '../queue/types.ts';
+import type { ImageStore } from '../storage/types.ts';
 import type { Db } from '../store/db.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
@@ -15,6 +16,8 @@ export interface GatewayDeps {
   changes: ChangeFeed;
   metrics: GatewayMetrics;
   log: Logger;
+  /** Where runners stored the images: links (GCS) or bytes (local folder). */
+  images: ImageStore;
   settings: GatewaySettings;
 }
 

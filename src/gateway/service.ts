@@ -8,6 +8,8 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { createMemoryQueue } from '../queue/memory.ts';
 import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
+import { openImageStore } from '../storage/index.ts';
+import type { ImageStore } from '../storage/types.ts';
 import { openDb, type Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys } from '../store/sql/apiKeys.ts';
@@ -20,6 +22,7 @@ import { createGatewayMetrics } from './metrics.ts';
 
 export interface Gateway {
   url: string;
+  images: ImageStore;
   app: ReturnType<typeof createApp>;
   db: Db;
   queue: JobQueue;
@@ -33,6 +36,8 @@ export interface GatewayOverrides {
   schema?: string;
   log?: Logger;
   sseKeepAliveMs?: number;
+  /** Image store to use instead of the configured one (tests). */
+  images?: ImageStore;
 }
 
 export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
@@ -109,7 +114,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
       sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
     };
-    const app = createApp({ db, queue, dispatcher, changes, metrics, log, settings });
+    const images = overrides.images ?? openImageStore(config);
+    const app = createApp({ db, queue, dispatcher, changes, metrics, log, images, settings });
 
     const server = await listen(app.fetch, config.host, config.port);
     cleanup.push(() => closeServer(server));
@@ -117,7 +123,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open });
-    return { url, app, db, queue, dispatcher, settings, close: closeAll };
+    return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

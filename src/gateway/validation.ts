@@ -7,7 +7,8 @@ export const validationHook: Hook<unknown, any, any, any> = (result) => {
   if (result.success) return;
   const issues = result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
   if (result.target === 'param') {
-    throw new AppError(400, 'invalid_id', 'The id in the path is not a UUID.', { errors: issues });
+    const what = issues.map((i) => `${i.path || 'path'}: ${i.message}`).join('; ');
+    throw new AppError(400, 'invalid_id', `The path is invalid (${what}).`, { errors: issues });
   }
   const where = result.target === 'json' ? 'request body' : result.target === 'query' ? 'query string' : result.target;
   throw new AppError(422, 'validation_failed', `The ${where} is invalid: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, {

@@ -25,3 +25,8 @@ export interface ImageStore {
 }
 
 export const imageKey = (generationId: string, index: number) => `generated/${generationId}/${index}.png`;
+
+const imageKeyPattern = /^generated\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\/(0|[1-9][0-9]{0,5})\.png$/i;
+
+/** Whether `key` has the one shape imageKey produces; stores refuse any other key, so none can reach outside its images. */
+export const isImageKey = (key: string) => imageKeyPattern.test(key);

@@ -257,6 +257,27 @@ it('concurrent claims over HTTP: exactly one runner wins', async ({ t, alice }) 
   assert.equal(answers.map((r) => r.status).sort(), [200, ...Array(9).fill(409)]);
 });
 
+it('images: served to their owner once completed, from the local store', async ({ t, alice, bob }) => {
+  const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a lamp', num_images: 2 } })).json()) as any;
+  await expectProblem(await t.call('GET', `/v1/generations/${g.id}/images/0`, { key: alice }), 404, 'image_not_ready');
+  await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r' });
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+  const stored = await t.gw.images.putImage({ generationId: g.id, index: 0, png, seed: g.params.seed });
+  assert.is(stored.key, `generated/${g.id}/0.png`);
+  const other = await t.gw.images.putImage({ generationId: g.id, index: 1, png: Buffer.from('second'), seed: g.params.seed });
+  await t.runner(`/generations/${g.id}/complete`, { attempt: 1, images: [stored, other] });
+
+  const res = await t.call('GET', `/v1/generations/${g.id}/images/0`, { key: alice });
+  assert.is(res.status, 200);
+  assert.is(res.headers.get('content-type'), 'image/png');
+  assert.ok(Buffer.from(await res.arrayBuffer()).equals(png));
+  assert.is(await (await t.call('GET', `/v1/generations/${g.id}/images/1`, { key: alice })).text(), 'second');
+  await expectProblem(await t.call('GET', `/v1/generations/${g.id}/images/2`, { key: alice }), 404, 'image_not_found');
+  await expectProblem(await t.call('GET', `/v1/generations/${g.id}/images/x`, { key: alice }), 400, 'invalid_id');
+  await expectProblem(await t.call('GET', `/v1/generations/${g.id}/images/0`, { key: bob }), 404, 'not_found');
+  await expectProblem(await t.call('GET', `/v1/generations/${g.id}/images/0`), 401, 'unauthorized');
+});
+
 it('system routes: health, readiness, metrics, OpenAPI, docs', async ({ t }) => {
   assert.equal(await (await t.call('GET', '/healthz')).json(), { status: 'ok' });
   const ready = await t.call('GET', '/readyz');
