@@ -1,0 +1,118 @@
+// The runner process's configuration, parsed once at start from the environment into a typed
+// object, the same way as the gateway's (src/core/config.ts): invalid configuration fails fast with
+// every problem listed. Queue and storage variables mean what they mean to the gateway.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../core/config.ts';
+import type { ExecutionProvider } from './pipeline/model.ts';
+
+const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+const url = (protocols: RegExp) =>
+  z.string().trim().refine((v) => URL.canParse(v) && protocols.test(new URL(v).protocol), 'must be a valid URL');
+
+const envSchema = z.object({
+  MODEL_DIR: z.string().trim().min(1).optional(),
+  DATA_DIR: z.string().trim().min(1).default('./data'),
+  GATEWAY_URL: url(/^https?:$/).default('http://127.0.0.1:8080'),
+  RUNNER_TOKEN: z.string({ error: 'is required (the same token as the gateway RUNNER_TOKEN)' }).min(16, 'must be at least 16 characters'),
+  RUNNER_ID: z.string().trim().min(1).max(200).optional(),
+  AMQP_URL: url(/^amqps?:$/).optional(),
+  AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
+  QUEUE_DELIVERY_LIMIT: int(5, 1, 100),
+  RUNNER_PREFETCH: int(1, 1, 64),
+  EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
+  INTRA_OP_THREADS: int(0, 0, 1024),
+  INTER_OP_THREADS: int(0, 0, 1024),
+  RUNNER_GRACE_SECONDS: int(120, 0, 86_400),
+  RUNNER_MAX_ATTEMPTS: int(3, 1, 100),
+  RUNNER_PROGRESS_INTERVAL_MS: int(250, 0, 60_000),
+  RUNNER_CLAIM_WAIT_MAX_SECONDS: int(60, 1, 3600),
+  RUNNER_REQUEST_TIMEOUT_MS: int(10_000, 100, 600_000),
+  RUNNER_RETRY_ATTEMPTS: int(6, 1, 100),
+  RUNNER_RETRY_MAX_SECONDS: int(30, 1, 3600),
+  RUNNER_HEALTH_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  RUNNER_HEALTH_PORT: int(8081, 0, 65535),
+  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
+  GCS_SIGNED_URL_SECONDS: int(3600, 60, 604_800),
+  GCS_PUBLIC: z.enum(['true', 'false']).default('false'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+/** Retries of transient failures: full-jitter exponential backoff, bounded in count and in time. */
+export interface RetryPolicy {
+  /** Tries in all, the first one included. */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** No retry starts after this long since the first try. */
+  maxElapsedMs: number;
+}
+
+export interface RunnerConfig {
+  /** The model folder; unset: the tiny model, generated into `<dataDir>/tiny-model`. */
+  modelDir: string | undefined;
+  dataDir: string;
+  gatewayUrl: string;
+  runnerToken: string;
+  runnerId: string;
+  amqpUrl: string | undefined;
+  amqpPrefix: string;
+  deliveryLimit: number;
+  prefetch: number;
+  executionProvider: ExecutionProvider;
+  intraOpThreads: number;
+  interOpThreads: number;
+  /** How long a stopping runner lets its current jobs finish before handing them back. */
+  graceMs: number;
+  /** Claims of one generation (by any runner) before it is failed with `too_many_attempts`. */
+  maxAttempts: number;
+  progressIntervalMs: number;
+  /** The longest a message claimed by another runner is held before it is requeued. */
+  claimWaitMaxMs: number;
+  requestTimeoutMs: number;
+  retry: RetryPolicy;
+  healthHost: string;
+  healthPort: number;
+  gcsBucket: string | undefined;
+  gcsSignedUrlSeconds: number;
+  gcsPublic: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export function parseRunnerConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
+  const relevant = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const retryMaxMs = e.RUNNER_RETRY_MAX_SECONDS * 1000;
+  return {
+    modelDir: e.MODEL_DIR === undefined ? undefined : path.resolve(e.MODEL_DIR),
+    dataDir: path.resolve(e.DATA_DIR),
+    gatewayUrl: e.GATEWAY_URL.replace(/\/+$/, ''),
+    runnerToken: e.RUNNER_TOKEN,
+    runnerId: e.RUNNER_ID ?? `${os.hostname()}-${process.pid}`,
+    amqpUrl: e.AMQP_URL,
+    amqpPrefix: e.AMQP_PREFIX,
+    deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
+    prefetch: e.RUNNER_PREFETCH,
+    executionProvider: e.EXECUTION_PROVIDER,
+    intraOpThreads: e.INTRA_OP_THREADS,
+    interOpThreads: e.INTER_OP_THREADS,
+    graceMs: e.RUNNER_GRACE_SECONDS * 1000,
+    maxAttempts: e.RUNNER_MAX_ATTEMPTS,
+    progressIntervalMs: e.RUNNER_PROGRESS_INTERVAL_MS,
+    claimWaitMaxMs: e.RUNNER_CLAIM_WAIT_MAX_SECONDS * 1000,
+    requestTimeoutMs: e.RUNNER_REQUEST_TIMEOUT_MS,
+    retry: { attempts: e.RUNNER_RETRY_ATTEMPTS, baseDelayMs: 100, maxDelayMs: Math.min(5000, retryMaxMs), maxElapsedMs: retryMaxMs },
+    healthHost: e.RUNNER_HEALTH_HOST,
+    healthPort: e.RUNNER_HEALTH_PORT,
+    gcsBucket: e.GCS_BUCKET,
+    gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
+    gcsPublic: e.GCS_PUBLIC === 'true',
+    logLevel: e.LOG_LEVEL,
+  };
+}

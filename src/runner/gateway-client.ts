@@ -1,0 +1,239 @@
+// The runner's side of the gateway's internal API (/internal/v1, ARCHITECTURE.md decision 1): claim,
+// progress (the heartbeat), complete and fail. Transient failures (network errors, timeouts, 5xx,
+// 429) are retried with full-jitter exponential backoff, bounded in tries and in time; what the
+// gateway decided (a 409 or 404) comes back as a typed refusal the worker acts on, never as an error.
+import { setTimeout as delay } from 'node:timers/promises';
+import { z } from 'zod';
+import type { Logger } from '../core/log.ts';
+import { generationParamsSchema, type GenerationParams } from '../core/request.ts';
+import type { StoredImageRef } from '../storage/types.ts';
+import type { RetryPolicy } from './config.ts';
+
+export interface Claim {
+  id: string;
+  /** The claim's number; progress, complete and fail must carry it. */
+  attempt: number;
+  params: GenerationParams;
+  leaseExpiresAt: Date;
+  leaseSeconds: number;
+}
+
+/** Why the gateway did not apply a call; nothing changed. */
+export type Refusal =
+  /** Stop working on the generation: finished, canceled, or the claim is no longer this runner's. */
+  | { ok: false; code: 'already_finished' | 'canceled' | 'lease_lost' | 'not_found'; message: string }
+  /** Another runner's lease is live; the generation can be claimed again after `retryAfterMs`. */
+  | { ok: false; code: 'claimed'; message: string; retryAfterMs: number }
+  /** Any other 4xx: a bug or a misconfiguration (a wrong RUNNER_TOKEN answers 401). */
+  | { ok: false; code: 'refused'; status: number; problemCode: string; message: string };
+
+export type ClaimResult = { ok: true; claim: Claim } | Refusal;
+export type ReportResult = { ok: true } | Refusal;
+
+export interface CallOptions {
+  /** Aborts the call and its retries (the runner is stopping). */
+  signal?: AbortSignal;
+}
+
+export interface GatewayClient {
+  claim(id: string, runnerId: string, options?: CallOptions): Promise<ClaimResult>;
+  progress(id: string, attempt: number, step: number, total: number, options?: CallOptions): Promise<ReportResult>;
+  complete(id: string, attempt: number, images: StoredImageRef[], options?: CallOptions): Promise<ReportResult>;
+  fail(id: string, attempt: number, code: string, message: string, options?: CallOptions): Promise<ReportResult>;
+}
+
+/** The gateway could not be reached (or kept answering 5xx/429) for as long as the retry policy allows. */
+export class GatewayUnavailableError extends Error {
+  override name = 'GatewayUnavailableError';
+  constructor(operation: string, tries: number, cause: unknown) {
+    super(`gateway unavailable for ${operation} after ${tries} tries: ${(cause as Error).message}`, { cause });
+  }
+}
+
+export interface Clock {
+  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Milliseconds on a monotonic clock: durations only. */
+  now(): number;
+  /** In [0, 1): the jitter. */
+  random(): number;
+}
+
+export const realClock: Clock = {
+  sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
+  now: () => performance.now(),
+  random: Math.random,
+};
+
+export interface RetryOptions {
+  clock?: Clock;
+  signal?: AbortSignal;
+  /** Whether a failure may pass with time; others are thrown at once. Default: all may. */
+  isTransient?: (err: unknown) => boolean;
+  /** A server-given lower bound for the next delay (Retry-After). */
+  retryAfterMs?: (err: unknown) => number | undefined;
+  onRetry?: (err: unknown, tries: number, delayMs: number) => void;
+}
+
+export class RetriesExhaustedError extends Error {
+  override name = 'RetriesExhaustedError';
+  constructor(
+    readonly tries: number,
+    override readonly cause: unknown,
+  ) {
+    super(`${(cause as Error).message} (after ${tries} tries)`, { cause });
+  }
+}
+
+/**
+ * Runs `task` until it succeeds, retrying transient failures with full-jitter exponential backoff
+ * (a random delay up to base·2ⁿ, capped). Gives up with RetriesExhaustedError after
+ * `policy.attempts` tries or when the next retry would start after `policy.maxElapsedMs`; a
+ * failure that is not transient, or an abort, is thrown as it is.
+ */
+export async function withRetry<T>(task: (tries: number) => Promise<T>, policy: RetryPolicy, options: RetryOptions = {}): Promise<T> {
+  const clock = options.clock ?? realClock;
+  const started = clock.now();
+  for (let tries = 1; ; tries++) {
+    try {
+      return await task(tries);
+    } catch (err) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (options.isTransient && !options.isTransient(err)) throw err;
+      if (tries >= policy.attempts) throw new RetriesExhaustedError(tries, err);
+      const backoff = clock.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tries - 1));
+      const wait = Math.min(policy.maxDelayMs, Math.max(backoff, options.retryAfterMs?.(err) ?? 0));
+      if (clock.now() - started + wait > policy.maxElapsedMs) throw new RetriesExhaustedError(tries, err);
+      options.onRetry?.(err, tries, wait);
+      await clock.sleep(wait, options.signal);
+    }
+  }
+}
+
+/** A response that may be different later: 5xx or 429. */
+class TransientResponseError extends Error {
+  override name = 'TransientResponseError';
+  constructor(
+    readonly status: number,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`gateway answered ${status}`);
+  }
+}
+
+export interface GatewayClientOptions {
+  baseUrl: string;
+  token: string;
+  /** Per request, the whole response included. */
+  timeoutMs: number;
+  retry: RetryPolicy;
+  fetch?: typeof fetch;
+  clock?: Clock;
+  log?: Logger;
+  /** Called before each retry (metrics). */
+  onRetry?: (operation: string) => void;
+}
+
+const claimResponse = z.object({
+  id: z.string(),
+  attempt: z.number().int().min(1),
+  params: generationParamsSchema,
+  lease_expires_at: z.iso.datetime({ offset: true }),
+  lease_seconds: z.number().int().min(1),
+});
+
+const problemBody = z.looseObject({ code: z.string().optional(), detail: z.string().optional(), retry_after_s: z.number().optional() });
+
+const STOP_CODES = new Set(['already_finished', 'canceled', 'lease_lost']);
+
+export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const doFetch = options.fetch ?? fetch;
+  const clock = options.clock ?? realClock;
+
+  /** One call: the parsed 200 body, or the refusal. Retries what may pass; throws GatewayUnavailableError when it did not. */
+  const call = async (operation: string, id: string, body: unknown, callOptions: CallOptions = {}): Promise<{ ok: true; body: unknown } | Refusal> => {
+    const url = `${base}/internal/v1/generations/${encodeURIComponent(id)}/${operation}`;
+    const attempt = async () => {
+      const timeout = AbortSignal.timeout(options.timeoutMs);
+      const signal = callOptions.signal ? AbortSignal.any([callOptions.signal, timeout]) : timeout;
+      const res = await doFetch(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal,
+      });
+      const text = await res.text();
+      if (res.status >= 500 || res.status === 429) throw new TransientResponseError(res.status, retryAfterMs(res.headers.get('retry-after')));
+      return { res, text };
+    };
+    let answer: Awaited<ReturnType<typeof attempt>>;
+    try {
+      answer = await withRetry(attempt, options.retry, {
+        clock,
+        ...(callOptions.signal ? { signal: callOptions.signal } : {}),
+        retryAfterMs: (err) => (err instanceof TransientResponseError ? err.retryAfterMs : undefined),
+        onRetry: (err, tries, wait) => {
+          options.log?.debug('gateway call failed; retrying', { operation, id, tries, delay_ms: Math.round(wait), err });
+          options.onRetry?.(operation);
+        },
+      });
+    } catch (err) {
+      if (err instanceof RetriesExhaustedError) throw new GatewayUnavailableError(operation, err.tries, err.cause);
+      throw err;
+    }
+    const { res, text } = answer;
+    if (res.ok) return { ok: true, body: text ? JSON.parse(text) : null };
+    return refusal(res, text);
+  };
+
+  return {
+    async claim(id, runnerId, callOptions) {
+      const answer = await call('claim', id, { runner_id: runnerId }, callOptions);
+      if (!answer.ok) return answer;
+      const c = claimResponse.parse(answer.body);
+      return {
+        ok: true,
+        claim: { id: c.id, attempt: c.attempt, params: c.params, leaseExpiresAt: new Date(c.lease_expires_at), leaseSeconds: c.lease_seconds },
+      };
+    },
+    async progress(id, attempt, step, total, callOptions) {
+      const answer = await call('progress', id, { attempt, step, total }, callOptions);
+      return answer.ok ? { ok: true } : answer;
+    },
+    async complete(id, attempt, images, callOptions) {
+      // Only the fields the gateway takes: it refuses unknown ones.
+      const answer = await call('complete', id, { attempt, images: images.map(({ key, url }) => ({ key, url })) }, callOptions);
+      return answer.ok ? { ok: true } : answer;
+    },
+    async fail(id, attempt, code, message, callOptions) {
+      const answer = await call('fail', id, { attempt, code, message: message.slice(0, 2000) }, callOptions);
+      return answer.ok ? { ok: true } : answer;
+    },
+  };
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || !/^\d+$/.test(header.trim())) return undefined;
+  return Number(header) * 1000;
+}
+
+function refusal(res: Response, text: string): Refusal {
+  let problem: z.infer<typeof problemBody> = {};
+  try {
+    problem = problemBody.parse(JSON.parse(text));
+  } catch {
+    // Not problem+json (a proxy's page): the status alone says enough.
+  }
+  const code = problem.code ?? `http_${res.status}`;
+  const message = problem.detail ?? (text.slice(0, 200) || res.statusText);
+  // Only the gateway's own 404 means "no such generation"; a 404 page of something else at
+  // GATEWAY_URL must not make the runner drop its jobs.
+  if (res.status === 404 && code === 'not_found') return { ok: false, code: 'not_found', message };
+  if (res.status === 409 && code === 'claimed') {
+    const wait = retryAfterMs(res.headers.get('retry-after')) ?? (problem.retry_after_s ?? 1) * 1000;
+    return { ok: false, code: 'claimed', message, retryAfterMs: wait };
+  }
+  if (res.status === 409 && STOP_CODES.has(code)) return { ok: false, code: code as 'already_finished' | 'canceled' | 'lease_lost', message };
+  return { ok: false, code: 'refused', status: res.status, problemCode: code, message };
+}
