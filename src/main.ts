@@ -1,6 +1,5 @@
-// `npm start`: the whole product in one process with no configuration (ARCHITECTURE.md decision 5).
-// Today that is the gateway with its embedded store and queue; the runner joins it (issue 4).
+// `npm start`: the whole product in one process with no configuration (src/product.ts).
 import { runUntilSignal } from './core/process.ts';
-import { startGateway } from './gateway/service.ts';
+import { startProduct } from './product.ts';
 
-await runUntilSignal('itemgen', (config) => startGateway(config));
+await runUntilSignal('itemgen', (config) => startProduct(config, process.env));
