@@ -16,6 +16,8 @@ export interface Claim {
   params: GenerationParams;
   leaseExpiresAt: Date;
   leaseSeconds: number;
+  /** Submit → claim as the gateway counts it, when it says. */
+  queuedMs?: number;
 }
 
 /** Why the gateway did not apply a call; nothing changed. */
@@ -140,6 +142,7 @@ const claimResponse = z.object({
   params: generationParamsSchema,
   lease_expires_at: z.iso.datetime({ offset: true }),
   lease_seconds: z.number().int().min(1),
+  queued_ms: z.number().min(0).optional(),
 });
 
 const problemBody = z.looseObject({ code: z.string().optional(), detail: z.string().optional(), retry_after_s: z.number().optional() });
@@ -194,7 +197,14 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
       const c = claimResponse.parse(answer.body);
       return {
         ok: true,
-        claim: { id: c.id, attempt: c.attempt, params: c.params, leaseExpiresAt: new Date(c.lease_expires_at), leaseSeconds: c.lease_seconds },
+        claim: {
+          id: c.id,
+          attempt: c.attempt,
+          params: c.params,
+          leaseExpiresAt: new Date(c.lease_expires_at),
+          leaseSeconds: c.lease_seconds,
+          ...(c.queued_ms === undefined ? {} : { queuedMs: c.queued_ms }),
+        },
       };
     },
     async progress(id, attempt, step, total, callOptions) {

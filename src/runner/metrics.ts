@@ -21,8 +21,7 @@ export function createRunnerMetrics() {
     registry,
     jobs,
     jobsInProgress: new Gauge({ name: 'itemgen_runner_jobs_in_progress', help: 'Job messages being worked on.', registers: [registry] }),
-    // The job message carries no publish time, so the queue wait itself cannot be measured here:
-    // this is the delivery → claim answered part of it.
+    queueWaitSeconds: seconds('itemgen_runner_queue_wait_seconds', 'From submit to claim, as the gateway counts it.', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 120, 600]),
     claimSeconds: seconds('itemgen_runner_claim_seconds', 'From a message delivered to its claim answered.', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]),
     stepSeconds: seconds('itemgen_runner_step_seconds', 'Time per denoising step (the first includes text encoding).', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]),
     generationSeconds: seconds('itemgen_runner_generation_seconds', 'The whole pipeline per job (text encoder, denoising, VAE, PNG).', [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160]),

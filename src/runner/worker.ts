@@ -161,6 +161,7 @@ export function startWorker(options: WorkerOptions): Worker {
     metrics.claimSeconds.observe((clock.now() - received) / 1000);
     if (!claimed.ok) return onClaimRefused(job, claimed);
     const claim = (job.claim = claimed.claim);
+    if (claim.queuedMs !== undefined) metrics.queueWaitSeconds.observe(claim.queuedMs / 1000);
     log.debug('generation claimed', { id, attempt: claim.attempt, delivery_count: delivery.deliveryCount });
     if (claim.attempt > maxAttempts) {
       return reportFailure(job, 'too_many_attempts', `The generation was claimed ${claim.attempt} times without finishing (runners stopped or lost it); the limit is ${maxAttempts}.`);

@@ -225,7 +225,7 @@ it('the full path: submit → message → claim → progress → images stored �
     assert.is((await rig.settlements.next(forId(id))).action, 'ack');
     assert.is(await jobCount(rig.metrics, 'completed'), 1);
     const metricsText = await rig.metrics.registry.metrics();
-    for (const name of ['itemgen_runner_claim_seconds_count 1', 'itemgen_runner_generation_seconds_count 1', 'itemgen_runner_upload_seconds_count 1', 'itemgen_runner_step_seconds_count 4']) {
+    for (const name of ['itemgen_runner_queue_wait_seconds_count 1', 'itemgen_runner_claim_seconds_count 1', 'itemgen_runner_generation_seconds_count 1', 'itemgen_runner_upload_seconds_count 1', 'itemgen_runner_step_seconds_count 4']) {
       assert.ok(metricsText.includes(name), name);
     }
   } finally {

@@ -104,6 +104,8 @@ export function internalRoutes(deps: GatewayDeps) {
         params: g.params,
         lease_expires_at: g.leaseExpiresAt!.toISOString(),
         lease_seconds: lease,
+        // Submit → this claim, on the gateway's clock: the runner's queue-wait metric.
+        queued_ms: Math.max(0, Date.now() - g.createdAt.getTime()),
       },
       200,
     );
