@@ -1,0 +1,373 @@
+// `npm run bench:e2e`: end-to-end figures on real PostgreSQL and RabbitMQ with the tiny model —
+// jobs per second with 1 and 2 runners (each its own process running src/runner/main.ts), and the
+// per-job overhead outside the pipeline: (finished_at − created_at) minus the pipeline's own time,
+// measured in this process beforehand on the same model and parameters (median of 20 runs).
+//
+// Order: pipeline median here; gateway + runner A; warm-up; sequential pass (one job at a time, no
+// queueing: the overhead figure); batch with 1 runner; runner B; warm-up; batch with 2 runners.
+// A scratch database, a per-run queue prefix and temp dirs, all removed at the end (also on Ctrl-C).
+// Exits 1 when a job failed or did not finish in time; a missed target is reported, not fatal.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import amqp from 'amqplib';
+import postgres from 'postgres';
+import type { GenerationParams } from '../../src/core/request.ts';
+import { runKeysCli } from '../../src/gateway/keys-cli.ts';
+import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { loadModel } from '../../src/runner/pipeline/model.ts';
+import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
+import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const DB_NAME = 'itemgen_bench_e2e';
+const PREFIX = `bench-e2e-${Date.now()}`;
+const RUNNER_TOKEN = 'bench-e2e-runner-token-0123456789'.slice(0, 32);
+const BATCH = Number(process.env.BENCH_BATCH ?? 60);
+const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 30);
+const PIPELINE_RUNS = 20;
+const WARMUP_JOBS = 4;
+const JOB_DEADLINE_MS = 30_000;
+const BATCH_DEADLINE_MS = 60_000;
+const POLL_MS = 10;
+const TARGET_OVERHEAD_P50_MS = 30;
+
+const BODY = { prompt: 'a glowing sword', num_inference_steps: 4, guidance_scale: 7.5, width: 256, height: 256 };
+
+const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms: number): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts a child and resolves once a line of its output matches `ready` (group 1, if any, is returned). */
+function startChild(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  forward: (line: string) => boolean,
+): Promise<{ child: ChildProcess; match: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    let done = false;
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s\n${seen}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        if (!done) seen += `${line}\n`;
+        if (forward(line)) process.stderr.write(`[${name}] ${line}\n`);
+        const m = ready.exec(line);
+        if (m && !done) {
+          done = true;
+          clearTimeout(timer);
+          resolve({ child, match: m[1] ?? '' });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      if (!done) {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited with ${code} before it was ready\n${seen}`));
+      } else if (!stopping) {
+        process.stderr.write(`[${name}] exited unexpectedly (${code})\n`);
+      }
+    });
+  });
+}
+
+const children: ChildProcess[] = [];
+let stopping = false;
+const isWarnOrError = (line: string) => !line.startsWith('{') || /"severity":"(WARNING|WARN|ERROR)"/.test(line);
+
+interface View {
+  id: string;
+  status: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error?: { code: string; message: string };
+}
+
+interface Timing {
+  total: number; // finished − created
+  toClaim: number; // started − created
+  claimToFinish: number; // finished − started
+  created: number;
+  finished: number;
+}
+
+const timingOf = (v: View): Timing => {
+  const created = Date.parse(v.created_at);
+  const started = Date.parse(v.started_at!);
+  const finished = Date.parse(v.finished_at!);
+  return { total: finished - created, toClaim: started - created, claimToFinish: finished - started, created, finished };
+};
+
+async function main(): Promise<number> {
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const benchUrl = withDatabase(ADMIN_URL, DB_NAME);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-bench-e2e-'));
+  const modelDir = path.join(tmp, 'model');
+  const dataDir = path.join(tmp, 'data');
+
+  let tornDown: Promise<void> | null = null;
+  const teardown = () => (tornDown ??= removeEverything());
+  const removeEverything = async () => {
+    stopping = true;
+    // Runners first (they talk to the gateway), then the gateway.
+    await Promise.all(children.slice(1).map((c) => stopChild(c, 'SIGTERM', 5000)));
+    if (children[0]) await stopChild(children[0], 'SIGTERM', 10_000);
+    await deleteTopology().catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
+      console.error(`could not drop database ${DB_NAME}: ${err}`);
+    });
+    await admin.end({ timeout: 5 });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void teardown().finally(() => process.exit(130)));
+  }
+
+  try {
+    // 1. The pipeline's own time, in this process, before anything else runs.
+    await writeTinyModel(modelDir, { seed: 0 });
+    const model = await loadModel(modelDir, { executionProvider: 'cpu' });
+    const params: GenerationParams = {
+      prompt: BODY.prompt,
+      negative_prompt: '',
+      num_inference_steps: BODY.num_inference_steps,
+      guidance_scale: BODY.guidance_scale,
+      seed: 1,
+      width: BODY.width,
+      height: BODY.height,
+      scheduler: 'ddim',
+      num_images: 1,
+    };
+    for (let i = 0; i < 3; i++) await txt2img(model, { ...params, seed: 100 + i }); // warm-up
+    const pipeMs: number[] = [];
+    for (let i = 0; i < PIPELINE_RUNS; i++) {
+      const t0 = performance.now();
+      await txt2img(model, { ...params, seed: i + 1 });
+      pipeMs.push(performance.now() - t0);
+    }
+    const pipeline = percentile(pipeMs, 50);
+    console.log(`itemgen e2e bench — ${os.cpus().length} CPUs, node ${process.version}, tiny model, 256×256, 4 steps, guidance 7.5, ddim, cpu`);
+    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, prefetch 1\n`);
+    console.log(
+      `pipeline in-process (txt2img incl. PNG, ${PIPELINE_RUNS} runs): p50 ${fmtMs(pipeline)} ms · p99 ${fmtMs(percentile(pipeMs, 99))} ms · min ${fmtMs(Math.min(...pipeMs))} ms`,
+    );
+
+    // 2. Scratch database, key, gateway, first runner.
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);
+    // Before the gateway (as bench:gateway does), so it starts with a key configured.
+    const keyLines: string[] = [];
+    const keyExit = await runKeysCli(['create', '--name', 'bench-e2e', '--max-unfinished', '1000000'], (l) => keyLines.push(l), {
+      DATABASE_URL: benchUrl,
+    });
+    const apiKey = keyLines[0];
+    if (keyExit !== 0 || !apiKey?.startsWith('igk_')) throw new Error(`could not create an API key:\n${keyLines.join('\n')}`);
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const baseEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? os.tmpdir(),
+      AMQP_URL,
+      AMQP_PREFIX: PREFIX,
+      RUNNER_TOKEN,
+      DATA_DIR: dataDir,
+    };
+    const gw = await startChild(
+      'gateway',
+      [path.join(HERE, 'gateway-server.ts')],
+      { ...baseEnv, DATABASE_URL: benchUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' },
+      /^listening (\S+)/,
+      (line) => !line.startsWith('listening'),
+    );
+    const baseUrl = gw.match;
+
+    let runnerCount = 0;
+    const startRunnerProcess = async () => {
+      const name = `runner${++runnerCount}`;
+      await startChild(
+        name,
+        ['src/runner/main.ts'],
+        {
+          ...baseEnv,
+          GATEWAY_URL: baseUrl,
+          MODEL_DIR: modelDir,
+          EXECUTION_PROVIDER: 'cpu',
+          RUNNER_HEALTH_HOST: '127.0.0.1',
+          RUNNER_HEALTH_PORT: '0',
+          RUNNER_ID: `${PREFIX}-${name}`,
+          // info, to see "runner consuming"; only warnings and errors are shown.
+          LOG_LEVEL: 'info',
+        },
+        /"msg":"runner consuming"/,
+        isWarnOrError,
+      );
+    };
+
+    const submit = async (): Promise<string> => {
+      const res = await fetch(`${baseUrl}/v1/generations`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(BODY),
+      });
+      const text = await res.text();
+      const id = res.headers.get('location')?.split('/').pop();
+      if (res.status !== 202 || !id) throw new Error(`submit answered ${res.status}: ${text}`);
+      return id;
+    };
+    const get = async (id: string): Promise<View> => {
+      const res = await fetch(`${baseUrl}/v1/generations/${id}`, { headers: auth });
+      if (res.status !== 200) throw new Error(`GET ${id} answered ${res.status}: ${await res.text()}`);
+      return (await res.json()) as View;
+    };
+    const unfinishedCount = async (): Promise<number> => {
+      let n = 0;
+      for (const status of ['pending', 'processing']) {
+        const res = await fetch(`${baseUrl}/v1/generations?status=${status}&limit=100`, { headers: auth });
+        if (res.status !== 200) throw new Error(`list answered ${res.status}: ${await res.text()}`);
+        n += ((await res.json()) as { data: View[] }).data.length;
+      }
+      return n;
+    };
+    const terminal = (v: View) => ['completed', 'failed', 'canceled'].includes(v.status);
+    const waitFor = async (id: string): Promise<View> => {
+      const deadline = performance.now() + JOB_DEADLINE_MS;
+      while (performance.now() < deadline) {
+        const v = await get(id);
+        if (terminal(v)) return v;
+        await sleep(POLL_MS);
+      }
+      throw new Error(`generation ${id} did not finish within ${JOB_DEADLINE_MS / 1000} s`);
+    };
+    const completedTimings = (views: View[]): Timing[] => {
+      const bad = views.filter((v) => v.status !== 'completed');
+      if (bad.length) {
+        const codes = bad.map((v) => `${v.status}${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}`);
+        throw new Error(`${bad.length} generations did not complete: ${[...new Set(codes)].join('; ')}`);
+      }
+      return views.map(timingOf);
+    };
+
+    /** Submits `n` jobs as fast as one connection per job allows, waits for all, reads each back. */
+    const runBatch = async (n: number) => {
+      const t0 = performance.now();
+      const ids = await Promise.all(Array.from({ length: n }, () => submit()));
+      const submittedMs = performance.now() - t0;
+      const deadline = t0 + BATCH_DEADLINE_MS;
+      while ((await unfinishedCount()) > 0) {
+        if (performance.now() > deadline) throw new Error(`batch of ${n} did not finish within ${BATCH_DEADLINE_MS / 1000} s`);
+        await sleep(POLL_MS * 2);
+      }
+      const wallMs = performance.now() - t0;
+      const timings = completedTimings(await Promise.all(ids.map(get)));
+      const spanMs = Math.max(...timings.map((t) => t.finished)) - Math.min(...timings.map((t) => t.created));
+      return { n, submittedMs, wallMs, spanMs, timings };
+    };
+
+    await startRunnerProcess();
+    for (let i = 0; i < WARMUP_JOBS; i++) completedTimings([await waitFor(await submit())]);
+
+    // 3. Sequential pass: no queueing, so finished − created is pipeline + overhead.
+    const seqViews: View[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++) seqViews.push(await waitFor(await submit()));
+    const seq = completedTimings(seqViews);
+    const overhead = seq.map((t) => t.total - pipeline);
+
+    // 4. Batches with 1, then 2 runners.
+    const batch1 = await runBatch(BATCH);
+    await startRunnerProcess();
+    // Warm the second runner's sessions: a few jobs at once, so both runners get some.
+    completedTimings(await Promise.all(Array.from({ length: WARMUP_JOBS }, async () => waitFor(await submit()))));
+    const batch2 = await runBatch(BATCH);
+
+    // Report.
+    const row = (label: string, values: number[]) =>
+      `  ${label.padEnd(36)} p50 ${pad(fmtMs(percentile(values, 50)), 7)} ms   p99 ${pad(fmtMs(percentile(values, 99)), 7)} ms`;
+    console.log(`\nsequential pass (${SEQUENTIAL} jobs, one at a time, 1 runner; GET /v1/generations/{id} timestamps, ms precision)`);
+    console.log(row('submit → finished', seq.map((t) => t.total)));
+    console.log(row('submit → claim (created→started)', seq.map((t) => t.toClaim)));
+    console.log(row('claim → finished (started→finished)', seq.map((t) => t.claimToFinish)));
+    console.log(row('claim → finished − pipeline p50', seq.map((t) => t.claimToFinish - pipeline)));
+    console.log(row('overhead (total − pipeline p50)', overhead));
+
+    for (const [runners, b] of [
+      [1, batch1],
+      [2, batch2],
+    ] as const) {
+      console.log(`\nbatch of ${b.n} submitted at once, ${runners} runner${runners > 1 ? 's' : ''}`);
+      console.log(
+        `  ${(b.n / (b.spanMs / 1000)).toFixed(1)} jobs/s (first created → last finished ${fmtMs(b.spanMs)} ms; ` +
+          `wall incl. polling ${fmtMs(b.wallMs)} ms; submits took ${fmtMs(b.submittedMs)} ms)`,
+      );
+      console.log(row('submit → claim (incl. queueing)', b.timings.map((t) => t.toClaim)));
+      console.log(row('claim → finished', b.timings.map((t) => t.claimToFinish)));
+      console.log(row('claim → finished − pipeline p50', b.timings.map((t) => t.claimToFinish - pipeline)));
+    }
+
+    const jps1 = BATCH / (batch1.spanMs / 1000);
+    const jps2 = BATCH / (batch2.spanMs / 1000);
+    const p50 = percentile(overhead, 50);
+    console.log(`\n──── summary ────`);
+    console.log(`pipeline p50 (in-process)        ${pad(fmtMs(pipeline), 7)} ms`);
+    console.log(`jobs/s, 1 runner                 ${pad(jps1.toFixed(1), 7)}   (ideal 1000/pipeline = ${(1000 / pipeline).toFixed(1)})`);
+    console.log(`jobs/s, 2 runners                ${pad(jps2.toFixed(1), 7)}   (×${(jps2 / jps1).toFixed(2)} of 1 runner, ${os.cpus().length} CPUs)`);
+    console.log(`overhead per job (sequential)    p50 ${pad(fmtMs(p50), 6)} ms   p99 ${pad(fmtMs(percentile(overhead, 99)), 6)} ms`);
+    console.log(`\n${verdict(p50 <= TARGET_OVERHEAD_P50_MS)}  overhead p50 ≤ ${TARGET_OVERHEAD_P50_MS} ms  (${fmtMs(p50)} ms)`);
+    return 0;
+  } finally {
+    await teardown();
+  }
+
+  async function deleteTopology() {
+    const t = topologyFor(PREFIX);
+    const conn = await amqp.connect(AMQP_URL);
+    try {
+      const ch = await conn.createChannel();
+      for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
+      for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
+    } finally {
+      await conn.close();
+    }
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err instanceof Error ? err.stack : err);
+    process.exit(1);
+  },
+);
