@@ -21,6 +21,7 @@ import { topologyFor } from '../../src/queue/rabbitmq.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
+import { fmtMs, pad, percentile, stopChild, verdict, withDatabase } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -39,31 +40,6 @@ const POLL_MS = 10;
 const TARGET_OVERHEAD_P50_MS = 30;
 
 const BODY = { prompt: 'a glowing sword', num_inference_steps: 4, guidance_scale: 7.5, width: 256, height: 256 };
-
-const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
-const pad = (s: string | number, n: number) => String(s).padStart(n);
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
-async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  await exited;
-  clearTimeout(timer);
-}
 
 /** Starts a child and resolves once a line of its output matches `ready` (group 1, if any, is returned). */
 function startChild(

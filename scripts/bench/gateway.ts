@@ -24,6 +24,7 @@ import postgres from 'postgres';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
+import { fmtInt, fmtMs, pad, percentile, stopChild, verdict, withDatabase } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -130,33 +131,6 @@ const fmtCpu = (u: CpuUse | null) =>
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
-
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
-const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
-const pad = (s: string | number, n: number) => String(s).padStart(n);
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
-
-/** Resolves when `child` exits, or after `ms` (then it is killed). */
-async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals, ms: number): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-  await exited;
-  clearTimeout(timer);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Phase 1: the raw insert limit, with pgbench and nothing else running.
