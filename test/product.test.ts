@@ -9,9 +9,9 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../src/core/config.ts';
 import { createLogger } from '../src/core/log.ts';
+import { deleteTopology } from '../src/queue/rabbitmq.ts';
 import { startProduct, type Product } from '../src/product.ts';
 import { decodePng } from '../src/runner/pipeline/png.ts';
-import { deleteTopology } from './helpers/gateway.ts';
 import { AMQP_URL, DATABASE_URL, uniqueName } from './helpers/services.ts';
 import { readSse } from './helpers/sse.ts';
 
@@ -37,7 +37,7 @@ for (const mode of ['embedded', 'postgres + rabbitmq'] as const) {
       const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
       await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await sql.end();
-      await deleteTopology(prefix);
+      await deleteTopology(AMQP_URL, prefix);
     }
     await fs.rm(dir, { recursive: true, force: true });
   });

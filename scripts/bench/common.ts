@@ -28,3 +28,14 @@ export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signa
   await exited;
   clearTimeout(timer);
 }
+
+/** Runs a benchmark's main and exits with its code; a crash prints its stack and exits 1. */
+export function runBench(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(err instanceof Error ? err.stack : err);
+      process.exit(1);
+    },
+  );
+}

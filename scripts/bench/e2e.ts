@@ -13,15 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import amqp from 'amqplib';
 import postgres from 'postgres';
 import type { GenerationParams } from '../../src/core/request.ts';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology } from '../../src/queue/rabbitmq.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
-import { fmtMs, pad, percentile, stopChild, verdict, withDatabase } from './common.ts';
+import { fmtMs, pad, percentile, runBench, stopChild, verdict, withDatabase } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
@@ -123,7 +122,7 @@ async function main(): Promise<number> {
     // Runners first (they talk to the gateway), then the gateway.
     await Promise.all(children.slice(1).map((c) => stopChild(c, 'SIGTERM', 5000)));
     if (children[0]) await stopChild(children[0], 'SIGTERM', 10_000);
-    await deleteTopology().catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
+    await deleteTopology(AMQP_URL, PREFIX).catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
       console.error(`could not drop database ${DB_NAME}: ${err}`);
     });
@@ -327,23 +326,6 @@ async function main(): Promise<number> {
     await teardown();
   }
 
-  async function deleteTopology() {
-    const t = topologyFor(PREFIX);
-    const conn = await amqp.connect(AMQP_URL);
-    try {
-      const ch = await conn.createChannel();
-      for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
-      for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
-    } finally {
-      await conn.close();
-    }
-  }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    console.error(err instanceof Error ? err.stack : err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -22,9 +22,9 @@ import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import postgres from 'postgres';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology, topologyFor } from '../../src/queue/rabbitmq.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
-import { fmtInt, fmtMs, pad, percentile, stopChild, verdict, withDatabase } from './common.ts';
+import { fmtInt, fmtMs, pad, percentile, runBench, stopChild, verdict, withDatabase } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -284,7 +284,7 @@ async function main(): Promise<number> {
     await stopChild(load?.child ?? null, 'SIGTERM', 5000);
     await stopChild(gateway, 'SIGTERM', 10_000);
     if (mq) await mq.close().catch(() => {});
-    await deleteTopology().catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
+    await deleteTopology(AMQP_URL, PREFIX).catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
     if (bench) await bench.end({ timeout: 5 });
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
       console.error(`could not drop database ${DB_NAME}: ${err}`);
@@ -529,23 +529,6 @@ async function main(): Promise<number> {
     await teardown();
   }
 
-  async function deleteTopology() {
-    const t = topologyFor(PREFIX);
-    const conn = await amqp.connect(AMQP_URL);
-    try {
-      const ch = await conn.createChannel();
-      for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
-      for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
-    } finally {
-      await conn.close();
-    }
-  }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    console.error(err instanceof Error ? err.stack : err);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -102,7 +102,7 @@ it('cancel: 200 while pending or processing; the runner is told to stop', async 
   await expectProblem(await t.call('POST', `/v1/generations/${q.id}/cancel`, { key: alice }), 409, 'already_finished');
 });
 
-it('list: newest first, filtered by status, cursor pagination, own generations only', async ({ t }) => {
+it('list: newest first, filtered by status, cursor pagination, own generations only', async () => {
   const carol = await startTestGateway({ store: 'postgres', keys: [{ name: 'carol' }, { name: 'dave' }] });
   try {
     const key = carol.keys.carol!;
@@ -130,7 +130,6 @@ it('list: newest first, filtered by status, cursor pagination, own generations o
   } finally {
     await carol.stop();
   }
-  void t;
 });
 
 it('bad input: each gets its 4xx problem and changes nothing', async ({ t, alice }) => {

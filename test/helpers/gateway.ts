@@ -3,12 +3,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import amqp from 'amqplib';
 import postgres from 'postgres';
 import { parseConfig } from '../../src/core/config.ts';
 import { newApiKey } from '../../src/gateway/auth.ts';
 import { startGateway, type Gateway } from '../../src/gateway/service.ts';
-import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology } from '../../src/queue/rabbitmq.ts';
 import { openDb } from '../../src/store/db.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { insertApiKey } from '../../src/store/sql/apiKeys.ts';
@@ -109,19 +108,9 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
         await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
         await sql.end();
       }
-      if (o.broker === 'rabbitmq') await deleteTopology(prefix);
+      if (o.broker === 'rabbitmq') await deleteTopology(AMQP_URL, prefix);
       await fs.rm(dataDir, { recursive: true, force: true });
     },
   };
 }
 
-export async function deleteTopology(prefix: string): Promise<void> {
-  const t = topologyFor(prefix);
-  const conn = await amqp.connect(AMQP_URL);
-  const ch = await conn.createChannel();
-  await ch.deleteQueue(t.workQueue);
-  await ch.deleteQueue(t.deadQueue);
-  await ch.deleteExchange(t.exchange);
-  await ch.deleteExchange(t.deadExchange);
-  await conn.close();
-}
