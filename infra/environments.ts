@@ -1,0 +1,150 @@
+// The settings of each deployment environment, in one typed place. Both `infra/` (Terraform) and
+// `k8s/` (Kubernetes manifests) read them, so a name or address that the two sides must agree on
+// (service accounts, the RabbitMQ internal load balancer address, the Cloud Run egress range) is
+// written once.
+
+export type EnvironmentName = 'dev' | 'prod';
+
+export interface Environment {
+  name: EnvironmentName;
+  /** Google Cloud project and region everything lives in. */
+  project: string;
+  region: string;
+  /** Prefix of every resource name: `${prefix}-…`. */
+  prefix: string;
+  network: {
+    /** Primary range of the GKE subnet (nodes and internal load balancers). */
+    nodesCidr: string;
+    podsCidr: string;
+    servicesCidr: string;
+    /** Control plane range of the private cluster. */
+    masterCidr: string;
+    /** Subnet that Cloud Run's direct VPC egress takes addresses from. */
+    cloudRunCidr: string;
+    /** Static internal address of RabbitMQ's internal load balancer, inside `nodesCidr`. */
+    rabbitmqAddress: string;
+    /** Ranges allowed to reach the Jenkins VM (through IAP) and the GKE control plane. Never 0.0.0.0/0. */
+    adminCidrs: string[];
+  };
+  gke: {
+    systemMachineType: string;
+    systemMinNodes: number;
+    systemMaxNodes: number;
+    gpuMachineType: string;
+    gpuType: string;
+    gpuMaxNodes: number;
+    gpuSpot: boolean;
+  };
+  database: {
+    tier: string;
+    highAvailability: boolean;
+    diskGb: number;
+    deletionProtection: boolean;
+  };
+  bucket: {
+    /** Days after which generated images are deleted. */
+    imageRetentionDays: number;
+  };
+  gateway: {
+    minInstances: number;
+    maxInstances: number;
+    concurrency: number;
+    cpu: string;
+    memory: string;
+  };
+  rabbitmq: {
+    replicas: number;
+    storage: string;
+    cpu: string;
+    memory: string;
+  };
+  runner: {
+    maxReplicas: number;
+    /** Messages waiting per runner before KEDA adds another. */
+    queueLengthPerRunner: number;
+    /** Seconds a stopping runner may take to finish its generation. */
+    graceSeconds: number;
+  };
+  /** Kubernetes namespace and service accounts; Workload Identity binds them to Google service accounts. */
+  kubernetes: {
+    namespace: string;
+    runnerServiceAccount: string;
+    rabbitmqServiceAccount: string;
+  };
+  /** RabbitMQ names prefix (AMQP_PREFIX); the work queue is `${amqpPrefix}.generate`. */
+  amqpPrefix: string;
+}
+
+const base = {
+  region: 'europe-west4',
+  kubernetes: { namespace: 'itemgen', runnerServiceAccount: 'itemgen-runner', rabbitmqServiceAccount: 'rabbitmq' },
+  amqpPrefix: 'itemgen',
+} as const;
+
+export const environments: Record<EnvironmentName, Environment> = {
+  dev: {
+    ...base,
+    name: 'dev',
+    project: 'itemgen-dev',
+    prefix: 'itemgen-dev',
+    network: {
+      nodesCidr: '10.10.0.0/20',
+      podsCidr: '10.12.0.0/16',
+      servicesCidr: '10.13.0.0/20',
+      masterCidr: '172.16.0.0/28',
+      cloudRunCidr: '10.10.16.0/24',
+      rabbitmqAddress: '10.10.15.250',
+      adminCidrs: ['203.0.113.0/28'],
+    },
+    gke: {
+      systemMachineType: 'e2-standard-4', systemMinNodes: 1, systemMaxNodes: 3,
+      gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 2, gpuSpot: true,
+    },
+    database: { tier: 'db-custom-1-3840', highAvailability: false, diskGb: 20, deletionProtection: true },
+    bucket: { imageRetentionDays: 7 },
+    gateway: { minInstances: 1, maxInstances: 3, concurrency: 80, cpu: '1', memory: '512Mi' },
+    rabbitmq: { replicas: 1, storage: '10Gi', cpu: '500m', memory: '1Gi' },
+    runner: { maxReplicas: 2, queueLengthPerRunner: 4, graceSeconds: 180 },
+  },
+  prod: {
+    ...base,
+    name: 'prod',
+    project: 'itemgen-prod',
+    prefix: 'itemgen-prod',
+    network: {
+      nodesCidr: '10.20.0.0/20',
+      podsCidr: '10.22.0.0/16',
+      servicesCidr: '10.23.0.0/20',
+      masterCidr: '172.16.1.0/28',
+      cloudRunCidr: '10.20.16.0/24',
+      rabbitmqAddress: '10.20.15.250',
+      adminCidrs: ['203.0.113.0/28'],
+    },
+    gke: {
+      systemMachineType: 'e2-standard-4', systemMinNodes: 1, systemMaxNodes: 5,
+      gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 8, gpuSpot: false,
+    },
+    database: { tier: 'db-custom-2-7680', highAvailability: true, diskGb: 50, deletionProtection: true },
+    bucket: { imageRetentionDays: 30 },
+    gateway: { minInstances: 1, maxInstances: 20, concurrency: 80, cpu: '1', memory: '1Gi' },
+    rabbitmq: { replicas: 3, storage: '50Gi', cpu: '1', memory: '2Gi' },
+    runner: { maxReplicas: 8, queueLengthPerRunner: 4, graceSeconds: 180 },
+  },
+};
+
+/** Google service account ids (the part before `@`), shared by IAM (infra) and Workload Identity annotations (k8s). */
+export const serviceAccountIds = {
+  gateway: 'itemgen-gateway',
+  runner: 'itemgen-runner',
+  rabbitmq: 'itemgen-rabbitmq',
+  jenkins: 'itemgen-jenkins',
+} as const;
+
+export function serviceAccountEmail(env: Environment, id: keyof typeof serviceAccountIds): string {
+  return `${serviceAccountIds[id]}@${env.project}.iam.gserviceaccount.com`;
+}
+
+/** Artifact Registry image path (without tag) for `gateway` or `runner`. */
+export function imageRepository(env: Environment, image: 'gateway' | 'runner'): string {
+  return `${env.region}-docker.pkg.dev/${env.project}/${env.prefix}-images/${image}`;
+}
