@@ -86,6 +86,17 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
       const noise = eta > 0 ? drawNoise(generator, sample.length) : undefined;
 
       const prev = new Float32Array(sample.length);
+      if (predictionType === 'epsilon' && !clipSample && !noise) {
+        // Stable Diffusion's configuration, with no per-element branches: the same arithmetic as
+        // the general loop below, in about two thirds of its time.
+        const n = sample.length;
+        for (let i = 0; i < n; i++) {
+          const x = sample[i]!;
+          const m = modelOutput[i]!;
+          prev[i] = f(f(sqrtAlphaPrev * f(f(x - f(sqrtBeta * m)) / sqrtAlpha)) + f(directionCoeff * m));
+        }
+        return prev;
+      }
       for (let i = 0; i < sample.length; i++) {
         const x = sample[i]!;
         const m = modelOutput[i]!;
