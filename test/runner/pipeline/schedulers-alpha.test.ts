@@ -156,12 +156,12 @@ test('ddim test_variance: eta 1 adds sqrt(_get_variance(t, prev)) times the gene
 });
 
 test('ddim fast path (epsilon, no clipping, eta 0: Stable Diffusion\'s config) equals the general loop value for value', () => {
-  // clip_sample with an unreachable range takes the general loop with the same arithmetic.
+  // Clipping to an unreachable range takes the general loop with the same arithmetic.
   const fast = fullLoop(createDdimScheduler({ ...DDIM_TEST, clip_sample: false }), 10);
   const general = fullLoop(createDdimScheduler({ ...DDIM_TEST, clip_sample: true, clip_sample_range: 1e30 }), 10);
-  const clipped = fullLoop(createDdimScheduler(DDIM_TEST), 10);
-  assert.ok(fast.some((v, i) => v !== clipped[i]), 'clipping changes this loop, so the range really is what keeps it out');
   assert.equal(Array.from(fast), Array.from(general));
+  // This loop never reaches diffusers' clip range, so its reference numbers hold without clipping too.
+  assertResult(fast, 172.0067, 0.223967);
 });
 
 test('ddim draws noise only with eta > 0, once per step, and needs a generator for it', () => {
