@@ -35,6 +35,7 @@ export function createApp(deps: GatewayDeps) {
   app.use('/generate', auth);
   app.use('/status/*', auth);
   app.use('/internal/*', runnerAuth(settings.runnerToken));
+  if (!settings.metricsOpen) app.use('/metrics', runnerAuth(settings.runnerToken, 'Off loopback, /metrics'));
 
   app.route('/v1/generations', generationsRoutes(deps));
   app.route('/v1/generations', imageRoutes(deps));

@@ -68,12 +68,12 @@ export function apiKeyAuth(o: ApiKeyAuthOptions): MiddlewareHandler<AuthEnv> {
   };
 }
 
-export function runnerAuth(token: string): MiddlewareHandler {
+export function runnerAuth(token: string, what = 'The internal API'): MiddlewareHandler {
   const expected = Buffer.from(hashKey(token));
   return async (c, next) => {
     const presented = bearer(c.req.header('Authorization'));
     if (!presented || !timingSafeEqual(Buffer.from(hashKey(presented)), expected)) {
-      throw unauthorized('The internal API needs the runner token.');
+      throw unauthorized(`${what} needs the runner token.`);
     }
     return next();
   };

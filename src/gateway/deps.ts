@@ -34,6 +34,11 @@ export interface GatewaySettings {
   anonymousMaxUnfinished: number;
   /** Interval of SSE keep-alive comments. */
   sseKeepAliveMs: number;
+  /**
+   * `/metrics` without a token: only on loopback. Elsewhere (Cloud Run is reachable from the
+   * internet) it needs the runner token, as the internal API does.
+   */
+  metricsOpen: boolean;
 }
 
 export type GatewayEnv = AuthEnv;

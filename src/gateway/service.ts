@@ -113,6 +113,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       apiKeyCacheMs: config.apiKeyCacheMs,
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
       sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
+      metricsOpen: config.loopback,
     };
     const images = overrides.images ?? openImageStore(config);
     const app = createApp({ db, queue, dispatcher, changes, metrics, log, images, settings });
