@@ -40,6 +40,8 @@ export interface Environment {
     highAvailability: boolean;
     diskGb: number;
     deletionProtection: boolean;
+    /** PostgreSQL max_connections, set explicitly so the gateway's pool can be sized against it. */
+    maxConnections: number;
   };
   bucket: {
     /** Days after which generated images are deleted. */
@@ -64,6 +66,11 @@ export interface Environment {
     queueLengthPerRunner: number;
     /** Seconds a stopping runner may take to finish its generation. */
     graceSeconds: number;
+    /** Folder of the model (diffusers ONNX layout) in the models bucket; a new model is a new folder. */
+    model: string;
+    /** CPU and memory of one runner pod (requests = limits), beside its one GPU. */
+    cpu: string;
+    memory: string;
   };
   /** Kubernetes namespace and service accounts; Workload Identity binds them to Google service accounts. */
   kubernetes: {
@@ -100,11 +107,11 @@ export const environments: Record<EnvironmentName, Environment> = {
       systemMachineType: 'e2-standard-4', systemMinNodes: 1, systemMaxNodes: 3,
       gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 2, gpuSpot: true,
     },
-    database: { tier: 'db-custom-1-3840', highAvailability: false, diskGb: 20, deletionProtection: true },
+    database: { tier: 'db-custom-1-3840', highAvailability: false, diskGb: 20, deletionProtection: true, maxConnections: 100 },
     bucket: { imageRetentionDays: 7 },
     gateway: { minInstances: 1, maxInstances: 3, concurrency: 80, cpu: '1', memory: '512Mi' },
     rabbitmq: { replicas: 1, storage: '10Gi', cpu: '500m', memory: '1Gi' },
-    runner: { maxReplicas: 2, queueLengthPerRunner: 4, graceSeconds: 180 },
+    runner: { maxReplicas: 2, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },
   },
   prod: {
     ...base,
@@ -124,11 +131,11 @@ export const environments: Record<EnvironmentName, Environment> = {
       systemMachineType: 'e2-standard-4', systemMinNodes: 1, systemMaxNodes: 5,
       gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 8, gpuSpot: false,
     },
-    database: { tier: 'db-custom-2-7680', highAvailability: true, diskGb: 50, deletionProtection: true },
+    database: { tier: 'db-custom-2-7680', highAvailability: true, diskGb: 50, deletionProtection: true, maxConnections: 200 },
     bucket: { imageRetentionDays: 30 },
     gateway: { minInstances: 1, maxInstances: 20, concurrency: 80, cpu: '1', memory: '1Gi' },
     rabbitmq: { replicas: 3, storage: '50Gi', cpu: '1', memory: '2Gi' },
-    runner: { maxReplicas: 8, queueLengthPerRunner: 4, graceSeconds: 180 },
+    runner: { maxReplicas: 8, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },
   },
 };
 
@@ -142,6 +149,32 @@ export const serviceAccountIds = {
 
 export function serviceAccountEmail(env: Environment, id: keyof typeof serviceAccountIds): string {
   return `${serviceAccountIds[id]}@${env.project}.iam.gserviceaccount.com`;
+}
+
+/**
+ * Secret Manager secrets, named `${prefix}-${id}` (secretName). Terraform composes `databaseUrl` from the
+ * database password and the instance's private address; every other value is generated once at
+ * bootstrap, outside Terraform and the repository, and only read by the workloads granted access.
+ */
+export const secretIds = {
+  databasePassword: 'database-password',
+  databaseUrl: 'database-url',
+  amqpUrl: 'amqp-url',
+  runnerToken: 'runner-token',
+  rabbitmqPassword: 'rabbitmq-password',
+  rabbitmqErlangCookie: 'rabbitmq-erlang-cookie',
+} as const;
+
+export function secretName(env: Environment, id: keyof typeof secretIds): string {
+  return `${env.prefix}-${secretIds[id]}`;
+}
+
+/**
+ * Bucket names (global, hence the project in them): `images` holds generated images, `models` the
+ * model folders the runners load at start. Infra creates them; k8s points the runners at them.
+ */
+export function bucketName(env: Environment, bucket: 'images' | 'models'): string {
+  return `${env.project}-${bucket}`;
 }
 
 /** Artifact Registry image path (without tag) for `gateway` or `runner`. */

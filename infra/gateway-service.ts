@@ -1,0 +1,151 @@
+// The gateway on Cloud Run (v2): its image from Artifact Registry, its configuration
+// (src/core/config.ts) as environment variables with the credentials from Secret Manager, direct
+// VPC egress to reach Cloud SQL's private address and RabbitMQ's internal load balancer, and CPU
+// kept allocated on at least one instance because the outbox dispatcher sweeps in the background.
+import { CloudRunV2ServiceIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-service-iam-member/index.js';
+import {
+  CloudRunV2Service,
+  type CloudRunV2ServiceTemplateContainersEnv,
+} from '@cdktf/provider-google/lib/cloud-run-v2-service/index.js';
+import type { ComputeNetwork } from '@cdktf/provider-google/lib/compute-network/index.js';
+import type { ComputeSubnetwork } from '@cdktf/provider-google/lib/compute-subnetwork/index.js';
+import { DataGoogleProject } from '@cdktf/provider-google/lib/data-google-project/index.js';
+import type { ITerraformDependable } from 'cdktf';
+import { Construct } from 'constructs';
+import type { Environment } from './environments.ts';
+
+export interface GatewayServiceProps {
+  prefix: string;
+  project: string;
+  region: string;
+  settings: Environment['gateway'];
+  amqpPrefix: string;
+  /** Image path without tag (imageRepository). */
+  image: string;
+  /** Email of the gateway's service account. */
+  serviceAccount: string;
+  vpc: ComputeNetwork;
+  /** The subnet direct VPC egress takes instance addresses from. */
+  subnet: ComputeSubnetwork;
+  bucket: string;
+  databaseMaxConnections: number;
+  /** Secret and version of DATABASE_URL; a new version rolls out a new revision. */
+  databaseUrl: { secret: string; version: string };
+  /** Secrets (bootstrap-made, latest version) of AMQP_URL and RUNNER_TOKEN. */
+  amqpUrlSecret: string;
+  runnerTokenSecret: string;
+  /** IAM member that deploys new revisions (CI). */
+  deployer: string;
+  /** What the first revision needs in place: its account's access to its secrets. */
+  dependsOn: ITerraformDependable[];
+}
+
+const PORT = 8080;
+/** The gateway's own default pool size (DATABASE_POOL_SIZE); more buys nothing. */
+const MAX_POOL = 20;
+/** Connections kept free of the gateway: Cloud SQL's reserved superuser slots, an operator's psql. */
+const RESERVED_CONNECTIONS = 10;
+
+/**
+ * Pool size per instance such that every instance at full scale fits under max_connections: each
+ * holds its pool plus one connection for LISTEN (the change feed).
+ */
+export function gatewayPoolSize(maxConnections: number, maxInstances: number): number {
+  const size = Math.min(MAX_POOL, Math.floor((maxConnections - RESERVED_CONNECTIONS) / maxInstances) - 1);
+  if (size < 2) {
+    throw new Error(`max_connections ${maxConnections} is too low for ${maxInstances} gateway instances`);
+  }
+  return size;
+}
+
+export class GatewayService extends Construct {
+  readonly service: CloudRunV2Service;
+
+  constructor(scope: Construct, id: string, props: GatewayServiceProps) {
+    super(scope, id);
+    const { settings } = props;
+    // With no instance running, no dispatcher sweeps: a job whose publish was never confirmed
+    // would wait until the next request starts one.
+    if (settings.minInstances < 1) throw new Error('the gateway needs at least one instance (outbox dispatcher)');
+
+    const name = `${props.prefix}-gateway`;
+    // Links in API answers must be absolute https URLs, and behind Cloud Run the request's own
+    // origin says http. The service's URL is fixed by its name, project number and region.
+    const project = new DataGoogleProject(this, 'project', { projectId: props.project });
+    const publicUrl = `https://${name}-${project.number}.${props.region}.run.app`;
+
+    const plain: Record<string, string> = {
+      // Cloud Run sets PORT; the gateway listens on loopback unless told otherwise.
+      HOST: '0.0.0.0',
+      PUBLIC_URL: publicUrl,
+      AMQP_PREFIX: props.amqpPrefix,
+      GCS_BUCKET: props.bucket,
+      // The bucket enforces public access prevention; clients get signed links.
+      GCS_PUBLIC: 'false',
+      DATABASE_POOL_SIZE: String(gatewayPoolSize(props.databaseMaxConnections, settings.maxInstances)),
+    };
+    const secrets: Record<string, { secret: string; version: string }> = {
+      DATABASE_URL: props.databaseUrl,
+      AMQP_URL: { secret: props.amqpUrlSecret, version: 'latest' },
+      RUNNER_TOKEN: { secret: props.runnerTokenSecret, version: 'latest' },
+    };
+    const env: CloudRunV2ServiceTemplateContainersEnv[] = [
+      ...Object.entries(plain).map(([envName, value]) => ({ name: envName, value })),
+      ...Object.entries(secrets).map(([envName, secretKeyRef]) => ({ name: envName, valueSource: { secretKeyRef } })),
+    ];
+    const healthz = { path: '/healthz', port: PORT };
+
+    this.service = new CloudRunV2Service(this, 'service', {
+      name,
+      location: props.region,
+      // Public: clients authenticate with API keys and runners with the runner token, neither of
+      // which Cloud Run's IAM check (Google-signed identity tokens) could verify.
+      ingress: 'INGRESS_TRAFFIC_ALL',
+      dependsOn: props.dependsOn,
+      template: {
+        serviceAccount: props.serviceAccount,
+        executionEnvironment: 'EXECUTION_ENVIRONMENT_GEN2',
+        maxInstanceRequestConcurrency: settings.concurrency,
+        scaling: { minInstanceCount: settings.minInstances, maxInstanceCount: settings.maxInstances },
+        vpcAccess: {
+          networkInterfaces: [{ network: props.vpc.id, subnetwork: props.subnet.id }],
+          // Only private addresses (Cloud SQL, RabbitMQ) go through the VPC; Google APIs and
+          // clients stay on Cloud Run's own path.
+          egress: 'PRIVATE_RANGES_ONLY',
+        },
+        containers: [
+          {
+            // The service starts on `latest`; CI rolls out each build (lifecycle below).
+            image: `${props.image}:latest`,
+            ports: { containerPort: PORT },
+            env,
+            resources: {
+              limits: { cpu: settings.cpu, memory: settings.memory },
+              // The dispatcher and the dead-letter consumer work between requests.
+              cpuIdle: false,
+              startupCpuBoost: true,
+            },
+            // Migrations run before the server listens, so the first success means ready.
+            startupProbe: { httpGet: healthz, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 24 },
+            livenessProbe: { httpGet: healthz, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3 },
+          },
+        ],
+      },
+      lifecycle: {
+        // CI's (scripts/ci/deploy-gateway.sh, promote-gateway.sh): the image of each build and the
+        // traffic split between revisions; a later apply must not undo them.
+        ignoreChanges: ['template[0].containers[0].image', 'traffic', 'client', 'client_version'],
+      },
+    });
+
+    const grant = (grantId: string, role: string, member: string) =>
+      new CloudRunV2ServiceIamMember(this, grantId, {
+        name: this.service.name,
+        location: this.service.location,
+        role,
+        member,
+      });
+    grant('public', 'roles/run.invoker', 'allUsers');
+    grant('deployer', 'roles/run.developer', props.deployer);
+  }
+}

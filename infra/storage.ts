@@ -1,0 +1,59 @@
+// The two buckets: `images` (generated images, deleted after the environment's retention) and
+// `models` (the model folders runners copy at start, k8s/runner.ts). Neither is ever public: the
+// gateway hands out V4 signed links. Access is granted on each bucket, to exactly the workloads that
+// touch it; model folders are uploaded by an operator, outside Terraform.
+import { ProjectIamCustomRole } from '@cdktf/provider-google/lib/project-iam-custom-role/index.js';
+import { StorageBucketIamMember } from '@cdktf/provider-google/lib/storage-bucket-iam-member/index.js';
+import { StorageBucket, type StorageBucketConfig } from '@cdktf/provider-google/lib/storage-bucket/index.js';
+import { Construct } from 'constructs';
+import { bucketName, type Environment } from './environments.ts';
+
+export interface BucketsProps {
+  env: Environment;
+  /** IAM member of the runner: stores images, reads models. */
+  runner: string;
+  /** IAM member of the gateway: signs links to images. */
+  gateway: string;
+}
+
+export class Buckets extends Construct {
+  readonly images: StorageBucket;
+  readonly models: StorageBucket;
+
+  constructor(scope: Construct, id: string, props: BucketsProps) {
+    super(scope, id);
+    const { env } = props;
+    const privateBucket = (kind: 'images' | 'models', extra: Partial<StorageBucketConfig> = {}) =>
+      new StorageBucket(this, kind, {
+        name: bucketName(env, kind),
+        location: env.region,
+        uniformBucketLevelAccess: true,
+        publicAccessPrevention: 'enforced',
+        forceDestroy: false,
+        ...extra,
+      });
+    const grant = (grantId: string, bucket: StorageBucket, role: string, member: string) =>
+      new StorageBucketIamMember(this, grantId, { bucket: bucket.name, role, member });
+
+    this.images = privateBucket('images', {
+      lifecycleRule: [{ condition: { age: env.bucket.imageRetentionDays }, action: { type: 'Delete' } }],
+    });
+    this.models = privateBucket('models');
+
+    // The runner's upload (src/storage/gcs.ts putImage) is conditional: it creates the object, and
+    // when one is already there it reads its metadata and, if the bytes differ, replaces it, which
+    // needs delete. roles/storage.objectCreator (create only) would fail every retried upload;
+    // roles/storage.objectUser would add listing and updating. Hence a role with exactly these three.
+    const imageWriter = new ProjectIamCustomRole(this, 'image-writer-role', {
+      roleId: 'itemgenImageWriter',
+      title: 'itemgen image writer',
+      description: 'Create images, read their metadata, replace an earlier attempt (src/storage/gcs.ts putImage)',
+      permissions: ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get'],
+    });
+    grant('runner-writes-images', this.images, imageWriter.name, props.runner);
+    // A signed URL reads with its signer's permissions, so the signer must be able to read.
+    grant('gateway-reads-images', this.images, 'roles/storage.objectViewer', props.gateway);
+    // `gcloud storage rsync` of a model folder lists and reads.
+    grant('runner-reads-models', this.models, 'roles/storage.objectViewer', props.runner);
+  }
+}

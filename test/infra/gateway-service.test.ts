@@ -1,0 +1,136 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { App } from 'cdktf';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { bucketName, environments, imageRepository, secretName } from '../../infra/environments.ts';
+import { gatewayPoolSize } from '../../infra/gateway-service.ts';
+import { ItemgenStack } from '../../infra/stack.ts';
+import { parseConfig } from '../../src/core/config.ts';
+import { eachStack, one, resolve, type Block } from '../helpers/terraform.ts';
+
+const container = (service: Block) => {
+  assert.is(service.template.containers.length, 1);
+  return service.template.containers[0] as Block;
+};
+const envOf = (service: Block): Block[] => container(service).env;
+
+test('runs as the gateway\'s account, the gateway image, scaled and sized from the settings', () => {
+  for (const [env, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    assert.is(service.name, `${env.prefix}-gateway`);
+    assert.is(resolve(stack, service.template.service_account), 'itemgen-gateway');
+    assert.ok(container(service).image.startsWith(`${imageRepository(env, 'gateway')}:`));
+    assert.equal(service.template.scaling, {
+      min_instance_count: env.gateway.minInstances,
+      max_instance_count: env.gateway.maxInstances,
+    });
+    assert.is(service.template.max_instance_request_concurrency, env.gateway.concurrency);
+    assert.equal(container(service).resources.limits, { cpu: env.gateway.cpu, memory: env.gateway.memory });
+    // CI's deploys set the image; an apply must not roll them back.
+    assert.ok(service.lifecycle.ignore_changes.includes('template[0].containers[0].image'));
+  }
+});
+
+test('the outbox dispatcher always has a CPU: at least one instance, CPU allocated outside requests', () => {
+  for (const [, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    assert.ok(service.template.scaling.min_instance_count >= 1);
+    assert.is(container(service).resources.cpu_idle, false);
+  }
+  const env = environments.dev;
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-infra-'));
+  try {
+    assert.throws(
+      () => new ItemgenStack(new App({ outdir }), { ...env, gateway: { ...env.gateway, minInstances: 0 } }),
+      /at least one instance/,
+    );
+  } finally {
+    fs.rmSync(outdir, { recursive: true, force: true });
+  }
+});
+
+test('direct VPC egress through the Cloud Run subnet, private ranges only', () => {
+  for (const [env, stack] of eachStack()) {
+    const vpcAccess = one(stack, 'google_cloud_run_v2_service').template.vpc_access;
+    assert.is(vpcAccess.egress, 'PRIVATE_RANGES_ONLY');
+    assert.is(vpcAccess.connector, undefined);
+    assert.equal(vpcAccess.network_interfaces.length, 1);
+    const subnet = resolve(stack, vpcAccess.network_interfaces[0].subnetwork);
+    assert.is(subnet, `${env.prefix}-cloud-run`);
+    assert.is(one(stack, 'google_compute_subnetwork', ['name', subnet]).ip_cidr_range, env.network.cloudRunCidr);
+  }
+});
+
+test('credentials come from Secret Manager by secret_key_ref, never as values', () => {
+  for (const [env, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    const secretEnv = Object.fromEntries(
+      envOf(service)
+        .filter((e) => e.value_source)
+        .map((e) => [e.name, { ...e.value_source.secret_key_ref, secret: resolve(stack, e.value_source.secret_key_ref.secret) }]),
+    );
+    assert.equal(Object.keys(secretEnv).sort(), ['AMQP_URL', 'DATABASE_URL', 'RUNNER_TOKEN']);
+    assert.is(secretEnv.DATABASE_URL.secret, secretName(env, 'databaseUrl'));
+    // The current version, so a new DATABASE_URL rolls out a new revision.
+    assert.match(secretEnv.DATABASE_URL.version, /^\$\{google_secret_manager_secret_version\.[A-Za-z0-9_-]+\.version\}$/);
+    assert.equal(secretEnv.AMQP_URL, { secret: secretName(env, 'amqpUrl'), version: 'latest' });
+    assert.equal(secretEnv.RUNNER_TOKEN, { secret: secretName(env, 'runnerToken'), version: 'latest' });
+    for (const e of envOf(service)) assert.ok((e.value === undefined) !== (e.value_source === undefined), e.name);
+    // The revision waits for its account's access to those secrets.
+    assert.ok(service.depends_on.some((d: string) => d.startsWith('google_secret_manager_secret_iam_member.')));
+  }
+});
+
+test('the environment is a valid gateway configuration: public bind, https links, the bucket, a pool that fits', () => {
+  for (const [env, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    const placeholders: Record<string, string> = {
+      DATABASE_URL: 'postgresql://itemgen:pw@10.0.0.3:5432/itemgen?sslmode=require',
+      AMQP_URL: `amqp://itemgen:pw@${env.network.rabbitmqAddress}:5672`,
+      RUNNER_TOKEN: 'x'.repeat(32),
+    };
+    const vars = Object.fromEntries(
+      envOf(service).map((e) => [e.name, e.value === undefined ? placeholders[e.name] : resolve(stack, e.value).replace(/\$\{[^}]+\}/g, '123456789')]),
+    );
+    const config = parseConfig(vars);
+    assert.is(config.host, '0.0.0.0');
+    assert.is(config.loopback, false);
+    assert.is(config.publicUrl, `https://${env.prefix}-gateway-123456789.${env.region}.run.app`);
+    assert.is(config.gcsBucket, bucketName(env, 'images'));
+    assert.is(config.gcsPublic, false);
+    assert.is(config.amqpPrefix, env.amqpPrefix);
+    assert.is(container(service).ports.container_port, config.port);
+    // Every instance at full scale: its pool and its LISTEN connection, under max_connections.
+    const connections = env.gateway.maxInstances * (config.databasePoolSize + 1);
+    assert.ok(connections <= env.database.maxConnections, `${connections} > ${env.database.maxConnections}`);
+  }
+});
+
+test('pool size: capped at the gateway default, refused when the database cannot hold the instances', () => {
+  assert.is(gatewayPoolSize(100, 3), 20);
+  assert.is(gatewayPoolSize(200, 20), 8);
+  assert.throws(() => gatewayPoolSize(40, 20), /too low/);
+});
+
+test('startup and liveness probes on /healthz', () => {
+  for (const [, stack] of eachStack()) {
+    const c = container(one(stack, 'google_cloud_run_v2_service'));
+    assert.equal(c.startup_probe.http_get, { path: '/healthz', port: c.ports.container_port });
+    assert.equal(c.liveness_probe.http_get, { path: '/healthz', port: c.ports.container_port });
+  }
+});
+
+test('anyone may invoke (the API checks its own keys); only CI may deploy', () => {
+  for (const [, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    assert.is(service.ingress, 'INGRESS_TRAFFIC_ALL');
+    const invoker = one(stack, 'google_cloud_run_v2_service_iam_member', ['role', 'roles/run.invoker']);
+    assert.is(invoker.member, 'allUsers');
+    const developer = one(stack, 'google_cloud_run_v2_service_iam_member', ['role', 'roles/run.developer']);
+    assert.is(resolve(stack, developer.member), 'serviceAccount:itemgen-jenkins');
+  }
+});
+
+test.run();
