@@ -1,0 +1,44 @@
+// One environment's manifests: the namespace and, in it, RabbitMQ, the runners, their autoscaling
+// and the network policies, each one construct. Everything an environment differs in comes from
+// infra/environments.ts.
+import { ApiObject, Chart, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import type { Construct } from 'constructs';
+import type { Environment } from '../infra/environments.ts';
+import { RunnerAutoscaling } from './autoscaling.ts';
+import { NetworkPolicies } from './network-policies.ts';
+import { RabbitMq } from './rabbitmq.ts';
+import { Runner } from './runner.ts';
+
+export interface ItemgenChartProps {
+  env: Environment;
+  /** Tag of the runner image. */
+  runnerImageTag: string;
+}
+
+export class ItemgenChart extends Chart {
+  constructor(scope: Construct, id: string, props: ItemgenChartProps) {
+    const { env } = props;
+    super(scope, id, {
+      namespace: env.kubernetes.namespace,
+      labels: { 'app.kubernetes.io/part-of': 'itemgen' },
+      // Every object is named explicitly; names never carry a hash of the construct path.
+      disableResourceNameHashes: true,
+    });
+
+    const namespace = new kplus.Namespace(this, 'namespace', {
+      metadata: {
+        name: env.kubernetes.namespace,
+        // Every pod here runs as non-root, without privileges or capabilities; the API refuses any
+        // pod that does not.
+        labels: { 'pod-security.kubernetes.io/enforce': 'restricted' },
+      },
+    });
+    // The chart's namespace goes on every object; a Namespace itself has none.
+    ApiObject.of(namespace).addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+    const rabbitmq = new RabbitMq(this, 'rabbitmq', { env });
+    const runner = new Runner(this, 'runner', { env, imageTag: props.runnerImageTag });
+    new RunnerAutoscaling(this, 'autoscaling', { env, runners: runner.deployment });
+    new NetworkPolicies(this, 'network-policies', { env, rabbitmqPods: rabbitmq.podLabels, runnerPods: runner.podLabels });
+  }
+}

@@ -1,0 +1,234 @@
+// RabbitMQ as a StatefulSet: one node per replica (three in prod, so quorum queues survive the loss
+// of one), each with its own persistent volume, clustered by the Kubernetes peer discovery plugin.
+// Reached by the runners (and KEDA) inside the cluster, and by the gateway on Cloud Run through an
+// internal load balancer at a fixed VPC address; AMQP only. The management UI, the old system's
+// public weak point, is not installed and no Service has its port.
+import { ApiObject, Duration, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import { serviceAccountEmail, type Environment } from '../infra/environments.ts';
+import { cpu, mebibytes, memory, restrictedContainer, selectorLabels } from './common.ts';
+import { rabbitmqSecret } from './secrets.ts';
+
+export const AMQP_PORT = 5672;
+/** Erlang's port mapper and the inter-node distribution port: clustering traffic only. */
+export const EPMD_PORT = 4369;
+export const DIST_PORT = 25672;
+
+/** The `rabbitmq` user and group of the official image. */
+const RABBITMQ_UID = 999;
+/**
+ * The last release of the 3.13 series, without the management plugin. Its peer discovery asks the
+ * API for the headless Service's endpoints (the Role below); the 4.x series reworked Kubernetes
+ * peer discovery, so moving to it means revisiting this construct, not only the tag.
+ */
+const IMAGE = 'rabbitmq:3.13.7';
+const HEADLESS_SERVICE = 'rabbitmq-headless';
+const DATA_VOLUME = 'data';
+
+export interface RabbitMqProps {
+  env: Environment;
+}
+
+export class RabbitMq extends Construct {
+  /** Labels of the RabbitMQ pods. */
+  readonly podLabels = selectorLabels('rabbitmq');
+  readonly statefulSet: kplus.StatefulSet;
+
+  constructor(scope: Construct, id: string, props: RabbitMqProps) {
+    super(scope, id);
+    const { env } = props;
+    const namespace = env.kubernetes.namespace;
+    const settings = env.rabbitmq;
+
+    const serviceAccount = new kplus.ServiceAccount(this, 'service-account', {
+      metadata: {
+        name: env.kubernetes.rabbitmqServiceAccount,
+        annotations: { 'iam.gke.io/gcp-service-account': serviceAccountEmail(env, 'rabbitmq') },
+      },
+      // Peer discovery calls the Kubernetes API with the pod's token.
+      automountToken: true,
+    });
+
+    // Stable DNS names for the nodes (rabbitmq-0.rabbitmq-headless…), published before the pods are
+    // ready: a node must find its peers in order to become ready at all.
+    const headless = new kplus.Service(this, 'headless', {
+      metadata: { name: HEADLESS_SERVICE },
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      ports: [
+        { name: 'amqp', port: AMQP_PORT },
+        { name: 'epmd', port: EPMD_PORT },
+        { name: 'dist', port: DIST_PORT },
+      ],
+    });
+
+    // The plugin reads exactly one object: the headless Service's endpoints.
+    const role = new kplus.Role(this, 'peer-discovery', { metadata: { name: 'rabbitmq-peer-discovery' } });
+    role.allowGet({ apiGroup: 'core', resourceType: 'endpoints', resourceName: HEADLESS_SERVICE });
+    new kplus.RoleBinding(this, 'peer-discovery-binding', { metadata: { name: 'rabbitmq-peer-discovery' }, role }).addSubjects(
+      serviceAccount,
+    );
+
+    const config = new kplus.ConfigMap(this, 'config', {
+      metadata: { name: 'rabbitmq-config' },
+      data: {
+        'enabled_plugins': '[rabbitmq_peer_discovery_k8s].\n',
+        'rabbitmq.conf': rabbitmqConf(namespace, settings.memory),
+      },
+    });
+
+    this.statefulSet = new kplus.StatefulSet(this, 'statefulset', {
+      metadata: { name: 'rabbitmq' },
+      service: headless,
+      replicas: settings.replicas,
+      select: false,
+      podMetadata: { labels: this.podLabels },
+      // All nodes start at once: after a full stop the last node to stop must boot first, and an
+      // ordered start (rabbitmq-0 first, waiting to be ready) could wait for it forever.
+      podManagementPolicy: kplus.PodManagementPolicy.PARALLEL,
+      serviceAccount,
+      automountServiceAccountToken: true,
+      securityContext: {
+        ensureNonRoot: true,
+        user: RABBITMQ_UID,
+        group: RABBITMQ_UID,
+        fsGroup: RABBITMQ_UID,
+        fsGroupChangePolicy: kplus.FsGroupChangePolicy.ON_ROOT_MISMATCH,
+      },
+      // Long enough for a node to hand its quorum queue leaderships over and stop cleanly.
+      terminationGracePeriod: Duration.seconds(120),
+    });
+    this.statefulSet.select(kplus.LabelSelector.of({ labels: this.podLabels }));
+    // cdk8s-plus points the headless Service at its own per-construct label; select like the rest.
+    ApiObject.of(headless).addJsonPatch(JsonPatch.replace('/spec/selector', this.podLabels));
+
+    const secret = kplus.Secret.fromSecretName(this, 'secret', rabbitmqSecret.name);
+    const nodeDomain = `${HEADLESS_SERVICE}.${namespace}.svc.cluster.local`;
+    const container = this.statefulSet.addContainer({
+      name: 'rabbitmq',
+      image: IMAGE,
+      // A pinned tag: pulled once per node, not at every restart.
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      ports: [
+        { name: 'amqp', number: AMQP_PORT },
+        { name: 'epmd', number: EPMD_PORT },
+        { name: 'dist', number: DIST_PORT },
+      ],
+      envVariables: {
+        POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
+        // Node names from the stable pod DNS names, so a node keeps its identity (and its data)
+        // across restarts and rescheduling.
+        RABBITMQ_USE_LONGNAME: kplus.EnvValue.fromValue('true'),
+        RABBITMQ_NODENAME: kplus.EnvValue.fromValue(`rabbit@$(POD_NAME).${nodeDomain}`),
+        RABBITMQ_DEFAULT_USER: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.username }),
+        RABBITMQ_DEFAULT_PASS: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.password }),
+        // A variable rather than a mounted file: a Secret volume under an fsGroup is group-readable,
+        // and Erlang refuses a cookie file that anyone but its owner can read.
+        RABBITMQ_ERLANG_COOKIE: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.erlangCookie }),
+      },
+      // Ready once the node accepts AMQP connections; alive while it answers the CLI at all. Both
+      // are CLI calls that start an Erlang VM, hence the generous timeouts and periods.
+      readiness: kplus.Probe.fromCommand(['rabbitmq-diagnostics', '-q', 'check_port_connectivity'], {
+        initialDelaySeconds: Duration.seconds(20),
+        periodSeconds: Duration.seconds(30),
+        timeoutSeconds: Duration.seconds(20),
+        failureThreshold: 3,
+      }),
+      liveness: kplus.Probe.fromCommand(['rabbitmq-diagnostics', '-q', 'ping'], {
+        initialDelaySeconds: Duration.seconds(60),
+        periodSeconds: Duration.seconds(60),
+        timeoutSeconds: Duration.seconds(20),
+        failureThreshold: 3,
+      }),
+      // Requests equal limits: the broker is never the pod evicted first under memory pressure.
+      resources: {
+        cpu: { request: cpu(settings.cpu), limit: cpu(settings.cpu) },
+        memory: { request: memory(settings.memory), limit: memory(settings.memory) },
+      },
+      // The broker writes outside its data directory too (crash dumps go to /var/log/rabbitmq, for
+      // one), so the root filesystem stays writable; only the data directory is a volume.
+      securityContext: restrictedContainer(RABBITMQ_UID, false),
+    });
+    container.mount('/etc/rabbitmq', kplus.Volume.fromConfigMap(this, 'config-volume', config, { name: 'config' }), { readOnly: true });
+
+    // cdk8s-plus has no volume claim templates; the claim is the pod's data directory.
+    ApiObject.of(this.statefulSet).addJsonPatch(
+      JsonPatch.add('/spec/volumeClaimTemplates', [
+        {
+          metadata: { name: DATA_VOLUME },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            resources: { requests: { storage: kplus.k8s.Quantity.fromString(settings.storage) } },
+          },
+        },
+      ]),
+      JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: DATA_VOLUME, mountPath: '/var/lib/rabbitmq' }),
+    );
+    if (settings.replicas > 1) {
+      // One node per machine: losing a machine costs one quorum member, never two.
+      this.statefulSet.scheduling.separate(kplus.Pods.select(this, 'peers', { labels: this.podLabels }), {
+        topology: kplus.Topology.HOSTNAME,
+      });
+    }
+
+    // A voluntary disruption (node upgrade, drain) takes one node at a time: quorum kept.
+    new kplus.k8s.KubePodDisruptionBudget(this, 'pdb', {
+      metadata: { name: 'rabbitmq' },
+      spec: {
+        maxUnavailable: kplus.k8s.IntOrString.fromNumber(1),
+        selector: { matchLabels: this.podLabels },
+      },
+    });
+
+    // The gateway (Cloud Run, direct VPC egress) reaches the broker here. Internal: an address in
+    // the nodes' subnet, reserved by infra/, never a public one. `Local` keeps the client's address
+    // as the source, so the NetworkPolicy can admit Cloud Run's range and nothing else. The
+    // source ranges also admit the cluster's pods: the runners and KEDA use the same AMQP URL as
+    // the gateway (one secret, infra/stack.ts), so they come through this address too.
+    const internal = new kplus.Service(this, 'internal-lb', {
+      metadata: {
+        name: 'rabbitmq',
+        annotations: { 'networking.gke.io/load-balancer-type': 'Internal' },
+      },
+      type: kplus.ServiceType.LOAD_BALANCER,
+      ports: [{ name: 'amqp', port: AMQP_PORT, targetPort: AMQP_PORT }],
+      loadBalancerSourceRanges: [env.network.cloudRunCidr, env.network.podsCidr],
+    });
+    internal.select(kplus.Pods.select(this, 'nodes', { labels: this.podLabels }));
+    // Patch paths name the cdk8s props (loadBalancerIp), which become the API's fields on output.
+    ApiObject.of(internal).addJsonPatch(
+      JsonPatch.add('/spec/loadBalancerIp', env.network.rabbitmqAddress),
+      JsonPatch.add('/spec/externalTrafficPolicy', 'Local'),
+    );
+  }
+}
+
+/**
+ * The whole configuration: the ConfigMap replaces /etc/rabbitmq, hiding the image's conf.d
+ * defaults (which let `guest` in from anywhere).
+ */
+function rabbitmqConf(namespace: string, memoryLimit: string): string {
+  // Erlang sees the machine's memory, not the container's limit: without this the memory alarm
+  // would trip only after the kernel has killed the pod. 80% leaves room for the VM's own overhead.
+  const memoryBytes = Math.floor(mebibytes(memoryLimit) * 1024 * 1024 * 0.8);
+  return [
+    `listeners.tcp.default = ${AMQP_PORT}`,
+    'log.console = true',
+    'log.console.level = info',
+    'log.file = false',
+    'cluster_formation.peer_discovery_backend = k8s',
+    'cluster_formation.k8s.host = kubernetes.default.svc.cluster.local',
+    'cluster_formation.k8s.address_type = hostname',
+    `cluster_formation.k8s.service_name = ${HEADLESS_SERVICE}`,
+    `cluster_formation.k8s.hostname_suffix = .${HEADLESS_SERVICE}.${namespace}.svc.cluster.local`,
+    // A node missing from the endpoints is only reported, never removed from the cluster: removal
+    // would throw away its quorum queue replicas.
+    'cluster_formation.node_cleanup.only_log_warning = true',
+    // The minority side of a partition pauses instead of serving a diverging copy.
+    'cluster_partition_handling = pause_minority',
+    `total_memory_available_override_value = ${memoryBytes}`,
+    'disk_free_limit.absolute = 2GB',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,68 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { eachEnvironment, ofKind, one, type Manifest } from '../helpers/manifests.ts';
+
+const rabbitmqPods = { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } };
+const runnerPods = { matchLabels: { 'app.kubernetes.io/name': 'runner' } };
+
+/** Each ingress rule of a policy as [peer, ports] pairs, one pair per peer. */
+function admitted(policy: Manifest): [unknown, unknown][] {
+  return (policy.spec.ingress ?? []).flatMap((rule: any) => rule.from.map((peer: unknown) => [peer, rule.ports]));
+}
+
+test('ingress is denied to every pod of the namespace unless a policy admits it', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const deny = one(objects, 'NetworkPolicy', 'default-deny-ingress');
+    assert.equal(deny.spec, { podSelector: {}, policyTypes: ['Ingress'] });
+    for (const policy of ofKind(objects, 'NetworkPolicy')) {
+      assert.equal(policy.spec.policyTypes, ['Ingress'], `${policy.metadata.name} restricts egress`);
+    }
+  }
+});
+
+test('AMQP is admitted from exactly the runners, the KEDA operator and Cloud Run range', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const amqp = one(objects, 'NetworkPolicy', 'rabbitmq-amqp');
+    assert.equal(amqp.spec.podSelector, rabbitmqPods);
+    const port = [{ port: 5672, protocol: 'TCP' }];
+    assert.equal(admitted(amqp), [
+      [{ podSelector: runnerPods }, port],
+      [
+        {
+          namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda' } },
+          podSelector: { matchLabels: { 'app.kubernetes.io/name': 'keda-operator' } },
+        },
+        port,
+      ],
+      [{ ipBlock: { cidr: env.network.cloudRunCidr } }, port],
+    ]);
+  }
+});
+
+test('Erlang clustering ports are open between RabbitMQ nodes only', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const cluster = one(objects, 'NetworkPolicy', 'rabbitmq-cluster');
+    assert.equal(cluster.spec.podSelector, rabbitmqPods);
+    assert.equal(admitted(cluster), [
+      [
+        { podSelector: rabbitmqPods },
+        [
+          { port: 4369, protocol: 'TCP' },
+          { port: 25672, protocol: 'TCP' },
+        ],
+      ],
+    ]);
+  }
+});
+
+test('nothing admits connections to the runners, and no policy admits a whole range but Cloud Run', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const policies = ofKind(objects, 'NetworkPolicy');
+    const selectingRunners = policies.filter((p) => JSON.stringify(p.spec.podSelector) === JSON.stringify(runnerPods));
+    assert.equal(selectingRunners, []);
+    const blocks = policies.flatMap(admitted).flatMap(([peer]: any) => (peer.ipBlock ? [peer.ipBlock.cidr] : []));
+    assert.equal(blocks, [env.network.cloudRunCidr]);
+  }
+});
+
+test.run();

@@ -1,0 +1,133 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serviceAccountEmail } from '../../infra/environments.ts';
+import { rabbitmqSecret } from '../../k8s/secrets.ts';
+import { container, eachEnvironment, envOf, ofKind, one } from '../helpers/manifests.ts';
+
+const byName = (obj: { metadata: { name: string } }) => obj.metadata.name;
+
+test('a StatefulSet of 3 nodes in prod (quorum queues), 1 in dev, on the official image without management', () => {
+  const replicas: Record<string, number> = {};
+  for (const [env, objects] of eachEnvironment()) {
+    const sts = one(objects, 'StatefulSet', 'rabbitmq');
+    replicas[env.name] = sts.spec.replicas;
+    assert.is(sts.spec.replicas, env.rabbitmq.replicas);
+    assert.is(sts.spec.serviceName, 'rabbitmq-headless');
+    const broker = container(sts, 'rabbitmq');
+    assert.match(broker.image, /^rabbitmq:3\.13\.\d+$/);
+    assert.not.match(broker.image, /management/);
+  }
+  assert.equal(replicas, { dev: 1, prod: 3 });
+});
+
+test('each node keeps its data on its own persistent volume claim', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const sts = one(objects, 'StatefulSet', 'rabbitmq');
+    assert.equal(sts.spec.volumeClaimTemplates, [
+      { metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: env.rabbitmq.storage } } } },
+    ]);
+    assert.ok(container(sts, 'rabbitmq').volumeMounts.some((m: any) => m.name === 'data' && m.mountPath === '/var/lib/rabbitmq'));
+  }
+});
+
+test('readiness and liveness probes run the diagnostics CLI with generous timeouts', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const broker = container(one(objects, 'StatefulSet', 'rabbitmq'), 'rabbitmq');
+    assert.equal(broker.readinessProbe.exec.command, ['rabbitmq-diagnostics', '-q', 'check_port_connectivity']);
+    assert.equal(broker.livenessProbe.exec.command, ['rabbitmq-diagnostics', '-q', 'ping']);
+    for (const probe of [broker.readinessProbe, broker.livenessProbe]) assert.ok(probe.timeoutSeconds >= 10, 'an Erlang CLI call needs seconds');
+  }
+});
+
+test('resource requests equal limits, from the environment settings', () => {
+  const expected = { dev: { cpu: '500m', memory: '1024Mi' }, prod: { cpu: '1', memory: '2048Mi' } };
+  for (const [env, objects] of eachEnvironment()) {
+    const { resources } = container(one(objects, 'StatefulSet', 'rabbitmq'), 'rabbitmq');
+    assert.equal(resources.requests, expected[env.name]);
+    assert.equal(resources.limits, expected[env.name]);
+  }
+});
+
+test('user, password and Erlang cookie come from the bootstrap Secret by reference', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const env = envOf(container(one(objects, 'StatefulSet', 'rabbitmq'), 'rabbitmq'));
+    const ref = (key: string) => ({ valueFrom: { secretKeyRef: { name: rabbitmqSecret.name, key } } });
+    assert.equal(env.RABBITMQ_DEFAULT_USER, ref(rabbitmqSecret.username));
+    assert.equal(env.RABBITMQ_DEFAULT_PASS, ref(rabbitmqSecret.password));
+    assert.equal(env.RABBITMQ_ERLANG_COOKIE, ref(rabbitmqSecret.erlangCookie));
+    assert.is(env.RABBITMQ_NODENAME?.value, 'rabbit@$(POD_NAME).rabbitmq-headless.itemgen.svc.cluster.local');
+    assert.equal(ofKind(objects, 'Secret'), [], 'secrets are created at bootstrap, never synthesized');
+  }
+});
+
+test('clustering: k8s peer discovery through the headless Service, with exactly the RBAC it needs', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const conf: string = one(objects, 'ConfigMap', 'rabbitmq-config').data['rabbitmq.conf'];
+    assert.match(conf, /^cluster_formation\.peer_discovery_backend = k8s$/m);
+    assert.match(conf, /^cluster_formation\.k8s\.service_name = rabbitmq-headless$/m);
+    assert.match(conf, /^cluster_formation\.k8s\.address_type = hostname$/m);
+    assert.is(one(objects, 'ConfigMap', 'rabbitmq-config').data.enabled_plugins, '[rabbitmq_peer_discovery_k8s].\n');
+
+    const headless = one(objects, 'Service', 'rabbitmq-headless');
+    assert.is(headless.spec.clusterIP, 'None');
+    assert.is(headless.spec.publishNotReadyAddresses, true);
+    assert.equal(headless.spec.selector, { 'app.kubernetes.io/name': 'rabbitmq' });
+
+    const sa = one(objects, 'ServiceAccount', env.kubernetes.rabbitmqServiceAccount);
+    assert.is(sa.metadata.annotations['iam.gke.io/gcp-service-account'], serviceAccountEmail(env, 'rabbitmq'));
+    assert.is(one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec.serviceAccountName, env.kubernetes.rabbitmqServiceAccount);
+    assert.equal(one(objects, 'Role', 'rabbitmq-peer-discovery').rules, [
+      { apiGroups: [''], resources: ['endpoints'], resourceNames: ['rabbitmq-headless'], verbs: ['get'] },
+    ]);
+    const binding = one(objects, 'RoleBinding', 'rabbitmq-peer-discovery');
+    assert.equal(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'rabbitmq-peer-discovery' });
+    assert.equal(
+      binding.subjects.map((s: any) => [s.kind, s.name]),
+      [['ServiceAccount', env.kubernetes.rabbitmqServiceAccount]],
+    );
+  }
+});
+
+test('Cloud Run reaches AMQP through an internal load balancer at the reserved address, port 5672 only', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const lb = one(objects, 'Service', 'rabbitmq');
+    assert.is(lb.spec.type, 'LoadBalancer');
+    assert.is(lb.metadata.annotations['networking.gke.io/load-balancer-type'], 'Internal');
+    assert.is(lb.spec.loadBalancerIP, env.network.rabbitmqAddress);
+    assert.equal(lb.spec.ports, [{ name: 'amqp', port: 5672, targetPort: 5672 }]);
+    assert.equal(lb.spec.loadBalancerSourceRanges, [env.network.cloudRunCidr, env.network.podsCidr]);
+    assert.is(lb.spec.externalTrafficPolicy, 'Local', 'the client address must survive for the NetworkPolicy');
+    assert.equal(lb.spec.selector, { 'app.kubernetes.io/name': 'rabbitmq' });
+  }
+});
+
+test('the management UI is nowhere: no Service, container or policy has port 15672, and only one LoadBalancer exists', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const text = JSON.stringify(objects);
+    assert.not.ok(text.includes('15672'), 'port 15672 appears in the manifests');
+    assert.not.ok(text.includes('rabbitmq_management'));
+    assert.equal(
+      ofKind(objects, 'Service')
+        .filter((s) => s.spec.type === 'LoadBalancer' || s.spec.type === 'NodePort')
+        .map(byName),
+      ['rabbitmq'],
+    );
+  }
+});
+
+test('disruptions take one node at a time; prod spreads nodes over machines', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const pdb = one(objects, 'PodDisruptionBudget', 'rabbitmq');
+    assert.equal(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } } });
+    const affinity = one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec.affinity;
+    if (env.rabbitmq.replicas > 1) {
+      assert.equal(affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
+        { labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } }, topologyKey: 'kubernetes.io/hostname' },
+      ]);
+    } else {
+      assert.is(affinity, undefined);
+    }
+  }
+});
+
+test.run();

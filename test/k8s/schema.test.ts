@@ -1,0 +1,106 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ScaledObject } from '@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject';
+import { TriggerAuthentication } from '@kubernetes-models/keda/keda.sh/v1alpha1/TriggerAuthentication';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { containers, eachEnvironment } from '../helpers/manifests.ts';
+
+/** The offline schema of each kind the manifests may contain (Kubernetes 1.3x and KEDA 2.x). */
+const models: Record<string, new (data: any) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/ServiceAccount': ServiceAccount,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Service': Service,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'apps/v1/StatefulSet': StatefulSet,
+  'apps/v1/Deployment': Deployment,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'keda.sh/v1alpha1/ScaledObject': ScaledObject,
+  'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
+};
+
+/** JSON paths of every null in a value. */
+function nulls(value: unknown, at = ''): string[] {
+  if (value === null) return [at || '/'];
+  if (typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([key, v]) => nulls(v, `${at}/${key}`));
+}
+
+test('every object of every environment validates against its schema', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    assert.ok(objects.length > 0);
+    for (const obj of objects) {
+      const id = `${env.name} ${obj.kind}/${obj.metadata.name}`;
+      const Model = models[`${obj.apiVersion}/${obj.kind}`];
+      assert.ok(Model, `${id}: no schema for ${obj.apiVersion}`);
+      try {
+        new Model(obj).validate();
+      } catch (err) {
+        assert.unreachable(`${id}: ${(err as Error).message}`);
+      }
+    }
+  }
+});
+
+test('no null anywhere: every patched value (quantities above all) synthesized', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    for (const obj of objects) assert.equal(nulls(obj), [], `${env.name} ${obj.kind}/${obj.metadata.name}`);
+  }
+});
+
+test('every object is named once per kind and lives in the environment namespace', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const ids = objects.map((o) => `${o.kind}/${o.metadata.name}`);
+    assert.equal(ids, [...new Set(ids)]);
+    assert.equal(ids[0], `Namespace/${env.kubernetes.namespace}`, 'the Namespace comes first');
+    for (const obj of objects.slice(1)) assert.is(obj.metadata.namespace, env.kubernetes.namespace, `${obj.kind}/${obj.metadata.name}`);
+  }
+});
+
+test('no secret is written literally: secret-looking variables are references, no Secret object exists', () => {
+  const secretish = /PASS|COOKIE|TOKEN|SECRET|KEY|AMQP_URL|CREDENTIAL/i;
+  for (const [env, objects] of eachEnvironment()) {
+    assert.equal(objects.filter((o) => o.kind === 'Secret'), []);
+    for (const c of containers(objects)) {
+      for (const v of c.env ?? []) {
+        if (secretish.test(v.name)) {
+          assert.is(v.value, undefined, `${env.name} ${c.name}: ${v.name} has a literal value`);
+          assert.ok(v.valueFrom?.secretKeyRef, `${env.name} ${c.name}: ${v.name} is not a Secret reference`);
+        }
+      }
+    }
+    for (const cm of objects.filter((o) => o.kind === 'ConfigMap')) {
+      for (const key of Object.keys(cm.data)) assert.not.match(key, secretish, `${env.name} ConfigMap ${cm.metadata.name} holds ${key}`);
+    }
+  }
+});
+
+test('every container fits the namespace Pod Security level: restricted', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const namespace = objects.find((o) => o.kind === 'Namespace')!;
+    assert.is(namespace.metadata.labels['pod-security.kubernetes.io/enforce'], 'restricted');
+    for (const c of containers(objects)) {
+      const ctx = c.securityContext;
+      const id = `${env.name} ${c.name}`;
+      assert.is(ctx.runAsNonRoot, true, id);
+      assert.ok(ctx.runAsUser > 0, id);
+      assert.is(ctx.allowPrivilegeEscalation, false, id);
+      assert.equal(ctx.capabilities, { drop: ['ALL'] }, id);
+      assert.equal(ctx.seccompProfile, { type: 'RuntimeDefault' }, id);
+      assert.ok(c.resources?.requests && c.resources?.limits, `${id} has no resources`);
+    }
+  }
+});
+
+test.run();
