@@ -6,6 +6,7 @@ import type { Model } from './model.ts';
 import { onnxruntimeVersion } from './model.ts';
 import { encodePng } from './png.ts';
 import { createGenerator } from './rng.ts';
+import { kernels } from './simd.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
 import { fromHalf, toHalf } from './tensors.ts';
@@ -75,23 +76,6 @@ function releaseScheduler(model: Model, name: SchedulerName, scheduler: Schedule
   const idle = byName.get(name) ?? [];
   byName.set(name, idle);
   idle.push(scheduler);
-}
-
-/**
- * Classifier-free guidance: uncond + g·(cond − uncond) over [uncond | cond] halves, written over
- * the uncond half. In place is safe: every step's prediction is a fresh array from onnxruntime,
- * so a multistep scheduler (PNDM, DPM++) that keeps earlier model outputs keeps its own. A function
- * of its own so V8 optimizes this loop once, not with every txt2img call.
- */
-function applyGuidance(prediction: Float32Array, g: number): Float32Array {
-  // An integer half (>>> 1, not / 2) keeps `k + half` a small-integer index; with a double V8's
-  // element access is several times slower.
-  const half = prediction.length >>> 1;
-  for (let k = 0; k < half; k++) {
-    const uncond = prediction[k]!;
-    prediction[k] = uncond + g * (prediction[k + half]! - uncond);
-  }
-  return prediction.subarray(0, half);
 }
 
 function floatTensor(data: Float32Array, dims: number[], type: 'float32' | 'float16'): ort.Tensor {
@@ -233,7 +217,8 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
         u.output,
       );
       unetMs += now() - u0;
-      const noise = guided ? applyGuidance(prediction, params.guidance_scale) : prediction;
+      // Classifier-free guidance (see Kernels.guidance), in place over the uncond half.
+      const noise = guided ? kernels.guidance(prediction, params.guidance_scale) : prediction;
       const s0 = now();
       latents = scheduler.step(noise, t, latents, generator);
       schedulerMs += now() - s0;
