@@ -12,6 +12,8 @@ import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
 
 const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 200);
 const STEPS = 20;
+// The default is Stable Diffusion's DDIM; any scheduler name compares the others.
+const SCHEDULER = (process.env.BENCH_SCHEDULER ?? 'ddim') as GenerationParams['scheduler'];
 const TARGETS = { outsideShare: 0.05, pngMs: 20, memoryGrowth: 0.1 };
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -34,10 +36,10 @@ try {
     seed: 1,
     width: 512,
     height: 512,
-    scheduler: 'ddim',
+    scheduler: SCHEDULER,
     num_images: 1,
   };
-  console.log(`pipeline bench — tiny model, 512×512, ${STEPS} steps, guidance 7.5, ddim, ${model.executionProvider}, ${GENERATIONS} generations`);
+  console.log(`pipeline bench — tiny model, 512×512, ${STEPS} steps, guidance 7.5, ${SCHEDULER}, ${model.executionProvider}, ${GENERATIONS} generations`);
   if (!gc) console.log('(run with --expose-gc for steadier memory readings)');
 
   let unet = 0;
