@@ -72,30 +72,46 @@ const f = Math.fround;
 
 /** normal_fill_AVX2 with mean 0 and std 1. */
 function fillNormalBlocks(data: Float32Array, mt: Mt19937): void {
+  // torch first draws every uniform, then transforms each block of 16 in place. A block depends
+  // only on its own 16 draws, so drawing and transforming one block at a time gives the same
+  // values; the draws of a partial last block are made and thrown away, then the redrawn tail.
   const n = data.length;
-  for (let i = 0; i < n; i++) data[i] = uniform24(mt);
-  for (let i = 0; i + BLOCK <= n; i += BLOCK) boxMuller16(data, i);
+  const draws = blockDraws;
+  for (let at = 0; at + BLOCK <= n; at += BLOCK) {
+    mt.fill(draws);
+    boxMuller16(data, at, draws);
+  }
   if (n % BLOCK !== 0) {
-    const tail = n - BLOCK;
-    for (let i = 0; i < BLOCK; i++) data[tail + i] = uniform24(mt);
-    boxMuller16(data, tail);
+    mt.skip(n % BLOCK);
+    mt.fill(draws);
+    boxMuller16(data, n - BLOCK, draws);
   }
 }
 
-function uniform24(mt: Mt19937): number {
-  return (mt.next() & 0xffffff) * 2 ** -24;
-}
+const blockDraws = new Uint32Array(BLOCK);
 
-/** normal_fill_16_AVX2: in place on data[at .. at+16). */
-function boxMuller16(data: Float32Array, at: number): void {
-  for (let j = at; j < at + HALF; j++) {
-    const radius = f(Math.sqrt(f(-2 * log256(f(1 - data[j]!)))));
-    sincos256(f(TWO_PI * data[j + HALF]!));
+/**
+ * normal_fill_16_AVX2 on the uniforms of 16 draws, written to data[at .. at+16): lane j pairs
+ * draws j and j+8. The 8 lanes go through log, then through sincos, as two loops whose bodies are
+ * small enough for V8 to inline the fma32 calls in them.
+ */
+function boxMuller16(data: Float32Array, at: number, draws: Uint32Array): void {
+  logLanes(draws);
+  sincosLanes(draws);
+  for (let j = 0; j < HALF; j++) {
+    const radius = f(Math.sqrt(f(-2 * lanes.log[j]!)));
     // torch stores fmadd(n, std = 1, mean = 0); the + 0 turns a -0 into +0 as that does.
-    data[j] = f(radius * sincosOut.cos) + 0;
-    data[j + HALF] = f(radius * sincosOut.sin) + 0;
+    data[at + j] = f(radius * lanes.cos[j]!) + 0;
+    data[at + j + HALF] = f(radius * lanes.sin[j]!) + 0;
   }
 }
+
+/** Per-lane results of logLanes and sincosLanes. */
+const lanes = {
+  log: new Float64Array(HALF),
+  sin: new Float64Array(HALF),
+  cos: new Float64Array(HALF),
+};
 
 // _mm256_set1_ps(2.0f * c10::pi<double>): the product is taken in double, then narrowed.
 const TWO_PI = f(2 * Math.PI);
@@ -123,69 +139,80 @@ const COS_P0 = f(2.443315711809948e-5);
 const COS_P1 = f(-1.388731625493765e-3);
 const COS_P2 = f(4.166664568298827e-2);
 
-const bitsF32 = new Float32Array(1);
-const bitsU32 = new Uint32Array(bitsF32.buffer);
-
 /**
- * log256_ps for one lane, for x in (0, 1] (the only inputs Box-Muller gives it). Each fma32 marks
- * a mul+add pair that GCC fuses in the AVX2 build: a product feeding only an add is fused, and
- * where an add has two products (y*z + e*q1) the one computed first is.
+ * log256_ps on the 8 lanes' x = 1 - u1 (into `lanes.log`). The uniform of a draw is its low 24
+ * bits times 2^-24, so x is m * 2^-24 exactly for the integer m = 2^24 - low24 in [1, 2^24]. Each
+ * fma32 marks a mul+add pair that GCC fuses in the AVX2 build: a product feeding only an add is
+ * fused, and where an add has two products (y*z + e*q1) the one computed first is. Where the
+ * product is exact in float32, the fused result is just the float32 sum, `f(a*b + c)` (rounding a
+ * sum of two floats to double first never changes its float32 rounding, as 53 >= 2*24 + 2).
  */
-function log256(x0: number): number {
-  bitsF32[0] = x0;
-  const bits = bitsU32[0]!;
-  let e = (bits >>> 23) - 0x7f + 1;
-  bitsU32[0] = (bits & ~0x7f800000) | 0x3f000000;
-  let x = bitsF32[0]!;
-  let tmp = 0;
-  if (x < SQRTHF) {
-    tmp = x;
-    e -= 1;
+function logLanes(draws: Uint32Array): void {
+  for (let j = 0; j < HALF; j++) {
+    const m = 2 ** 24 - (draws[j]! & 0xffffff);
+    // frexp as the kernel does it on the float's bits: x = m * 2^-bits in [0.5, 1) and
+    // e = bits - 24, where m has `bits` significant bits.
+    const bits = 32 - Math.clz32(m);
+    let e = bits - 24;
+    let x = m * INV_POW2[bits]!;
+    let tmp = 0;
+    if (x < SQRTHF) {
+      tmp = x;
+      e -= 1;
+    }
+    x = f(f(x - 1) + tmp);
+    const z = f(x * x);
+    let y = fma32(LOG_P0, x, LOG_P1);
+    y = fma32(y, x, LOG_P2);
+    y = fma32(y, x, LOG_P3);
+    y = fma32(y, x, LOG_P4);
+    y = fma32(y, x, LOG_P5);
+    y = fma32(y, x, LOG_P6);
+    y = fma32(y, x, LOG_P7);
+    y = fma32(y, x, LOG_P8);
+    y = f(y * x);
+    y = fma32(y, z, f(e * LOG_Q1));
+    y = f(y - z * 0.5); // fma(-z, 0.5, y), the product exact
+    x = f(x + y);
+    lanes.log[j] = f(e * LOG_Q2 + x); // fma(e, q2, x), the product exact
   }
-  x = f(f(x - 1) + tmp);
-  const z = f(x * x);
-  let y = fma32(LOG_P0, x, LOG_P1);
-  y = fma32(y, x, LOG_P2);
-  y = fma32(y, x, LOG_P3);
-  y = fma32(y, x, LOG_P4);
-  y = fma32(y, x, LOG_P5);
-  y = fma32(y, x, LOG_P6);
-  y = fma32(y, x, LOG_P7);
-  y = fma32(y, x, LOG_P8);
-  y = f(y * x);
-  y = fma32(y, z, f(e * LOG_Q1));
-  y = fma32(-z, 0.5, y);
-  x = f(x + y);
-  return fma32(e, LOG_Q2, x);
 }
 
-const sincosOut = { sin: 0, cos: 0 };
+// 2^-k for the bit lengths of m in logLanes.
+const INV_POW2 = Float64Array.from({ length: 26 }, (_, k) => 2 ** -k);
 
-/** sincos256_ps for one lane, for x >= 0 (theta = 2*pi*u2); writes into `sincosOut`. */
-function sincos256(x0: number): void {
-  const j = (Math.trunc(f(x0 * FOPI)) + 1) & ~1;
-  let x = fma32(j, MINUS_DP1, x0);
-  x = fma32(j, MINUS_DP2, x);
-  x = fma32(j, MINUS_DP3, x);
-  const z = f(x * x);
+/** sincos256_ps on the 8 lanes' x = 2*pi*u2 (into `lanes.sin` and `lanes.cos`). */
+function sincosLanes(draws: Uint32Array): void {
+  for (let lane = 0; lane < HALF; lane++) {
+    // _mm256_set1_ps(2.0f * c10::pi<double>) times the uniform, in float32.
+    const x0 = f(TWO_PI * ((draws[lane + HALF]! & 0xffffff) * 2 ** -24));
+    // x0 * 4/pi < 8 here, so `| 0` truncates as the kernel's float-to-int conversion does.
+    const j = ((f(x0 * FOPI) | 0) + 1) & ~1;
+    // fma(j, -dp1, x0) and fma(j, -dp2, x) as float32 sums (see logLanes): j is 0, 2, 4, 6 or 8
+    // and dp1, dp2 have at most 11 significant bits, so these products are exact.
+    let x = f(x0 + j * MINUS_DP1);
+    x = f(x + j * MINUS_DP2);
+    x = fma32(j, MINUS_DP3, x);
+    const z = f(x * x);
 
-  let yc = fma32(COS_P0, z, COS_P1);
-  yc = fma32(yc, z, COS_P2);
-  yc = f(yc * z);
-  yc = fma32(yc, z, -f(z * 0.5));
-  yc = f(yc + 1);
+    let yc = fma32(COS_P0, z, COS_P1);
+    yc = fma32(yc, z, COS_P2);
+    yc = f(yc * z);
+    yc = fma32(yc, z, -f(z * 0.5));
+    yc = f(yc + 1);
 
-  let ys = fma32(SIN_P0, z, SIN_P1);
-  ys = fma32(ys, z, SIN_P2);
-  ys = f(ys * z);
-  ys = fma32(ys, x, x);
+    let ys = fma32(SIN_P0, z, SIN_P1);
+    ys = fma32(ys, z, SIN_P2);
+    ys = f(ys * z);
+    ys = fma32(ys, x, x);
 
-  // The lanes are selected by masking and adding +0, which turns a -0 into +0.
-  const sinPoly = (j & 2) === 0;
-  const sin = (sinPoly ? ys : yc) + 0;
-  const cos = (sinPoly ? yc : ys) + 0;
-  sincosOut.sin = (j & 4) !== 0 ? -sin : sin;
-  sincosOut.cos = (~(j - 2) & 4) !== 0 ? -cos : cos;
+    // The lanes are selected by masking and adding +0, which turns a -0 into +0.
+    const sinPoly = (j & 2) === 0;
+    const sin = (sinPoly ? ys : yc) + 0;
+    const cos = (sinPoly ? yc : ys) + 0;
+    lanes.sin[lane] = (j & 4) !== 0 ? -sin : sin;
+    lanes.cos[lane] = (~(j - 2) & 4) !== 0 ? -cos : cos;
+  }
 }
 
 /**
@@ -194,15 +221,19 @@ function sincos256(x0: number): void {
  * double sum lands exactly halfway between two floats, where the sum's exact error decides.
  */
 function fma32(a: number, b: number, c: number): number {
+  const s = a * b + c;
+  const r = f(s);
+  const other = r + 2 * (s - r);
+  // Kept small for V8 to inline; the rare tie goes to a separate function.
+  return other === r || f(other) !== other ? r : fma32Tie(a, b, c);
+}
+
+/** fma32 where s = a*b + c lies halfway between two floats: the exact error of s picks the side. */
+function fma32Tie(a: number, b: number, c: number): number {
   const p = a * b;
   const s = p + c;
   const r = f(s);
   const other = r + 2 * (s - r);
-  return other !== r && f(other) === other ? roundTie(p, c, s, r, other) : r;
-}
-
-/** s = p + c lies halfway between the floats r and other: the exact error of s picks the side. */
-function roundTie(p: number, c: number, s: number, r: number, other: number): number {
   const pp = s - c;
   const err = p - pp + (c - (s - pp));
   if (err === 0) return r;
@@ -229,20 +260,54 @@ export class Mt19937 {
   /** The next 32-bit output, as an unsigned integer. */
   next(): number {
     if (this.index === MT_N) this.twist();
-    let y = this.state[this.index++]!;
-    y ^= y >>> 11;
-    y ^= (y << 7) & 0x9d2c5680;
-    y ^= (y << 15) & 0xefc60000;
-    y ^= y >>> 18;
-    return y >>> 0;
+    return temper(this.state[this.index++]!);
+  }
+
+  /** Fills `out` with the next outputs, as `next` would give them one by one. */
+  fill(out: Uint32Array): void {
+    const s = this.state;
+    let index = this.index;
+    for (let k = 0; k < out.length; k++) {
+      if (index === MT_N) {
+        this.twist();
+        index = 0;
+      }
+      out[k] = temper(s[index++]!);
+    }
+    this.index = index;
+  }
+
+  /** Advances past the next `count` outputs. */
+  skip(count: number): void {
+    for (let k = 0; k < count; k++) {
+      if (this.index === MT_N) this.twist();
+      this.index++;
+    }
   }
 
   private twist(): void {
+    // The reference loop with `(i + 1) % N` and `(i + M) % N` unrolled into its three ranges.
     const s = this.state;
-    for (let i = 0; i < MT_N; i++) {
-      const y = (s[i]! & 0x80000000) | (s[(i + 1) % MT_N]! & 0x7fffffff);
-      s[i] = s[(i + MT_M) % MT_N]! ^ (y >>> 1) ^ (y & 1 ? 0x9908b0df : 0);
+    let i = 0;
+    for (; i < MT_N - MT_M; i++) {
+      const y = (s[i]! & 0x80000000) | (s[i + 1]! & 0x7fffffff);
+      s[i] = s[i + MT_M]! ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df);
     }
+    for (; i < MT_N - 1; i++) {
+      const y = (s[i]! & 0x80000000) | (s[i + 1]! & 0x7fffffff);
+      s[i] = s[i + MT_M - MT_N]! ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df);
+    }
+    const y = (s[MT_N - 1]! & 0x80000000) | (s[0]! & 0x7fffffff);
+    s[MT_N - 1] = s[MT_M - 1]! ^ (y >>> 1) ^ (-(y & 1) & 0x9908b0df);
     this.index = 0;
   }
+}
+
+/** MT19937's output tempering. */
+function temper(y: number): number {
+  y ^= y >>> 11;
+  y ^= (y << 7) & 0x9d2c5680;
+  y ^= (y << 15) & 0xefc60000;
+  y ^= y >>> 18;
+  return y >>> 0;
 }

@@ -45,6 +45,23 @@ test('mt19937 matches the reference generator', () => {
   assert.is(mt.next(), 4123659995);
 });
 
+test('mt19937 fill and skip continue the stream exactly as next does', () => {
+  const one = new Mt19937(42);
+  const bulk = new Mt19937(42);
+  const buf = new Uint32Array(16);
+  // Fills and skips that cross the 624-word twists (at outputs 624 and 1248) mid-step.
+  for (const step of [16, 3, 16, 580, 16, 1, 16, 600, 16]) {
+    if (step === 16) {
+      bulk.fill(buf);
+      for (let k = 0; k < 16; k++) assert.is(buf[k], one.next());
+    } else {
+      bulk.skip(step);
+      for (let k = 0; k < step; k++) one.next();
+    }
+  }
+  assert.is(bulk.next(), one.next());
+});
+
 test('fewer than 16 values: float64 Box-Muller, as torch.randn prints for seed 0 and 42', () => {
   // torch.manual_seed(0); torch.randn(2, 3) (PyTorch tutorials; the brief's reference).
   assertPrinted(
