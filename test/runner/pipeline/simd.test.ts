@@ -1,5 +1,6 @@
-// The WebAssembly SIMD kernels against the JS loops they replace: the same bits on random data of
-// every magnitude and on lengths that are not whole vectors, and the JS loops where SIMD is missing.
+// The WebAssembly SIMD kernels against the JS loops they replace (guidance, and the schedulers' steps
+// in Stable Diffusion's configuration): the same bits on random data of every magnitude and on lengths
+// that are not whole vectors, and the JS loops where SIMD is missing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jsKernels, kernelModuleBytes, kernels, selectKernels } from '../../../src/runner/pipeline/simd.ts';
@@ -119,6 +120,62 @@ test('ddim epsilon step: SIMD and JS give the same bits into a fresh array', () 
   }
 });
 
+// The scheduler kernels, each called with its operand arrays and float32 coefficients.
+type KernelCall = (k: typeof kernels, arrays: Float32Array[], c: number[]) => Float32Array;
+const SCHEDULER_KERNELS: [name: string, arrays: number, coefficients: number, call: KernelCall][] = [
+  ['divide', 1, 1, (k, [x], [d]) => k.divide(x!, d!)],
+  ['eulerEpsilon', 2, 2, (k, [x, m], [s, dt]) => k.eulerEpsilon(x!, m!, s!, dt!)],
+  ['eulerAncestralEpsilon', 3, 3, (k, [x, m, z], [s, dt, up]) => k.eulerAncestralEpsilon(x!, m!, z!, s!, dt!, up!)],
+  ['dpmDataPrediction', 2, 2, (k, [x, m], [s, a]) => k.dpmDataPrediction(x!, m!, s!, a!)],
+  ['dpmFirstOrder', 2, 2, (k, [x, m], [a, b]) => k.dpmFirstOrder(x!, m!, a!, b!)],
+  ['dpmSecondOrder', 3, 4, (k, [x, m0, m1], [a, b, c, r]) => k.dpmSecondOrder(x!, m0!, m1!, a!, b!, c!, r!)],
+  ...[1, 2, 3, 4].map((count): [string, number, number, KernelCall] => [
+    `plms with ${count} model output(s)`, 1 + count, 3, (k, [x, ...ets], [a, b, c]) => k.plms(x!, ets, a!, b!, c!),
+  ]),
+  ['plmsRepeat', 3, 3, (k, [x, m, e], [a, b, c]) => k.plmsRepeat(x!, m!, e!, a!, b!, c!)],
+  ['lcmEpsilon', 3, 6, (k, [x, m, z], c) => k.lcmEpsilon(x!, m!, z!, c[0]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!)],
+  ['lcmEpsilon, last step', 2, 6, (k, [x, m], c) => k.lcmEpsilon(x!, m!, undefined, c[0]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!)],
+];
+
+for (const [name, arrays, coefficients, call] of SCHEDULER_KERNELS) {
+  test(`${name}: SIMD and JS give the same bits into a fresh array, the operands left alone`, () => {
+    const next = random(name.length * 7919 + arrays);
+    for (const n of SIZES) {
+      for (let rep = 0; rep < 4; rep++) {
+        const operands = Array.from({ length: arrays }, () => floats(n, next));
+        const before = operands.map((a) => a.slice());
+        // Coefficients of ordinary size, and on some repetitions of every magnitude and sign.
+        const c = Array.from({ length: coefficients }, () => f(rep < 2 ? 0.01 + next() : floats(1, next)[0]! || 1));
+        const result = call(kernels, operands, c);
+        const what = `n=${n}, coefficients ${c.join(', ')}`;
+        assertSameBits(result, call(jsKernels, operands, c), what);
+        for (const a of operands) assert.is.not(result.buffer, a.buffer, `${what}: a fresh array`);
+        operands.forEach((a, k) => assertSameBits(a, before[k]!, `${what}: operand ${k} is left alone`));
+        const kept = result.slice();
+        call(kernels, operands.slice().reverse(), c);
+        assertSameBits(result, kept, `${what}: an earlier result after the next call`);
+      }
+    }
+  });
+}
+
+test('scheduler kernels: a shorter operand gives what the JS loop gives (NaN where it reads past the end)', () => {
+  const next = random(4);
+  for (const [name, arrays, coefficients, call] of SCHEDULER_KERNELS) {
+    if (arrays < 2) continue;
+    for (let short = 1; short < arrays; short++) {
+      const operands = Array.from({ length: arrays }, (_, k) => floats(k === short ? 13 : 17, next));
+      const c = Array.from({ length: coefficients }, () => f(0.01 + next()));
+      const viaJs = call(jsKernels, operands, c);
+      const result = call(kernels, operands, c);
+      assert.is(result.length, viaJs.length, name);
+      for (let i = 0; i < result.length; i++) {
+        if (!Object.is(result[i], viaJs[i])) assert.unreachable(`${name}, operand ${short} shorter: element ${i} is ${result[i]}, the JS loop gives ${viaJs[i]}`);
+      }
+    }
+  }
+});
+
 test('infinities, zeros and subnormals give the same bits too', () => {
   const special = Float32Array.from([0, -0, Infinity, -Infinity, 1e-45, -1e-45, 1.1754942e-38, 3.4028235e38, -3.4028235e38, 1, -1, 0.5]);
   const n = special.length;
@@ -144,6 +201,14 @@ test('infinities, zeros and subnormals give the same bits too', () => {
   prediction.set(m, n * n);
   const viaJs = prediction.slice();
   sameOrBothNaN(kernels.guidance(prediction, 7.5), jsKernels.guidance(viaJs, 7.5), 'guidance');
+  for (const [name, arrays, coefficients, call] of SCHEDULER_KERNELS) {
+    // The specials against each other in the first two operands, the rest from them shifted.
+    const operands = [x, m, m.slice().reverse(), x.slice().reverse(), x.map((_, i) => m[(i * 7) % m.length]!)].slice(0, arrays);
+    for (const cs of [[0.3, 0.9, 0.95, 0.2, 0.7, 0.4], [0, -0, 1e-45, 3.4028235e38, -1, Infinity]]) {
+      const c = cs.slice(0, coefficients).map(f);
+      sameOrBothNaN(call(kernels, operands, c), call(jsKernels, operands, c), `${name}, coefficients ${c.join(', ')}`);
+    }
+  }
 });
 
 test.run();

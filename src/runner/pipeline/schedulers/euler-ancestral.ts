@@ -2,6 +2,7 @@
 // each step goes down to sigma_down with Euler's method, then adds fresh noise of size sigma_up drawn from the
 // generator, so that the step lands on the next sigma in distribution.
 import type { Generator } from '../rng.ts';
+import { kernels } from '../simd.ts';
 import {
   alphasCumprod,
   betasFor,
@@ -81,11 +82,18 @@ export function createEulerAncestralScheduler(config: SchedulerConfig): SigmaSch
       // Drawn on every step, the last one included (where sigma_up is 0), so the generator's stream stays
       // aligned with diffusers' for the same seed.
       const noise = generator.randn(sample.length);
+      if (predictionType === 'epsilon') {
+        // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
+        // where WebAssembly SIMD runs (simd.ts).
+        const prev = kernels.eulerAncestralEpsilon(sample, modelOutput, noise, sigma, dt, sigmaUp);
+        index.advance();
+        return prev;
+      }
       const prev = new Float32Array(sample.length);
       for (let k = 0; k < sample.length; k++) {
         const x = sample[k]!;
         const m = modelOutput[k]!;
-        const pred = predictionType === 'epsilon' ? f(x - f(sigma * m)) : f(f(m * cOut) + f(x / cSkipDenominator));
+        const pred = f(f(m * cOut) + f(x / cSkipDenominator)); // v_prediction
         const derivative = f(f(x - pred) / sigma);
         prev[k] = f(x + f(derivative * dt)) + f(noise[k]! * sigmaUp);
       }

@@ -3,6 +3,7 @@
 // re-noises it to the next timestep with fresh noise from the generator; the last step returns it as is.
 // Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
 import type { Generator } from '../rng.ts';
+import { kernels } from '../simd.ts';
 import { alphasCumprod, betasFor, configChoice, configInteger, configValue } from './betas.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
@@ -102,6 +103,13 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
       const sqrtAlphaPrev = f(Math.sqrt(alphaProdPrev));
       const sqrtBetaPrev = f(Math.sqrt(f(1 - alphaProdPrev)));
 
+      if (predictionType === 'epsilon' && !clipSample) {
+        // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
+        // where WebAssembly SIMD runs (simd.ts).
+        const prev = kernels.lcmEpsilon(sample, modelOutput, noise, sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev);
+        stepIndex++;
+        return prev;
+      }
       const out = new Float32Array(sample.length);
       for (let i = 0; i < sample.length; i++) {
         const x = sample[i]!;
