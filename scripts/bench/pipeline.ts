@@ -1,7 +1,8 @@
 // `npm run bench:pipeline`: the diffusion pipeline on the tiny generated model at 512×512 on
 // the CPU — where a step's time goes (inside onnxruntime vs. our scheduler, guidance and tensor
 // copies), PNG encoding, images per second, and resident memory after 10 and after 200
-// generations (a leak shows as growth between the two).
+// generations (a leak shows as growth between the two). The npm script sets MALLOC_ARENA_MAX=2 as
+// the runner image does: without it glibc's per-thread arenas make resident memory wander by ±10 %.
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,7 +40,7 @@ try {
     scheduler: SCHEDULER,
     num_images: 1,
   };
-  console.log(`pipeline bench — tiny model, 512×512, ${STEPS} steps, guidance 7.5, ${SCHEDULER}, ${model.executionProvider}, ${GENERATIONS} generations`);
+  console.log(`pipeline bench — tiny model, 512×512, ${STEPS} steps, guidance 7.5, ${SCHEDULER}, ${model.executionProvider}, ${GENERATIONS} generations, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? 'unset'}`);
   if (!gc) console.log('(run with --expose-gc for steadier memory readings)');
 
   let unet = 0;
