@@ -3,38 +3,63 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
-const optionalUrl = (protocols: RegExp) =>
+/** An integer variable with a default and bounds. */
+export const envInt = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+
+/** An optional URL variable with one of the given protocols. */
+export const envUrl = (protocols: RegExp) =>
   z
     .string()
     .trim()
     .optional()
-    .transform((v) => (v === '' ? undefined : v))
     .refine((v) => v === undefined || (URL.canParse(v) && protocols.test(new URL(v).protocol)), 'must be a valid URL');
 
-const envSchema = z.object({
-  HOST: z.string().trim().min(1).default('127.0.0.1'),
-  PORT: int(8080, 0, 65535),
-  DATABASE_URL: optionalUrl(/^postgres(ql)?:$/),
-  DATABASE_POOL_SIZE: int(20, 1, 500),
+/**
+ * Variables that the gateway and the runner both read, with one meaning: where local data goes,
+ * the broker and its names, image storage, logging.
+ */
+export const sharedEnv = {
   DATA_DIR: z.string().trim().min(1).default('./data'),
-  AMQP_URL: optionalUrl(/^amqps?:$/),
+  AMQP_URL: envUrl(/^amqps?:$/),
   AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
-  QUEUE_DELIVERY_LIMIT: int(5, 1, 100),
-  RUNNER_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
-  LEASE_SECONDS: int(60, 5, 3600),
-  DEFAULT_MAX_UNFINISHED: int(100, 1, 1_000_000),
-  API_KEY_CACHE_MS: int(5000, 0, 600_000),
-  MAX_BODY_BYTES: int(65536, 1024, 1_048_576),
-  DISPATCH_BATCH: int(200, 1, 5000),
-  DISPATCH_SWEEP_MS: int(5000, 100, 600_000),
-  DISPATCH_LINGER_MS: int(5, 0, 1000),
-  PUBLIC_URL: optionalUrl(/^https?:$/),
+  QUEUE_DELIVERY_LIMIT: envInt(5, 1, 100),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
-  GCS_SIGNED_URL_SECONDS: int(3600, 60, 604_800),
+  GCS_SIGNED_URL_SECONDS: envInt(3600, 60, 604_800),
   GCS_PUBLIC: z.enum(['true', 'false']).default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-});
+};
+
+/**
+ * Reads the schema's variables from `env` (an empty value counts as unset) and validates them all,
+ * failing with every problem listed.
+ */
+export function parseEnv<S extends z.ZodRawShape>(shape: S, env: Record<string, string | undefined>): z.infer<z.ZodObject<S>> {
+  const schema = z.object(shape);
+  const relevant = Object.fromEntries(Object.keys(shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
+  const parsed = schema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+const gatewayEnv = {
+  ...sharedEnv,
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: envInt(8080, 0, 65535),
+  DATABASE_URL: envUrl(/^postgres(ql)?:$/),
+  DATABASE_POOL_SIZE: envInt(20, 1, 500),
+  RUNNER_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
+  LEASE_SECONDS: envInt(60, 5, 3600),
+  DEFAULT_MAX_UNFINISHED: envInt(100, 1, 1_000_000),
+  API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
+  MAX_BODY_BYTES: envInt(65536, 1024, 1_048_576),
+  DISPATCH_BATCH: envInt(200, 1, 5000),
+  DISPATCH_SWEEP_MS: envInt(5000, 100, 600_000),
+  DISPATCH_LINGER_MS: envInt(5, 0, 1000),
+  PUBLIC_URL: envUrl(/^https?:$/),
+};
 
 export interface Config {
   host: string;
@@ -74,15 +99,7 @@ export function isLoopback(host: string): boolean {
 }
 
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
-  const relevant = Object.fromEntries(
-    Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
-  );
-  const parsed = envSchema.safeParse(relevant);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(gatewayEnv, env);
   return {
     host: e.HOST,
     port: e.PORT,

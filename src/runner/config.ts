@@ -4,22 +4,15 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../core/config.ts';
+import { envInt as int, envUrl, parseEnv, sharedEnv } from '../core/config.ts';
 import type { ExecutionProvider } from './pipeline/model.ts';
 
-const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
-const url = (protocols: RegExp) =>
-  z.string().trim().refine((v) => URL.canParse(v) && protocols.test(new URL(v).protocol), 'must be a valid URL');
-
-const envSchema = z.object({
+const runnerEnv = {
+  ...sharedEnv,
   MODEL_DIR: z.string().trim().min(1).optional(),
-  DATA_DIR: z.string().trim().min(1).default('./data'),
-  GATEWAY_URL: url(/^https?:$/).default('http://127.0.0.1:8080'),
+  GATEWAY_URL: envUrl(/^https?:$/).default('http://127.0.0.1:8080'),
   RUNNER_TOKEN: z.string({ error: 'is required (the same token as the gateway RUNNER_TOKEN)' }).min(16, 'must be at least 16 characters'),
   RUNNER_ID: z.string().trim().min(1).max(200).optional(),
-  AMQP_URL: url(/^amqps?:$/).optional(),
-  AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
-  QUEUE_DELIVERY_LIMIT: int(5, 1, 100),
   RUNNER_PREFETCH: int(1, 1, 64),
   EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
   INTRA_OP_THREADS: int(0, 0, 1024),
@@ -33,11 +26,7 @@ const envSchema = z.object({
   RUNNER_RETRY_MAX_SECONDS: int(30, 1, 3600),
   RUNNER_HEALTH_HOST: z.string().trim().min(1).default('0.0.0.0'),
   RUNNER_HEALTH_PORT: int(8081, 0, 65535),
-  GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
-  GCS_SIGNED_URL_SECONDS: int(3600, 60, 604_800),
-  GCS_PUBLIC: z.enum(['true', 'false']).default('false'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-});
+};
 
 /** Retries of transient failures: full-jitter exponential backoff, bounded in count and in time. */
 export interface RetryPolicy {
@@ -81,13 +70,7 @@ export interface RunnerConfig {
 }
 
 export function parseRunnerConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
-  const relevant = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
-  const parsed = envSchema.safeParse(relevant);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
-  }
-  const e = parsed.data;
+  const e = parseEnv(runnerEnv, env);
   const retryMaxMs = e.RUNNER_RETRY_MAX_SECONDS * 1000;
   return {
     modelDir: e.MODEL_DIR === undefined ? undefined : path.resolve(e.MODEL_DIR),
