@@ -1,13 +1,14 @@
-// Runners scale on the work queue's depth with KEDA: one runner per `queueLengthPerRunner` waiting
-// messages, up to the environment's maximum, and none at all while the queue is empty (the GPU
-// pool then shrinks to zero nodes). KEDA itself is installed in the cluster (namespace `keda`,
-// network-policies.ts admits it to AMQP); its CRD types come from k8s/imports (k8s/crds/keda.yaml).
+// Runners scale on the work queue's depth with KEDA: one runner per `queueLengthPerRunner`
+// unfinished messages (waiting, or held by a runner), up to the environment's maximum, and none at
+// all once there are none (the GPU pool then shrinks to zero nodes). KEDA itself is installed in
+// the cluster (namespace `keda`; network-policies.ts admits it to the management API); its CRD
+// types come from k8s/imports (k8s/crds/keda.yaml).
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { Environment } from '../infra/environments.ts';
 import { topologyFor } from '../src/queue/rabbitmq.ts';
 import { ScaledObject, TriggerAuthentication } from './imports/keda.sh.ts';
-import { runnerSecret } from './secrets.ts';
+import { kedaRabbitmqSecret } from './secrets.ts';
 
 export interface RunnerAutoscalingProps {
   env: Environment;
@@ -19,11 +20,10 @@ export class RunnerAutoscaling extends Construct {
     super(scope, id);
     const { env, runners } = props;
 
-    // KEDA reads the queue with the runners' own AMQP URL, from their Secret.
     const auth = new TriggerAuthentication(this, 'rabbitmq-auth', {
       metadata: { name: 'runner-rabbitmq' },
       spec: {
-        secretTargetRef: [{ parameter: 'host', name: runnerSecret.name, key: runnerSecret.amqpUrl }],
+        secretTargetRef: [{ parameter: 'host', name: kedaRabbitmqSecret.name, key: kedaRabbitmqSecret.managementUrl }],
       },
     });
 
@@ -34,15 +34,18 @@ export class RunnerAutoscaling extends Construct {
         minReplicaCount: 0,
         maxReplicaCount: env.runner.maxReplicas,
         pollingInterval: 15,
-        // Over AMQP the queue length counts waiting messages only, not the ones runners hold. Once
-        // the queue is empty, runners still finish what they hold: the last one is stopped only
-        // after this long without waiting messages, and a stopped runner gets its grace period.
+        // The last runner stops only after this long without any message, waiting or held.
         cooldownPeriod: 300,
         triggers: [
           {
             type: 'rabbitmq',
             metadata: {
-              protocol: 'amqp',
+              // Over AMQP the length counts waiting messages only. Every runner holds the one it
+              // works on (prefetch 1), so under a steady load the waiting count sits at 0 while all
+              // runners are busy, and KEDA would scale them away. The management API's count is
+              // ready + unacknowledged: the work in the system.
+              protocol: 'http',
+              vhostName: '/',
               queueName: topologyFor(env.amqpPrefix).workQueue,
               mode: 'QueueLength',
               value: String(env.runner.queueLengthPerRunner),

@@ -1,8 +1,10 @@
 // RabbitMQ as a StatefulSet: one node per replica (three in prod, so quorum queues survive the loss
 // of one), each with its own persistent volume, clustered by the Kubernetes peer discovery plugin.
-// Reached by the runners (and KEDA) inside the cluster, and by the gateway on Cloud Run through an
-// internal load balancer at a fixed VPC address; AMQP only. The management UI, the old system's
-// public weak point, is not installed and no Service has its port.
+// Reached by the runners inside the cluster, and by the gateway on Cloud Run through an internal
+// load balancer at a fixed VPC address, AMQP only. The management API, the old system's public
+// weak point, serves one reader: KEDA's operator, which needs the count of messages runners hold
+// (AMQP reports only waiting ones). It is on a ClusterIP Service, admitted by NetworkPolicy from
+// KEDA's operator alone, and the broker's one user has the `monitoring` tag, not `administrator`.
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -14,11 +16,16 @@ export const AMQP_PORT = 5672;
 /** Erlang's port mapper and the inter-node distribution port: clustering traffic only. */
 export const EPMD_PORT = 4369;
 export const DIST_PORT = 25672;
+/** The management HTTP API, read by KEDA for the queue's ready + unacknowledged messages. */
+export const MANAGEMENT_PORT = 15672;
+/** The in-cluster Service in front of the management API. */
+export const MANAGEMENT_SERVICE = 'rabbitmq-management';
 
 /** The `rabbitmq` user and group of the official image. */
 const RABBITMQ_UID = 999;
 /**
- * The last release of the 3.13 series, without the management plugin. Its peer discovery asks the
+ * The last release of the 3.13 series (the management plugin is enabled by our enabled_plugins, not
+ * by a `-management` image). Its peer discovery asks the
  * API for the headless Service's endpoints (the Role below); the 4.x series reworked Kubernetes
  * peer discovery, so moving to it means revisiting this construct, not only the tag.
  */
@@ -73,7 +80,7 @@ export class RabbitMq extends Construct {
     const config = new kplus.ConfigMap(this, 'config', {
       metadata: { name: 'rabbitmq-config' },
       data: {
-        'enabled_plugins': '[rabbitmq_peer_discovery_k8s].\n',
+        'enabled_plugins': '[rabbitmq_peer_discovery_k8s,rabbitmq_management].\n',
         'rabbitmq.conf': rabbitmqConf(namespace, settings.memory),
       },
     });
@@ -114,6 +121,7 @@ export class RabbitMq extends Construct {
         { name: 'amqp', number: AMQP_PORT },
         { name: 'epmd', number: EPMD_PORT },
         { name: 'dist', number: DIST_PORT },
+        { name: 'management', number: MANAGEMENT_PORT },
       ],
       envVariables: {
         POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
@@ -181,11 +189,20 @@ export class RabbitMq extends Construct {
       },
     });
 
+    // KEDA's operator reads queue depths here; a ClusterIP Service, so nothing outside the cluster
+    // can reach it, and network-policies.ts admits KEDA's operator alone.
+    const management = new kplus.Service(this, 'management', {
+      metadata: { name: MANAGEMENT_SERVICE },
+      type: kplus.ServiceType.CLUSTER_IP,
+      ports: [{ name: 'management', port: MANAGEMENT_PORT, targetPort: MANAGEMENT_PORT }],
+    });
+    management.select(kplus.Pods.select(this, 'management-nodes', { labels: this.podLabels }));
+
     // The gateway (Cloud Run, direct VPC egress) reaches the broker here. Internal: an address in
     // the nodes' subnet, reserved by infra/, never a public one. `Local` keeps the client's address
     // as the source, so the NetworkPolicy can admit Cloud Run's range and nothing else. The
-    // source ranges also admit the cluster's pods: the runners and KEDA use the same AMQP URL as
-    // the gateway (one secret, infra/stack.ts), so they come through this address too.
+    // source ranges also admit the cluster's pods: the runners use the same AMQP URL as the gateway
+    // (one secret, infra/stack.ts), so they come through this address too.
     const internal = new kplus.Service(this, 'internal-lb', {
       metadata: {
         name: 'rabbitmq',
@@ -229,6 +246,11 @@ function rabbitmqConf(namespace: string, memoryLimit: string): string {
     'cluster_partition_handling = pause_minority',
     `total_memory_available_override_value = ${memoryBytes}`,
     'disk_free_limit.absolute = 2GB',
+    `management.tcp.port = ${MANAGEMENT_PORT}`,
+    // The user created at first boot (RABBITMQ_DEFAULT_USER) may use AMQP on its vhost and read the
+    // management API, but not administer the broker (users, policies): that is `rabbitmqctl` in a pod.
+    'default_user_tags.administrator = false',
+    'default_user_tags.monitoring = true',
     '',
   ].join('\n');
 }

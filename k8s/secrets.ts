@@ -13,10 +13,19 @@ export const rabbitmqSecret = {
   erlangCookie: secretIds.rabbitmqErlangCookie,
 } as const;
 
-/** Read by the runners, and by KEDA for the queue length (the same AMQP URL). */
+/** Read by the runners. */
 export const runnerSecret = {
   name: 'runner',
   token: secretIds.runnerToken,
   amqpUrl: secretIds.amqpUrl,
   gatewayUrl: 'gateway-url',
+} as const;
+
+/**
+ * Read by KEDA: the management API's URL with the broker user's credentials,
+ * `http://<user>:<password>@rabbitmq-management.<namespace>.svc.cluster.local:15672`.
+ */
+export const kedaRabbitmqSecret = {
+  name: 'keda-rabbitmq',
+  managementUrl: 'management-url',
 } as const;

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runnerSecret } from '../../k8s/secrets.ts';
-import { container, eachEnvironment, envOf, one } from '../helpers/manifests.ts';
+import { kedaRabbitmqSecret } from '../../k8s/secrets.ts';
+import { eachEnvironment, one } from '../helpers/manifests.ts';
 
-test('runners scale on the work queue length, from zero to the environment maximum', () => {
+test('runners scale on the work queue length (waiting + held messages), from zero to the environment maximum', () => {
   for (const [env, objects] of eachEnvironment()) {
     const scaled = one(objects, 'ScaledObject', 'runner');
     assert.is(scaled.apiVersion, 'keda.sh/v1alpha1');
@@ -15,7 +15,9 @@ test('runners scale on the work queue length, from zero to the environment maxim
       {
         type: 'rabbitmq',
         metadata: {
-          protocol: 'amqp',
+          // Not amqp: it counts waiting messages only, 0 while every runner is busy.
+          protocol: 'http',
+          vhostName: '/',
           queueName: `${env.amqpPrefix}.generate`,
           mode: 'QueueLength',
           value: String(env.runner.queueLengthPerRunner),
@@ -26,12 +28,12 @@ test('runners scale on the work queue length, from zero to the environment maxim
   }
 });
 
-test('KEDA reads the broker with the same AMQP URL, from the same Secret key, as the runners', () => {
+test('KEDA reads the management API URL from its own Secret, a reference only', () => {
   for (const [, objects] of eachEnvironment()) {
     const auth = one(objects, 'TriggerAuthentication', 'runner-rabbitmq');
-    assert.equal(auth.spec, { secretTargetRef: [{ parameter: 'host', name: runnerSecret.name, key: runnerSecret.amqpUrl }] });
-    const runnerAmqp = envOf(container(one(objects, 'Deployment', 'runner'), 'runner')).AMQP_URL;
-    assert.equal(runnerAmqp, { valueFrom: { secretKeyRef: { name: auth.spec.secretTargetRef[0].name, key: auth.spec.secretTargetRef[0].key } } });
+    assert.equal(auth.spec, {
+      secretTargetRef: [{ parameter: 'host', name: kedaRabbitmqSecret.name, key: kedaRabbitmqSecret.managementUrl }],
+    });
   }
 });
 

@@ -20,21 +20,30 @@ test('ingress is denied to every pod of the namespace unless a policy admits it'
   }
 });
 
-test('AMQP is admitted from exactly the runners, the KEDA operator and Cloud Run range', () => {
+test('AMQP is admitted from exactly the runners and the Cloud Run range', () => {
   for (const [env, objects] of eachEnvironment()) {
     const amqp = one(objects, 'NetworkPolicy', 'rabbitmq-amqp');
     assert.equal(amqp.spec.podSelector, rabbitmqPods);
     const port = [{ port: 5672, protocol: 'TCP' }];
     assert.equal(admitted(amqp), [
       [{ podSelector: runnerPods }, port],
+      [{ ipBlock: { cidr: env.network.cloudRunCidr } }, port],
+    ]);
+  }
+});
+
+test('the management API is admitted from the KEDA operator alone', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const management = one(objects, 'NetworkPolicy', 'rabbitmq-management');
+    assert.equal(management.spec.podSelector, rabbitmqPods);
+    assert.equal(admitted(management), [
       [
         {
           namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'keda' } },
           podSelector: { matchLabels: { 'app.kubernetes.io/name': 'keda-operator' } },
         },
-        port,
+        [{ port: 15672, protocol: 'TCP' }],
       ],
-      [{ ipBlock: { cidr: env.network.cloudRunCidr } }, port],
     ]);
   }
 });

@@ -66,7 +66,7 @@ test('clustering: k8s peer discovery through the headless Service, with exactly 
     assert.match(conf, /^cluster_formation\.peer_discovery_backend = k8s$/m);
     assert.match(conf, /^cluster_formation\.k8s\.service_name = rabbitmq-headless$/m);
     assert.match(conf, /^cluster_formation\.k8s\.address_type = hostname$/m);
-    assert.is(one(objects, 'ConfigMap', 'rabbitmq-config').data.enabled_plugins, '[rabbitmq_peer_discovery_k8s].\n');
+    assert.is(one(objects, 'ConfigMap', 'rabbitmq-config').data.enabled_plugins, '[rabbitmq_peer_discovery_k8s,rabbitmq_management].\n');
 
     const headless = one(objects, 'Service', 'rabbitmq-headless');
     assert.is(headless.spec.clusterIP, 'None');
@@ -101,11 +101,14 @@ test('Cloud Run reaches AMQP through an internal load balancer at the reserved a
   }
 });
 
-test('the management UI is nowhere: no Service, container or policy has port 15672, and only one LoadBalancer exists', () => {
+test('the management API stays inside the cluster: only a ClusterIP Service has port 15672, the one user cannot administer, one LoadBalancer (AMQP)', () => {
   for (const [, objects] of eachEnvironment()) {
-    const text = JSON.stringify(objects);
-    assert.not.ok(text.includes('15672'), 'port 15672 appears in the manifests');
-    assert.not.ok(text.includes('rabbitmq_management'));
+    const withManagement = ofKind(objects, 'Service').filter((s) => JSON.stringify(s.spec.ports).includes('15672'));
+    assert.equal(withManagement.map((s) => [s.metadata.name, s.spec.type]), [['rabbitmq-management', 'ClusterIP']]);
+    assert.equal(one(objects, 'Service', 'rabbitmq-management').spec.ports, [{ name: 'management', port: 15672, targetPort: 15672 }]);
+    const conf: string = one(objects, 'ConfigMap', 'rabbitmq-config').data['rabbitmq.conf'];
+    assert.match(conf, /^default_user_tags\.administrator = false$/m);
+    assert.match(conf, /^default_user_tags\.monitoring = true$/m);
     assert.equal(
       ofKind(objects, 'Service')
         .filter((s) => s.spec.type === 'LoadBalancer' || s.spec.type === 'NodePort')
