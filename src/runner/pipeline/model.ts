@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Logger } from '../../core/log.ts';
@@ -132,6 +133,19 @@ async function hashModelFiles(dir: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * Whether onnxruntime-node has its CUDA execution provider library beside its binding. The npm
+ * package does not carry it (the runner image's build downloads it), and asking onnxruntime for
+ * CUDA without it makes onnxruntime log an error of its own before failing: checked first, `auto`
+ * says why it runs on the CPU in one line of ours.
+ */
+export function cudaProviderInstalled(): boolean {
+  const bin = path.join(path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json')), 'bin');
+  const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  const napiDirs = fs.existsSync(bin) ? fs.readdirSync(bin) : [];
+  return napiDirs.some((napi) => fs.existsSync(path.join(bin, napi, process.platform, process.arch, lib)));
+}
+
 async function createSession(
   file: string,
   provider: 'cuda' | 'cpu',
@@ -187,12 +201,18 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
 
   const requested = options.executionProvider ?? 'auto';
   let provider: 'cuda' | 'cpu' = requested === 'cpu' ? 'cpu' : 'cuda';
+  if (provider === 'cuda' && !cudaProviderInstalled()) {
+    const why = "onnxruntime-node's CUDA execution provider is not installed (its install script downloads it with ONNXRUNTIME_NODE_INSTALL=true)";
+    if (requested === 'cuda') throw new Error(`EXECUTION_PROVIDER=cuda but CUDA is unavailable: ${why}`);
+    options.log?.warn('CUDA execution provider unavailable; using CPU', { reason: why });
+    provider = 'cpu';
+  }
   const open = async (file: string) => {
     try {
       return await createSession(path.join(dir, file), provider, options);
     } catch (err) {
       if (provider === 'cuda' && requested === 'auto') {
-        options.log?.warn('CUDA execution provider unavailable; falling back to CPU', { err: (err as Error).message });
+        options.log?.warn('CUDA execution provider unavailable; using CPU', { reason: (err as Error).message });
         provider = 'cpu';
         return createSession(path.join(dir, file), provider, options);
       }
