@@ -42,6 +42,8 @@ export interface GatewayClient {
   progress(id: string, attempt: number, step: number, total: number, options?: CallOptions): Promise<ReportResult>;
   complete(id: string, attempt: number, images: StoredImageRef[], options?: CallOptions): Promise<ReportResult>;
   fail(id: string, attempt: number, code: string, message: string, options?: CallOptions): Promise<ReportResult>;
+  /** Gives up the claim's lease (the runner is stopping): the next claim need not wait for it. */
+  release(id: string, attempt: number, options?: CallOptions): Promise<ReportResult>;
 }
 
 /** The gateway could not be reached (or kept answering 5xx/429) for as long as the retry policy allows. */
@@ -218,6 +220,10 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     },
     async fail(id, attempt, code, message, callOptions) {
       const answer = await call('fail', id, { attempt, code, message: message.slice(0, 2000) }, callOptions);
+      return answer.ok ? { ok: true } : answer;
+    },
+    async release(id, attempt, callOptions) {
+      const answer = await call('release', id, { attempt }, callOptions);
       return answer.ok ? { ok: true } : answer;
     },
   };

@@ -60,6 +60,9 @@ export interface Worker {
   stop(graceMs: number): Promise<void>;
 }
 
+/** How long a stopping runner tries to release a claim it hands back. */
+const RELEASE_TIMEOUT_MS = 5000;
+
 const DEFAULT_UPLOAD_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000, maxElapsedMs: 30_000 };
 
 /** A failure that may pass with time or on another runner: the message goes back to the queue. */
@@ -136,6 +139,7 @@ export function startWorker(options: WorkerOptions): Worker {
     } catch (err) {
       if (job.controller.signal.reason instanceof HandedBackError) {
         log.info('job handed back: the runner is stopping', { id: job.id, attempt: job.claim?.attempt });
+        if (job.claim) await releaseClaim(job.claim);
         settle(job, 'requeued', 'requeue');
       } else {
         await handBack(job, err);
@@ -299,6 +303,20 @@ export function startWorker(options: WorkerOptions): Worker {
     if (!answer.ok) return onStopped(job, answer, 'fail');
     log.warn('generation failed; reported', { id: claim.id, attempt: claim.attempt, code, message });
     settle(job, 'failed', 'ack');
+  }
+
+  /**
+   * Ends the lease of a claim handed back, so the redelivered message is claimed at once rather
+   * than after the lease. Best effort and brief: the process is stopping, and without it the lease
+   * only runs out.
+   */
+  async function releaseClaim(claim: Claim): Promise<void> {
+    try {
+      const answer = await gateway.release(claim.id, claim.attempt, { signal: AbortSignal.timeout(RELEASE_TIMEOUT_MS) });
+      if (!answer.ok) log.info('lease not released', { id: claim.id, attempt: claim.attempt, code: answer.code });
+    } catch (err) {
+      log.warn('could not release the lease; it runs out by itself', { id: claim.id, attempt: claim.attempt, err });
+    }
   }
 
   /** After a failure that may pass: back to the queue, unless this was the job's last chance. */

@@ -250,6 +250,23 @@ it('internal API: token required, transitions answer 409 when they do not apply'
   assert.is(done.status, 409);
 });
 
+it('release: a stopping runner gives up its lease and the next claim takes the job at once', async ({ t, alice }) => {
+  const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'belt' } })).json()) as any;
+  await expectProblem(await t.runner(`/generations/${g.id}/release`, { attempt: 1 }), 409, 'lease_lost');
+  assert.is((await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r1' })).status, 200);
+  await expectProblem(await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r2' }), 409, 'claimed');
+  await expectProblem(await t.runner(`/generations/${g.id}/release`, { attempt: 0 }), 422, 'validation_failed');
+  await expectProblem(await t.runner(`/generations/${g.id}/release`, { attempt: 2 }), 409, 'lease_lost');
+  const released = await t.runner(`/generations/${g.id}/release`, { attempt: 1 });
+  assert.is(released.status, 200);
+  assert.equal(await released.json(), { released: true });
+  assert.is(((await (await t.call('GET', `/v1/generations/${g.id}`, { key: alice })).json()) as any).status, 'processing', 'no visible change');
+  const again = await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r2' });
+  assert.is(again.status, 200);
+  assert.is(((await again.json()) as any).attempt, 2);
+  await expectProblem(await t.runner(`/generations/${g.id}/progress`, { attempt: 1, step: 1, total: 50 }), 409, 'lease_lost');
+});
+
 it('concurrent claims over HTTP: exactly one runner wins', async ({ t, alice }) => {
   const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'gloves' } })).json()) as any;
   const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => t.runner(`/generations/${g.id}/claim`, { runner_id: `r${i}` })));

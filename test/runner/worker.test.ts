@@ -492,8 +492,9 @@ it('graceful stop: /healthz turns 503, the current job finishes and is acked, th
   }
 });
 
-it('stop past the grace period hands the job back unacked; another runner completes it once its lease expires', async (ctx) => {
-  const t = await startTestGateway({ store: 'postgres', broker: 'rabbitmq', env: { LEASE_SECONDS: '5' } });
+it('stop past the grace period hands the job back unacked and gives up its lease; another runner completes it at once', async (ctx) => {
+  // A lease far longer than the test: the second runner claims only because the first gave it up.
+  const t = await startTestGateway({ store: 'postgres', broker: 'rabbitmq', env: { LEASE_SECONDS: '3600' } });
   const hold = holdFirstProgress();
   let second: Worker | null = null;
   try {
@@ -503,7 +504,9 @@ it('stop past the grace period hands the job back unacked; another runner comple
     await hold.arrived;
     await runner.close(0);
     assert.is(await jobCount(runner.metrics, 'requeued'), 1);
-    assert.is((await getGeneration(t.gw.db, id))!.status, 'processing', 'the first claim stays until its lease expires');
+    const handedBack = (await getGeneration(t.gw.db, id))!;
+    assert.is(handedBack.status, 'processing', 'no visible change');
+    assert.ok(handedBack.leaseExpiresAt!.getTime() <= Date.now(), 'the lease was given up');
 
     const settlements = observeSettlements(t.gw.queue);
     const metrics = createRunnerMetrics();

@@ -18,6 +18,7 @@ import { getGeneration } from '../../src/store/sql/getGeneration.ts';
 import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
 import { listGenerations } from '../../src/store/sql/listGenerations.ts';
 import { clearOutbox, countOutbox, leaseOutbox, releaseOutbox } from '../../src/store/sql/outbox.ts';
+import { releaseGeneration } from '../../src/store/sql/releaseGeneration.ts';
 import { reportProgress } from '../../src/store/sql/reportProgress.ts';
 import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
 
@@ -118,6 +119,23 @@ for (const backend of ['postgres', 'pglite'] as const) {
     assert.is(await reportProgress(db, g.id, 1, 5, 20, 60), null, 'stale attempt');
     assert.is(await completeGeneration(db, g.id, 1, [{ key: 'x' }]), null, 'stale attempt');
     assert.is((await completeGeneration(db, g.id, 2, [{ key: 'x' }]))?.status, 'completed');
+  });
+
+  it('a released claim is claimed again at once, without a visible change; only the current attempt can release', async ({ db }) => {
+    const g = (await insert(db))!;
+    const claimed = (await claimGeneration(db, g.id, 'runner-a', 3600))!;
+    assert.is(await claimGeneration(db, g.id, 'runner-b', 60), null, 'a live lease holds');
+    assert.is(await releaseGeneration(db, g.id, 2), false, 'not the current attempt');
+    assert.is(await releaseGeneration(db, g.id, 1), true);
+    const released = (await getGeneration(db, g.id))!;
+    assert.is(released.status, 'processing');
+    assert.is(released.version, claimed.version, 'no version change: nothing for clients to see');
+    const again = await claimGeneration(db, g.id, 'runner-b', 60);
+    assert.is(again?.attempts, 2);
+    assert.is(again?.runnerId, 'runner-b');
+    assert.is(await releaseGeneration(db, g.id, 1), false, 'the old attempt no longer holds anything');
+    assert.ok(await completeGeneration(db, g.id, 2, [{ key: 'x' }]));
+    assert.is(await releaseGeneration(db, g.id, 2), false, 'a finished generation has no lease to give up');
   });
 
   it('concurrent claims of one generation: exactly one wins', async ({ db }) => {

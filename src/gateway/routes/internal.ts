@@ -9,6 +9,7 @@ import { claimGeneration } from '../../store/sql/claimGeneration.ts';
 import { completeGeneration } from '../../store/sql/completeGeneration.ts';
 import { failGeneration } from '../../store/sql/failGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
+import { releaseGeneration } from '../../store/sql/releaseGeneration.ts';
 import { reportProgress } from '../../store/sql/reportProgress.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { requireJson } from '../http.ts';
@@ -54,6 +55,8 @@ const failRoute = route(
     message: z.string().min(1).max(2000),
   }),
 );
+
+const releaseRoute = route('/generations/{id}/release', z.strictObject({ attempt }));
 
 const secondsUntil = (d: Date | null) => Math.max(1, Math.ceil(((d?.getTime() ?? 0) - Date.now()) / 1000));
 
@@ -133,6 +136,15 @@ export function internalRoutes(deps: GatewayDeps) {
     const g = await failGeneration(deps.db, id, body.attempt, body.code, body.message);
     if (!g) return explain(id, body.attempt);
     return c.json({ status: g.status }, 200);
+  });
+
+  // A stopping runner hands the job back: its lease ends now, so the redelivered message is
+  // claimed at once instead of after the lease.
+  app.openapi(releaseRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const { attempt: attemptNo } = c.req.valid('json');
+    if (!(await releaseGeneration(deps.db, id, attemptNo))) return explain(id, attemptNo);
+    return c.json({ released: true }, 200);
   });
 
   return app;

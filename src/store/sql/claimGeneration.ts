@@ -3,7 +3,8 @@ import { GENERATION_COLUMNS, toGeneration, type Generation } from '../generation
 
 /**
  * pending → processing, or re-claims a processing generation whose lease has expired (its runner
- * stopped heartbeating). Concurrent claims serialize on the row; exactly one gets it.
+ * stopped heartbeating) or was given up (releaseGeneration). Concurrent claims serialize on the
+ * row; exactly one gets it.
  */
 export async function claimGeneration(
   db: Queryable,
@@ -16,7 +17,7 @@ export async function claimGeneration(
        status = 'processing', attempts = attempts + 1, runner_id = $2, step = 0,
        lease_expires_at = now() + make_interval(secs => $3), started_at = coalesce(started_at, now()),
        version = version + 1, updated_at = now()
-     WHERE id = $1 AND (status = 'pending' OR (status = 'processing' AND lease_expires_at < now()))
+     WHERE id = $1 AND (status = 'pending' OR (status = 'processing' AND lease_expires_at <= now()))
      RETURNING ${GENERATION_COLUMNS}`,
     [id, runnerId, leaseSeconds],
   );
