@@ -98,6 +98,9 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
         await releaseOutbox(o.db, ids);
         return;
       }
+      // A job submitted just before this sweep is in the buffer too: published now, not twice.
+      const swept = new Set(ids);
+      buffer = buffer.filter((j) => !swept.has(j.id));
       await clearOutbox(o.db, ids);
     }
   };
