@@ -140,7 +140,9 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
       async cancel() {
         s.active = false;
         subscriptions.delete(s);
-        if (s.channel && s.tag) await s.channel.close().catch(() => {});
+        // The channel stays open so the holder can still settle what it holds (a stopping runner
+        // requeues the messages that arrived while it stopped); it closes with the connection.
+        if (s.channel && s.tag) await s.channel.cancel(s.tag).catch(() => {});
       },
     };
   };

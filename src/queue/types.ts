@@ -22,6 +22,10 @@ export interface DeadLetter {
 }
 
 export interface Consumer {
+  /**
+   * Stops new deliveries. Messages already delivered can still be acked or requeued until the
+   * queue is closed; whatever is still unsettled then goes back to the queue.
+   */
   cancel(): Promise<void>;
 }
 
