@@ -12,7 +12,7 @@ import {
   discreteTimesteps,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
-import { kernels } from '../simd.ts';
+import { combine, kernels, plmsNoise, plmsRepeatNoise } from '../simd.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -120,45 +120,25 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
       prevT = t;
       fromT = t + ratio;
     }
+    // The first step keeps its starting sample; the repeated one starts from it again.
+    const repeat = ets.length === 1 && counter === 1;
+    if (ets.length === 1 && counter === 0) curSample = sample;
     let x = sample;
-    let eps: Float32Array;
-    const n = modelOutput.length;
-    const back = (k: number) => ets[ets.length - k]!;
-    if (predictionType === 'epsilon') {
-      // Stable Diffusion's configuration: the formulas below and formula (9) in one pass, four lanes
-      // at a time where WebAssembly SIMD runs (simd.ts).
-      const repeat = ets.length === 1 && counter === 1;
-      if (ets.length === 1 && counter === 0) curSample = sample;
-      if (repeat) {
-        x = curSample!;
-        curSample = undefined;
-      }
-      counter++;
-      const { sampleCoeff, alphaDiff, denomCoeff } = coefficients(fromT, prevT);
-      return repeat
-        ? kernels.plmsRepeat(x, modelOutput, back(1), sampleCoeff, alphaDiff, denomCoeff)
-        : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), sampleCoeff, alphaDiff, denomCoeff);
-    }
-    if (ets.length === 1 && counter === 0) {
-      eps = modelOutput;
-      curSample = sample;
-    } else if (ets.length === 1 && counter === 1) {
-      const e1 = back(1);
-      eps = combine(n, (i) => f(f(modelOutput[i]! + e1[i]!) / 2));
+    if (repeat) {
       x = curSample!;
       curSample = undefined;
-    } else if (ets.length === 2) {
-      const [e1, e2] = [back(1), back(2)];
-      eps = combine(n, (i) => f(f(f(3 * e1[i]!) - e2[i]!) / 2));
-    } else if (ets.length === 3) {
-      const [e1, e2, e3] = [back(1), back(2), back(3)];
-      eps = combine(n, (i) => f(f(f(f(23 * e1[i]!) - f(16 * e2[i]!)) + f(5 * e3[i]!)) / 12));
-    } else {
-      const [e1, e2, e3, e4] = [back(1), back(2), back(3), back(4)];
-      const oneOver24 = f(1 / 24);
-      eps = combine(n, (i) => f(oneOver24 * f(f(f(f(55 * e1[i]!) - f(59 * e2[i]!)) + f(37 * e3[i]!)) - f(9 * e4[i]!))));
     }
     counter++;
+    const newest = ets[ets.length - 1]!;
+    if (predictionType === 'epsilon') {
+      // Stable Diffusion's configuration: the noise estimate and formula (9) in one pass, four
+      // lanes at a time where WebAssembly SIMD runs (simd.ts).
+      const { sampleCoeff, alphaDiff, denomCoeff } = coefficients(fromT, prevT);
+      return repeat
+        ? kernels.plmsRepeat(x, modelOutput, newest, sampleCoeff, alphaDiff, denomCoeff)
+        : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), sampleCoeff, alphaDiff, denomCoeff);
+    }
+    const eps = repeat ? plmsRepeatNoise(modelOutput, newest) : plmsNoise(ets.slice(-PNDM_ORDER).reverse());
     return prevSample(x, fromT, prevT, eps);
   };
 
@@ -213,12 +193,6 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
         : stepPlms(modelOutput, t, sample);
     },
   };
-}
-
-function combine(length: number, element: (i: number) => number): Float32Array {
-  const out = new Float32Array(length);
-  for (let i = 0; i < length; i++) out[i] = element(i);
-  return out;
 }
 
 /** c * x, with the Python float c taken to float32 first as torch does for a scalar operand. */
