@@ -131,8 +131,8 @@ export function createDpmpp2mScheduler(config: SchedulerConfig): SigmaScheduler 
       const x = sample[k]!;
       const m = modelOutput[k]!;
       if (algorithm === 'dpmsolver++') {
-        // x0 prediction
-        out[k] = predictionType === 'epsilon' ? f(x - f(s * m)) / alpha : f(alpha * x) - f(s * m);
+        // x0 prediction from v (epsilon took the kernel above)
+        out[k] = f(alpha * x) - f(s * m);
       } else {
         // noise prediction
         out[k] = predictionType === 'sample' ? f(x - f(alpha * m)) / s : f(alpha * m) + f(s * x);
