@@ -1,6 +1,7 @@
 // The generation request contract shared by the gateway (validation, OpenAPI) and the runner
 // (queue message). Limits live here and nowhere else.
 import { z } from 'zod';
+import { storableText } from './text.ts';
 
 export const SCHEDULERS = ['ddim', 'pndm', 'euler', 'euler_a', 'dpmpp_2m', 'lcm'] as const;
 export type SchedulerName = (typeof SCHEDULERS)[number];
@@ -28,8 +29,8 @@ export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
 /** What a client sends to `POST /v1/generations`. */
 export const generationRequestSchema = z
   .strictObject({
-    prompt: z.string().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
-    negative_prompt: z.string().trim().max(LIMITS.promptChars).default(''),
+    prompt: storableText().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
+    negative_prompt: storableText().trim().max(LIMITS.promptChars).default(''),
     num_inference_steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).default(LIMITS.steps.default),
     guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
     seed: seedSchema.optional().describe('0 to 2^32-1; picked by the gateway and recorded when absent'),

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../core/log.ts';
 import { generationParamsSchema, type GenerationParams } from '../core/request.ts';
+import { toStorableText } from '../core/text.ts';
 import type { StoredImageRef } from '../storage/types.ts';
 import type { RetryPolicy } from './config.ts';
 
@@ -219,7 +220,8 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
       return answer.ok ? { ok: true } : answer;
     },
     async fail(id, attempt, code, message, callOptions) {
-      const answer = await call('fail', id, { attempt, code, message: message.slice(0, 2000) }, callOptions);
+      // The gateway refuses text PostgreSQL cannot store (and an error's text may carry anything).
+      const answer = await call('fail', id, { attempt, code, message: toStorableText(message.slice(0, 2000)) }, callOptions);
       return answer.ok ? { ok: true } : answer;
     },
     async release(id, attempt, callOptions) {

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { parseConfig } from '../../src/core/config.ts';
+import type { Logger } from '../../src/core/log.ts';
 import { newApiKey } from '../../src/gateway/auth.ts';
 import { startGateway, type Gateway } from '../../src/gateway/service.ts';
 import { deleteTopology } from '../../src/queue/rabbitmq.ts';
@@ -24,6 +25,8 @@ export interface TestGatewayOptions {
   keys?: { name: string; maxUnfinished?: number }[];
   env?: Record<string, string>;
   sseKeepAliveMs?: number;
+  /** Where the gateway logs (default: nowhere, LOG_LEVEL silent). */
+  log?: Logger;
 }
 
 export interface TestGateway {
@@ -76,6 +79,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
   const gw = await startGateway(config, {
     ...(schema ? { schema } : {}),
     ...(o.sseKeepAliveMs ? { sseKeepAliveMs: o.sseKeepAliveMs } : {}),
+    ...(o.log ? { log: o.log } : {}),
   });
 
   const call: TestGateway['call'] = (method, route, options = {}) => {

@@ -637,4 +637,15 @@ client("the gateway's decisions come back as typed refusals, never retried", asy
   }
 });
 
+client('a failure message with text PostgreSQL cannot store is sent with U+FFFD in its place, cut to 2000 characters', async () => {
+  const s = scripted([Response.json({ status: 'failed' })]);
+  const message = `${'x'.repeat(1999)}\ud83d\ude00 and \u0000 and \ud800`;
+  assert.equal(await clientFor(s).fail(ID, 1, 'generation_failed', message), { ok: true });
+  const sent = (s.calls[0]!.body as { message: string }).message;
+  assert.is(sent, `${'x'.repeat(1999)}\ufffd`, 'the cut through the emoji leaves no lone surrogate');
+  const other = scripted([Response.json({ status: 'failed' })]);
+  await clientFor(other).fail(ID, 1, 'generation_failed', 'a\u0000b\udfffc');
+  assert.is((other.calls[0]!.body as { message: string }).message, 'a\ufffdb\ufffdc');
+});
+
 client.run();

@@ -4,6 +4,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
 import { isTerminal } from '../../core/status.ts';
+import { storableText } from '../../core/text.ts';
 import type { Generation } from '../../store/generation.ts';
 import { claimGeneration } from '../../store/sql/claimGeneration.ts';
 import { completeGeneration } from '../../store/sql/completeGeneration.ts';
@@ -16,7 +17,8 @@ import { requireJson } from '../http.ts';
 import { validationHook } from '../validation.ts';
 
 const idParam = z.object({ id: z.uuid() });
-const attempt = z.number().int().min(1).describe('The attempt number the claim returned.');
+// generations.attempts is a PostgreSQL integer.
+const attempt = z.number().int().min(1).max(2 ** 31 - 1).describe('The attempt number the claim returned.');
 const json = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { 'application/json': { schema } },
@@ -32,7 +34,7 @@ const route = <B extends z.ZodType>(path: string, body: B) =>
     responses: ok,
   });
 
-const claimRoute = route('/generations/{id}/claim', z.strictObject({ runner_id: z.string().min(1).max(200) }));
+const claimRoute = route('/generations/{id}/claim', z.strictObject({ runner_id: storableText().min(1).max(200) }));
 const progressRoute = route(
   '/generations/{id}/progress',
   z.strictObject({ attempt, step: z.number().int().min(0).max(10_000), total: z.number().int().min(1).max(10_000) }),
@@ -42,7 +44,11 @@ const completeRoute = route(
   z.strictObject({
     attempt,
     images: z
-      .array(z.strictObject({ key: z.string().min(1).max(1024), url: z.url().max(8192).optional() }))
+      .array(z.strictObject({
+          key: storableText().min(1).max(1024),
+          // Shown to clients as the image's link: never a javascript: or data: URL.
+          url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(8192).optional(),
+        }))
       .min(1)
       .max(4),
   }),
@@ -52,7 +58,7 @@ const failRoute = route(
   z.strictObject({
     attempt,
     code: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'snake_case, at most 64 characters'),
-    message: z.string().min(1).max(2000),
+    message: storableText().min(1).max(2000),
   }),
 );
 

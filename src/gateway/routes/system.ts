@@ -7,10 +7,12 @@ import { Hono } from 'hono';
 import type { GatewayDeps } from '../deps.ts';
 
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
-const ASSETS: Record<string, string> = {
-  'swagger-ui.css': 'text/css; charset=utf-8',
-  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
-};
+// A Map, not an object literal: a lookup by a requested name must never find Object.prototype's
+// members (/docs/constructor, /docs/__proto__).
+const ASSETS = new Map([
+  ['swagger-ui.css', 'text/css; charset=utf-8'],
+  ['swagger-ui-bundle.js', 'text/javascript; charset=utf-8'],
+]);
 
 const DOCS_HTML = `<!doctype html>
 <html lang="en">
@@ -52,7 +54,7 @@ export function systemRoutes(deps: GatewayDeps, openapi: () => unknown) {
   app.get('/docs', (c) => c.html(DOCS_HTML));
   app.get('/docs/:asset', async (c) => {
     const name = c.req.param('asset');
-    const type = ASSETS[name];
+    const type = ASSETS.get(name);
     if (!type) return c.notFound();
     let data = assetCache.get(name);
     if (!data) assetCache.set(name, (data = await fs.readFile(path.join(swaggerDir, name))));
