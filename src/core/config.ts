@@ -50,11 +50,15 @@ const gatewayEnv = {
   PORT: envInt(8080, 0, 65535),
   DATABASE_URL: envUrl(/^postgres(ql)?:$/),
   DATABASE_POOL_SIZE: envInt(20, 1, 500),
+  DATABASE_CONNECT_TIMEOUT_MS: envInt(2000, 100, 60_000),
+  DATABASE_QUERY_TIMEOUT_MS: envInt(2000, 100, 600_000),
   RUNNER_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
   LEASE_SECONDS: envInt(60, 5, 3600),
   DEFAULT_MAX_UNFINISHED: envInt(100, 1, 1_000_000),
   API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
   MAX_BODY_BYTES: envInt(65536, 1024, 1_048_576),
+  HEADERS_TIMEOUT_MS: envInt(10_000, 100, 300_000),
+  BODY_TIMEOUT_MS: envInt(10_000, 100, 300_000),
   DISPATCH_BATCH: envInt(200, 1, 5000),
   DISPATCH_SWEEP_MS: envInt(5000, 100, 600_000),
   DISPATCH_LINGER_MS: envInt(5, 0, 1000),
@@ -68,6 +72,10 @@ export interface Config {
   loopback: boolean;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** Longest wait for a new database connection. */
+  databaseConnectTimeoutMs: number;
+  /** Longest a statement may take, waiting for a pooled connection included (then 503). */
+  databaseQueryTimeoutMs: number;
   dataDir: string;
   amqpUrl: string | undefined;
   amqpPrefix: string;
@@ -77,6 +85,10 @@ export interface Config {
   defaultMaxUnfinished: number;
   apiKeyCacheMs: number;
   maxBodyBytes: number;
+  /** Longest a client may take to send a request's headers (Node's headersTimeout). */
+  headersTimeoutMs: number;
+  /** Longest a request body may take to arrive after its headers (then 408). */
+  bodyTimeoutMs: number;
   dispatchBatch: number;
   dispatchSweepMs: number;
   /** How long a lone job waits for company before it is published (fewer, larger batches). */
@@ -106,6 +118,8 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     loopback: isLoopback(e.HOST),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     dataDir: path.resolve(e.DATA_DIR),
     amqpUrl: e.AMQP_URL,
     amqpPrefix: e.AMQP_PREFIX,
@@ -115,6 +129,8 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     defaultMaxUnfinished: e.DEFAULT_MAX_UNFINISHED,
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     dispatchBatch: e.DISPATCH_BATCH,
     dispatchSweepMs: e.DISPATCH_SWEEP_MS,
     dispatchLingerMs: e.DISPATCH_LINGER_MS,

@@ -23,8 +23,6 @@ export function createApp(deps: GatewayDeps) {
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
   });
-  app.use('*', readBody(settings.maxBodyBytes));
-
   const auth = apiKeyAuth({
     db: deps.db,
     open: settings.open,
@@ -36,6 +34,8 @@ export function createApp(deps: GatewayDeps) {
   app.use('/status/*', auth);
   app.use('/internal/*', runnerAuth(settings.runnerToken));
   if (!settings.metricsOpen) app.use('/metrics', runnerAuth(settings.runnerToken, 'Off loopback, /metrics'));
+  // After authentication: who is unknown is refused before a byte of the body is read.
+  app.use('*', readBody(settings.maxBodyBytes, settings.bodyTimeoutMs));
 
   app.route('/v1/generations', generationsRoutes(deps));
   app.route('/v1/generations', imageRoutes(deps));

@@ -27,6 +27,8 @@ export interface GatewaySettings {
   runnerToken: string;
   leaseSeconds: number;
   maxBodyBytes: number;
+  /** Longest a request body may take to arrive, once its headers have (then 408). */
+  bodyTimeoutMs: number;
   /** Base of links in responses; from the request when absent. */
   publicUrl: string | undefined;
   apiKeyCacheMs: number;

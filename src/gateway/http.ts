@@ -4,7 +4,6 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { AppError } from '../core/errors.ts';
 import type { GatewaySettings } from './deps.ts';
-import { bodyTooLarge } from './problem.ts';
 
 /** The absolute base of links: PUBLIC_URL when configured, else the request's own origin. */
 export function baseUrl(c: Context, settings: GatewaySettings): string {
@@ -20,32 +19,59 @@ export const requireJson: MiddlewareHandler = async (c, next) => {
   return next();
 };
 
+export const bodyTooLarge = () => new AppError(413, 'body_too_large', 'The request body is larger than this endpoint accepts.');
+
+/** The client went away before its request was read: nothing of ours failed. */
+export class ClientClosedRequestError extends Error {
+  override name = 'ClientClosedRequestError';
+}
+
 /**
- * Refuses bodies over `maxBytes` (413, and the connection is closed since the rest stays unread).
- * Served by @hono/node-server, the body is read straight from Node's stream into Hono's body
- * cache, where the validators find it: building a WHATWG Request and stream for it cost about a
- * tenth of a submit's CPU. Elsewhere (app.request) Hono's own body limit does the job.
+ * Reads the request body into Hono's body cache, where the validators find it: bodies over
+ * `maxBytes` are refused (413), and a body that has not fully arrived within `timeoutMs` of this
+ * middleware (a client trickling it) gets 408; either way the connection is closed, since the rest
+ * stays unread. Runs after authentication, so an unknown client never holds a connection open
+ * with a slow body. Served by @hono/node-server, the body is read straight from Node's stream:
+ * building a WHATWG Request and stream for it cost about a tenth of a submit's CPU. Elsewhere
+ * (app.request) Hono's own body limit does the job.
  */
-export function readBody(maxBytes: number): MiddlewareHandler<{ Bindings: { incoming?: IncomingMessage } }> {
-  const refuse = (c: Context) => {
+export function readBody(maxBytes: number, timeoutMs: number): MiddlewareHandler<{ Bindings: { incoming?: IncomingMessage } }> {
+  const closing = (c: Context, err: AppError) => {
     c.header('Connection', 'close');
-    return bodyTooLarge();
+    return err;
   };
-  const fallback = bodyLimit({ maxSize: maxBytes, onError: (c) => { throw refuse(c); } });
+  const fallback = bodyLimit({ maxSize: maxBytes, onError: (c) => { throw closing(c, bodyTooLarge()); } });
   return async (c, next) => {
     const incoming = c.env?.incoming;
     if (!incoming) return fallback(c, next);
     if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
-    if (Number(c.req.header('Content-Length') ?? 0) > maxBytes) throw refuse(c);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of incoming as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) throw refuse(c);
-      chunks.push(chunk);
-    }
+    if (Number(c.req.header('Content-Length') ?? 0) > maxBytes) throw closing(c, bodyTooLarge());
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const finish = (outcome: () => void) => {
+        clearTimeout(timer);
+        incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+        outcome();
+      };
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBytes) finish(() => reject(closing(c, bodyTooLarge())));
+        else chunks.push(chunk);
+      };
+      const onEnd = () => finish(() => resolve(Buffer.concat(chunks)));
+      const onError = (err: Error) => finish(() => reject(new ClientClosedRequestError(`the client closed the connection: ${err.message}`)));
+      // 'close' before 'end': the connection went away with the body unfinished.
+      const onClose = () => onError(new Error('closed before the body ended'));
+      const timer = setTimeout(
+        () => finish(() => reject(closing(c, new AppError(408, 'request_timeout', `The request body did not arrive within ${timeoutMs} ms.`)))),
+        timeoutMs,
+      );
+      if (incoming.destroyed) return onClose();
+      incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    });
     // Hono keeps promises in its body cache (its type says otherwise).
-    c.req.bodyCache.text = Promise.resolve(Buffer.concat(chunks).toString('utf8')) as unknown as string;
+    c.req.bodyCache.text = Promise.resolve(body.toString('utf8')) as unknown as string;
     return next();
   };
 }

@@ -25,7 +25,13 @@ export async function runKeysCli(argv: string[], out: (line: string) => void, en
     return 2;
   }
   const config = parseConfig(env);
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 1 });
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: 1,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
+  });
   try {
     await migrate(db);
     if (command === 'create') {

@@ -5,6 +5,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { DatabaseUnavailableError } from '../store/errors.ts';
+import { bodyTooLarge, ClientClosedRequestError } from './http.ts';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -45,24 +47,20 @@ export function errorHandler(log: Logger) {
       if (err.status === 413) return problem(c, bodyTooLarge());
       return problem(c, new AppError(err.status, `http_${err.status}`, err.message || TITLES[err.status] || 'Error'));
     }
-    if (isDatabaseUnavailable(err)) {
-      log.error('database unavailable', { err, method: c.req.method, path: c.req.path });
-      return problem(
-        c,
-        new AppError(503, 'database_unavailable', 'The job store is unreachable; nothing was changed. Retry shortly.', {}, { 'Retry-After': '5' }),
-      );
+    if (err instanceof ClientClosedRequestError) {
+      // Nobody reads this answer; 499 (as nginx counts it) keeps it apart from our errors in metrics.
+      log.debug('client closed the request', { err, method: c.req.method, path: c.req.path });
+      return problem(c, new AppError(499, 'client_closed_request', 'The client closed the connection before its request was read.'));
+    }
+    if (err instanceof DatabaseUnavailableError) {
+      log.warn('database unavailable', { err, method: c.req.method, path: c.req.path });
+      const detail =
+        err.outcome === 'not_applied'
+          ? 'The job store is unreachable; nothing was changed. Retry shortly.'
+          : 'The job store did not answer in time; the request may or may not have taken effect. Retry shortly (with the same Idempotency-Key for a submit).';
+      return problem(c, new AppError(503, 'database_unavailable', detail, {}, { 'Retry-After': '5' }));
     }
     log.error('unhandled error', { err, stack: err.stack, method: c.req.method, path: c.req.path });
     return problem(c, new AppError(500, 'internal_error', 'Something went wrong on our side; the request may be retried.'));
   };
 }
-
-/** Connection-level failures (refused, reset, server shutting down), as opposed to a faulty statement. */
-function isDatabaseUnavailable(err: Error): boolean {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string') return false;
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'].includes(code)
-    || /^(08|57P0)/.test(code);
-}
-
-export const bodyTooLarge = () => new AppError(413, 'body_too_large', 'The request body is larger than this endpoint accepts.');

@@ -46,6 +46,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
     ...(overrides.schema ? { schema: overrides.schema } : {}),
   });
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
@@ -109,6 +111,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       runnerToken: config.runnerToken ?? randomBytes(32).toString('base64url'),
       leaseSeconds: config.leaseSeconds,
       maxBodyBytes: config.maxBodyBytes,
+      bodyTimeoutMs: config.bodyTimeoutMs,
       publicUrl: config.publicUrl,
       apiKeyCacheMs: config.apiKeyCacheMs,
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
@@ -118,7 +121,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     const images = overrides.images ?? openImageStore(config);
     const app = createApp({ db, queue, dispatcher, changes, metrics, log, images, settings });
 
-    const server = await listen(app.fetch, config.host, config.port);
+    const server = await listen(app.fetch, config);
     cleanup.push(() => closeServer(server));
     const { port } = server.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -140,9 +143,17 @@ function readId(body: Buffer): string | null {
   }
 }
 
-function listen(fetch: (req: Request) => Response | Promise<Response>, hostname: string, port: number) {
+function listen(fetch: (req: Request) => Response | Promise<Response>, config: Config) {
+  const serverOptions = {
+    // A client must send its headers within headersTimeout (Node answers 408 and closes); the
+    // body has its own deadline (readBody), with requestTimeout behind both. Node checks these
+    // every connectionsCheckingInterval (30 s by default): often enough for them to mean what they say.
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.headersTimeoutMs + config.bodyTimeoutMs + 5000,
+    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+  };
   return new Promise<ServerType & { address(): AddressInfo | string | null }>((resolve, reject) => {
-    const server = serve({ fetch, hostname, port }, () => resolve(server as never));
+    const server = serve({ fetch, hostname: config.host, port: config.port, serverOptions }, () => resolve(server as never));
     server.once('error', reject);
   });
 }

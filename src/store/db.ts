@@ -13,8 +13,12 @@ export interface Db extends Queryable {
   /** Runs a script of several statements without parameters (migrations). */
   exec(text: string): Promise<void>;
   transaction<T>(fn: (tx: Queryable & { exec(text: string): Promise<void> }) => Promise<T>): Promise<T>;
-  /** Subscribes to NOTIFY on a channel; resolves once listening, with a function that stops it. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to NOTIFY on a channel; resolves once listening, with a function that stops it.
+   * `onRelisten` is called each time listening resumes after a lost connection: notifications
+   * sent while it was down are lost.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onRelisten?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -24,12 +28,22 @@ export interface OpenDbOptions {
   poolSize: number;
   /** Schema to create and use (tests isolate themselves this way); default `public`. */
   schema?: string;
+  /** PostgreSQL server only: longest wait for a new connection (default: the driver's, 30 s). */
+  connectTimeoutMs?: number;
+  /** PostgreSQL server only: longest a statement may take, waiting for a pooled connection included (default: no limit). */
+  queryTimeoutMs?: number;
 }
 
 export async function openDb(options: OpenDbOptions): Promise<Db> {
   if (options.databaseUrl) {
     const { openPostgres } = await import('./postgres.ts');
-    return openPostgres(options.databaseUrl, options.poolSize, options.schema);
+    return openPostgres({
+      url: options.databaseUrl,
+      poolSize: options.poolSize,
+      schema: options.schema,
+      connectTimeoutMs: options.connectTimeoutMs,
+      queryTimeoutMs: options.queryTimeoutMs,
+    });
   }
   const { openPglite } = await import('./pglite.ts');
   return openPglite(options.dataDir, options.schema);

@@ -17,6 +17,8 @@ export async function migrate(db: Db): Promise<string[]> {
     const version = Number(file.slice(0, 3));
     const text = await fs.readFile(path.join(MIGRATIONS_DIR, file), 'utf8');
     const done = await db.transaction(async (tx) => {
+      // A migration may take longer than the statement_timeout requests run under.
+      await tx.exec('SET LOCAL statement_timeout = 0');
       await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
       const seen = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
       if (seen.length > 0) return false;

@@ -1,24 +1,44 @@
-// The database going away: submits answer 503 (nothing half-done), and service resumes by
-// itself when it is back. Real PostgreSQL behind a TCP proxy we cut.
+// The database going away: requests answer 503 database_unavailable quickly (nothing hangs), and
+// service resumes by itself when it is back. Real PostgreSQL behind a TCP proxy we cut (the server
+// gone: connections reset) or blackhole (a partition: nothing answers, as packets are dropped).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { DATABASE_URL } from '../helpers/services.ts';
-import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
-test('database unreachable → 503 database_unavailable with Retry-After; recovers without a restart', async () => {
+async function gatewayBehindProxy(env: Record<string, string> = {}): Promise<{ t: TestGateway; proxy: TcpProxy }> {
   const target = new URL(DATABASE_URL);
   const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
   const viaProxy = new URL(DATABASE_URL);
   viaProxy.port = String(proxy.port);
-  const t = await startTestGateway({ store: 'postgres', env: { DATABASE_URL: viaProxy.toString() } });
+  const t = await startTestGateway({ store: 'postgres', env: { DATABASE_URL: viaProxy.toString(), ...env } });
+  return { t, proxy };
+}
+
+/** A request that must be answered; one that hangs fails the test instead of holding it. */
+const answered = (t: TestGateway, method: string, route: string, body?: unknown) =>
+  fetch(`${t.url}${route}`, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    signal: AbortSignal.timeout(20_000),
+  });
+
+async function expectUnavailable(res: Response) {
+  assert.is(res.status, 503);
+  const problem = (await res.json()) as { code: string; detail: string };
+  assert.is(problem.code, 'database_unavailable');
+  assert.is(res.headers.get('retry-after'), '5');
+  return problem;
+}
+
+test('database unreachable → 503 database_unavailable with Retry-After; recovers without a restart', async () => {
+  const { t, proxy } = await gatewayBehindProxy();
   try {
     assert.is((await t.call('POST', '/v1/generations', { body: { prompt: 'before' } })).status, 202);
     proxy.cut();
-    const res = await t.call('POST', '/v1/generations', { body: { prompt: 'during' } });
-    assert.is(res.status, 503);
-    assert.is(((await res.json()) as any).code, 'database_unavailable');
-    assert.is(res.headers.get('retry-after'), '5');
+    const problem = await expectUnavailable(await t.call('POST', '/v1/generations', { body: { prompt: 'during' } }));
+    assert.match(problem.detail, /nothing was changed|may or may not/);
     const ready = await t.call('GET', '/readyz');
     assert.is(ready.status, 503);
     assert.is(((await ready.json()) as any).database, false);
@@ -26,6 +46,32 @@ test('database unreachable → 503 database_unavailable with Retry-After; recove
     assert.is((await t.call('POST', '/v1/generations', { body: { prompt: 'after' } })).status, 202);
     const prompts = (await t.gw.db.query('SELECT params->>\'prompt\' AS p FROM generations ORDER BY seq')).map((r) => r.p);
     assert.equal(prompts, ['before', 'after']);
+  } finally {
+    await t.stop();
+    await proxy.close();
+  }
+});
+
+test('database silent (a partition): submits, reads and /readyz answer 503 within the query timeout, and work again after', async () => {
+  const { t, proxy } = await gatewayBehindProxy({ DATABASE_QUERY_TIMEOUT_MS: '400', DATABASE_CONNECT_TIMEOUT_MS: '400' });
+  try {
+    const created = await t.call('POST', '/v1/generations', { body: { prompt: 'before' } });
+    const { id } = (await created.json()) as { id: string };
+    proxy.blackhole();
+    // A statement sent into the partition may still run once it heals: the answer says so.
+    const submit = await expectUnavailable(await answered(t, 'POST', '/v1/generations', { prompt: 'during' }));
+    assert.match(submit.detail, /may or may not have taken effect/);
+    await expectUnavailable(await answered(t, 'GET', `/v1/generations/${id}`));
+    // More requests than the pool has connections: the ones queued for a connection time out too.
+    const burst = await Promise.all(Array.from({ length: 12 }, () => answered(t, 'GET', `/v1/generations/${id}`)));
+    assert.equal(burst.map((r) => r.status), Array(12).fill(503));
+    const ready = await answered(t, 'GET', '/readyz');
+    assert.is(ready.status, 503);
+    assert.is(((await ready.json()) as any).database, false);
+    proxy.restore();
+    const after = await answered(t, 'POST', '/v1/generations', { prompt: 'after' });
+    assert.is(after.status, 202);
+    assert.is((await answered(t, 'GET', `/v1/generations/${id}`)).status, 200);
   } finally {
     await t.stop();
     await proxy.close();

@@ -1,39 +1,85 @@
-// A TCP proxy on loopback that a test can cut and restore, to take a real broker away from the
-// code under test without stopping the broker that other tests share.
+// A TCP proxy on loopback that a test can cut and restore, to take a real service away from the
+// code under test without stopping the one other tests share. Two kinds of outage: `cut` resets
+// every connection and refuses new ones (a server gone); `blackhole` answers nothing and holds
+// what is sent until `restore` (a network partition, as packets dropped and then retransmitted).
 import net from 'node:net';
 
 export interface TcpProxy {
   port: number;
   /** Drops every connection and refuses new ones until restore(). */
   cut(): void;
+  /** Forwards nothing either way, accepting new connections but never answering, until restore(). */
+  blackhole(): void;
   restore(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
-  let up = true;
+  let state: 'up' | 'cut' | 'blackhole' = 'up';
+  /** Connections waiting for the blackhole to end: their upstream is opened then. */
+  const held: (() => void)[] = [];
+
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  };
+  /** Forwards from → to, holding data back while blackholed (flushed in order afterwards). */
+  const forward = (from: net.Socket, to: () => net.Socket | null) => {
+    const backlog: Buffer[] = [];
+    const flush = () => {
+      const target = to();
+      if (state !== 'up' || !target) return;
+      for (const chunk of backlog.splice(0)) target.write(chunk);
+    };
+    from.on('data', (chunk: Buffer) => {
+      backlog.push(chunk);
+      flush();
+    });
+    return flush;
+  };
+
   const server = net.createServer((client) => {
-    if (!up) return client.destroy();
-    const upstream = net.connect(targetPort, targetHost);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {});
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
+    if (state === 'cut') return client.destroy();
+    track(client);
+    let upstream: net.Socket | null = null;
+    const toClient = () => client;
+    const flushUp = forward(client, () => upstream);
+    const open = () => {
+      if (client.destroyed) return;
+      upstream = net.connect(targetPort, targetHost);
+      track(upstream);
+      const flushDown = forward(upstream, toClient);
+      resumers.add(flushDown);
+      resumers.add(flushUp);
+      upstream.on('connect', flushUp);
+      client.on('close', () => {
+        upstream?.destroy();
+        resumers.delete(flushDown);
+        resumers.delete(flushUp);
+      });
+      upstream.on('close', () => client.destroy());
+    };
+    if (state === 'blackhole') held.push(open);
+    else open();
   });
+  const resumers = new Set<() => void>();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     cut() {
-      up = false;
+      state = 'cut';
+      held.length = 0;
       for (const s of sockets) s.destroy();
     },
+    blackhole() {
+      state = 'blackhole';
+    },
     restore() {
-      up = true;
+      state = 'up';
+      for (const open of held.splice(0)) open();
+      for (const flush of resumers) flush();
     },
     close() {
       for (const s of sockets) s.destroy();
