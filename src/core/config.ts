@@ -63,6 +63,11 @@ const gatewayEnv = {
   DISPATCH_SWEEP_MS: envInt(5000, 100, 600_000),
   DISPATCH_LINGER_MS: envInt(5, 0, 1000),
   PUBLIC_URL: envUrl(/^https?:$/),
+  ALLOWED_HOSTS: z
+    .string()
+    .optional()
+    .transform((v) => (v ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .refine((hosts) => hosts.every((h) => /^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(h)), 'comma-separated host names, without ports'),
 };
 
 export interface Config {
@@ -94,6 +99,8 @@ export interface Config {
   /** How long a lone job waits for company before it is published (fewer, larger batches). */
   dispatchLingerMs: number;
   publicUrl: string | undefined;
+  /** Host names requests may carry when PUBLIC_URL is unset (links are then built from the Host header). */
+  allowedHosts: string[];
   /** Images in this GCS bucket; in `DATA_DIR/images` when unset. */
   gcsBucket: string | undefined;
   gcsSignedUrlSeconds: number;
@@ -107,7 +114,7 @@ export class ConfigError extends Error {
 }
 
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -135,6 +142,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     dispatchSweepMs: e.DISPATCH_SWEEP_MS,
     dispatchLingerMs: e.DISPATCH_LINGER_MS,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    allowedHosts: e.ALLOWED_HOSTS,
     gcsBucket: e.GCS_BUCKET,
     gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
     gcsPublic: e.GCS_PUBLIC === 'true',

@@ -4,7 +4,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError } from '../core/errors.ts';
 import { apiKeyAuth, runnerAuth } from './auth.ts';
 import type { GatewayDeps, GatewayEnv } from './deps.ts';
-import { readBody } from './http.ts';
+import { readBody, servedHosts } from './http.ts';
 import { errorHandler, problem } from './problem.ts';
 import { generationsRoutes } from './routes/generations.ts';
 import { imageRoutes } from './routes/images.ts';
@@ -23,6 +23,8 @@ export function createApp(deps: GatewayDeps) {
     metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.httpDuration.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
   });
+  app.use('*', servedHosts(settings.allowedHost));
+
   const auth = apiKeyAuth({
     db: deps.db,
     open: settings.open,

@@ -31,6 +31,8 @@ export interface GatewaySettings {
   bodyTimeoutMs: number;
   /** Base of links in responses; from the request when absent. */
   publicUrl: string | undefined;
+  /** Without publicUrl: the Host names requests may carry (see servedHosts); null with publicUrl. */
+  allowedHost: ((hostname: string) => boolean) | null;
   apiKeyCacheMs: number;
   /** Cap on unfinished generations for the anonymous owner of open mode. */
   anonymousMaxUnfinished: number;

@@ -5,9 +5,31 @@ import { bodyLimit } from 'hono/body-limit';
 import { AppError } from '../core/errors.ts';
 import type { GatewaySettings } from './deps.ts';
 
-/** The absolute base of links: PUBLIC_URL when configured, else the request's own origin. */
+/**
+ * The absolute base of links: PUBLIC_URL when configured, else the request's own origin, whose
+ * Host the `servedHosts` middleware has checked.
+ */
 export function baseUrl(c: Context, settings: GatewaySettings): string {
   return settings.publicUrl ?? new URL(c.req.url).origin;
+}
+
+/**
+ * Without PUBLIC_URL, links are built from the request's Host header: only the host names this
+ * gateway is reached by are answered (ALLOWED_HOSTS, or loopback's own names on loopback), so a
+ * client cannot make it write another host into Location and links, and a web page on a
+ * rebinding DNS name cannot talk to an open loopback gateway. `allowed` null: PUBLIC_URL is set.
+ */
+export function servedHosts(allowed: ((hostname: string) => boolean) | null): MiddlewareHandler {
+  return async (c, next) => {
+    if (allowed) {
+      const host = c.req.header('Host') ?? '';
+      const hostname = URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : null;
+      if (!hostname || !allowed(hostname)) {
+        throw new AppError(421, 'misdirected_request', `This gateway does not serve the host ${JSON.stringify(host.slice(0, 100))}.`);
+      }
+    }
+    return next();
+  };
 }
 
 /** Bodies must be declared JSON; anything else is refused before it is read. */

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { ConfigError, type Config } from '../core/config.ts';
+import { ConfigError, isLoopback, type Config } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createMemoryQueue } from '../queue/memory.ts';
 import { connectRabbitMq } from '../queue/rabbitmq.ts';
@@ -64,6 +64,11 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
         `refusing to listen on ${config.host} without authentication: create an API key first (npm run keys -- create --name NAME)`,
       );
     }
+    if (!config.publicUrl && !config.loopback && config.allowedHosts.length === 0) {
+      throw new ConfigError(
+        `PUBLIC_URL is required when listening on ${config.host}: links in answers would otherwise copy the request's Host header (or list the host names clients use in ALLOWED_HOSTS)`,
+      );
+    }
     if (!config.runnerToken && !config.loopback) {
       throw new ConfigError(`RUNNER_TOKEN is required when listening on ${config.host}`);
     }
@@ -113,6 +118,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       maxBodyBytes: config.maxBodyBytes,
       bodyTimeoutMs: config.bodyTimeoutMs,
       publicUrl: config.publicUrl,
+      allowedHost: config.publicUrl ? null : hostFilter(config),
       apiKeyCacheMs: config.apiKeyCacheMs,
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
       sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
@@ -132,6 +138,15 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     await closeAll();
     throw err;
   }
+}
+
+/** ALLOWED_HOSTS, or on loopback without them this machine's own names. */
+function hostFilter(config: Config): (hostname: string) => boolean {
+  if (config.allowedHosts.length > 0) {
+    const allowed = new Set(config.allowedHosts);
+    return (hostname) => allowed.has(hostname);
+  }
+  return (hostname) => isLoopback(hostname) || hostname === config.host;
 }
 
 function readId(body: Buffer): string | null {

@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../src/core/config.ts';
-import { RUNNER_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { parseResponse, rawConnection } from '../helpers/raw-http.ts';
 
 test('loopback with no keys runs open: requests without a key act as one anonymous owner', async () => {
   const t = await startTestGateway({ store: 'postgres' });
@@ -38,7 +39,7 @@ test('a non-loopback address without keys or without a runner token refuses to s
     }
   }
   try {
-    await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', RUNNER_TOKEN: '' } });
+    await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', RUNNER_TOKEN: '', PUBLIC_URL: 'https://gw.example' } });
     assert.unreachable('started without a runner token');
   } catch (err) {
     assert.match((err as Error).message, /RUNNER_TOKEN is required/);
@@ -46,7 +47,7 @@ test('a non-loopback address without keys or without a runner token refuses to s
 });
 
 test('off loopback /metrics needs the runner token (Cloud Run is reachable from the internet); on loopback it is open', async () => {
-  const t = await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0' } });
+  const t = await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', PUBLIC_URL: 'https://gw.example' } });
   try {
     const anonymous = await t.call('GET', '/metrics');
     assert.is(anonymous.status, 401);
@@ -64,6 +65,64 @@ test('off loopback /metrics needs the runner token (Cloud Run is reachable from 
     assert.is((await local.call('GET', '/metrics')).status, 200);
   } finally {
     await local.stop();
+  }
+});
+
+test('off loopback without PUBLIC_URL or ALLOWED_HOSTS the gateway refuses to start: its links would copy the Host header', async () => {
+  try {
+    await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0' } });
+    assert.unreachable('started without PUBLIC_URL');
+  } catch (err) {
+    assert.instance(err, ConfigError);
+    assert.match((err as Error).message, /PUBLIC_URL is required when listening on 0\.0\.0\.0.*ALLOWED_HOSTS/);
+  }
+});
+
+/** Submits with a Host header of our choosing (fetch does not let one set it). */
+async function submitAs(t: TestGateway, host: string, key?: string) {
+  const body = JSON.stringify({ prompt: 'a lantern' });
+  const conn = await rawConnection(t.url);
+  conn.write(
+    `POST /v1/generations HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n` +
+      `${key ? `Authorization: Bearer ${key}\r\n` : ''}Connection: close\r\n\r\n${body}`,
+  );
+  return parseResponse(await conn.closed);
+}
+
+test('without PUBLIC_URL only the allowed host names are served, and links use them', async () => {
+  const port = (t: TestGateway) => new URL(t.url).port;
+  const local = await startTestGateway({ store: 'postgres' });
+  try {
+    for (const host of ['evil.example', `evil.example:${port(local)}`, 'localhost.evil.example']) {
+      const res = await submitAs(local, host);
+      assert.is(res.status, 421, host);
+      assert.is(JSON.parse(res.body).code, 'misdirected_request');
+    }
+    for (const host of [`localhost:${port(local)}`, `127.0.0.1:${port(local)}`, `[::1]:${port(local)}`]) {
+      const res = await submitAs(local, host);
+      assert.is(res.status, 202, host);
+      assert.is(res.headers.location, `http://${host}/v1/generations/${JSON.parse(res.body).id}`);
+    }
+    assert.is(await local.countGenerations(), 3, 'the refused ones changed nothing');
+  } finally {
+    await local.stop();
+  }
+  const listed = await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', ALLOWED_HOSTS: 'Items.Example, gw.example' } });
+  try {
+    assert.is((await submitAs(listed, `localhost:${port(listed)}`, listed.keys.k)).status, 421, 'loopback names are not implied');
+    const res = await submitAs(listed, 'items.example', listed.keys.k);
+    assert.is(res.status, 202);
+    assert.match(res.headers.location ?? '', /^http:\/\/items\.example\/v1\/generations\//);
+  } finally {
+    await listed.stop();
+  }
+  const fixed = await startTestGateway({ store: 'postgres', env: { PUBLIC_URL: 'https://items.example/' } });
+  try {
+    const res = await submitAs(fixed, 'anything.example');
+    assert.is(res.status, 202, 'with PUBLIC_URL the Host header does not matter');
+    assert.match(res.headers.location ?? '', /^https:\/\/items\.example\/v1\/generations\//);
+  } finally {
+    await fixed.stop();
   }
 });
 
