@@ -47,6 +47,41 @@ export type GenerationRequest = z.output<typeof generationRequestSchema>;
 export const generationParamsSchema = generationRequestSchema.required({ seed: true }).meta({ id: 'GenerationParams' });
 export type GenerationParams = z.output<typeof generationParamsSchema>;
 
+/**
+ * What each scheduler takes beyond the common limits, with Stable Diffusion 1.5's scheduler
+ * configuration (the model's own scheduler_config.json; test/core/request.test.ts holds the
+ * runner's schedulers to these numbers). LCM samples from its 50-step distillation schedule.
+ */
+export const SCHEDULER_LIMITS: Record<SchedulerName, { maxSteps: number }> = {
+  ddim: { maxSteps: LIMITS.steps.max },
+  pndm: { maxSteps: LIMITS.steps.max },
+  euler: { maxSteps: LIMITS.steps.max },
+  euler_a: { maxSteps: LIMITS.steps.max },
+  dpmpp_2m: { maxSteps: LIMITS.steps.max },
+  lcm: { maxSteps: 50 },
+};
+
+/**
+ * UNet evaluations of a generation: the progress total a client sees, which `step` reaches. PLMS
+ * (`pndm`, with SD 1.5's skip_prk_steps) runs its second timestep twice.
+ */
+export function denoisingSteps(p: Pick<GenerationParams, 'scheduler' | 'num_inference_steps'>): number {
+  return p.scheduler === 'pndm' && p.num_inference_steps > 1 ? p.num_inference_steps + 1 : p.num_inference_steps;
+}
+
+export interface LimitIssue {
+  path: string;
+  message: string;
+}
+
+/** Limits that depend on more than one field; empty when the request is within them. */
+export function combinationIssues(p: Pick<GenerationParams, 'scheduler' | 'num_inference_steps'>): LimitIssue[] {
+  const { maxSteps } = SCHEDULER_LIMITS[p.scheduler];
+  return p.num_inference_steps > maxSteps
+    ? [{ path: 'num_inference_steps', message: `the ${p.scheduler} scheduler takes at most ${maxSteps} steps` }]
+    : [];
+}
+
 /** The replaced system's `POST /generate` body: same limits, its old defaults (seed 50), extra fields ignored as pydantic did. */
 export const legacyGenerateSchema = z.object({
   prompt: generationRequestSchema.shape.prompt,

@@ -3,7 +3,7 @@
 // the broker.
 import { createHash, randomInt } from 'node:crypto';
 import { AppError } from '../core/errors.ts';
-import { LIMITS, type GenerationParams } from '../core/request.ts';
+import { combinationIssues, LIMITS, type GenerationParams } from '../core/request.ts';
 import type { Generation } from '../store/generation.ts';
 import { findGenerationByIdempotencyKey } from '../store/sql/findGenerationByIdempotencyKey.ts';
 import { insertGeneration } from '../store/sql/insertGeneration.ts';
@@ -37,6 +37,12 @@ export async function submitGeneration(
   request: Omit<GenerationParams, 'seed'> & { seed?: number | undefined },
   idempotencyKey: string | null,
 ): Promise<Submitted> {
+  const issues = combinationIssues(request);
+  if (issues.length > 0) {
+    throw new AppError(422, 'validation_failed', `The request body is invalid: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
+      errors: issues,
+    });
+  }
   const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(request)).digest('hex') : null;
   const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
   const created = await insertGeneration(deps.db, {

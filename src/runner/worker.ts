@@ -5,6 +5,7 @@
 // and a generation that keeps failing is failed with `too_many_attempts` before the queue's
 // delivery limit would dead-letter it.
 import type { Logger } from '../core/log.ts';
+import type { GenerationParams } from '../core/request.ts';
 import { decodeJobMessage } from '../core/message.ts';
 import type { Consumer, Delivery, JobQueue } from '../queue/types.ts';
 import type { ImageStore, StoredImageRef } from '../storage/types.ts';
@@ -234,9 +235,11 @@ export function startWorker(options: WorkerOptions): Worker {
         return null;
       }
       if (err instanceof GenerationAbortedError) throw signal.reason;
-      const failure = classifyPipelineError(err);
-      if (failure === 'transient') throw new TransientJobError(`the pipeline failed: ${(err as Error).message}`, { cause: err });
-      log.error('pipeline error', { id: claim.id, attempt: claim.attempt, code: failure.code, err, stack: (err as Error).stack });
+      const failure = classifyPipelineError(err, claim.params);
+      const fields = { id: claim.id, attempt: claim.attempt, code: failure.code, err };
+      // What the request asked for is not a fault of ours: no stack trace, not an error.
+      if (failure.code === 'generation_failed') log.error('pipeline error', { ...fields, stack: (err as Error).stack });
+      else log.warn('generation refused by the pipeline', fields);
       await reportFailure(job, failure.code, failure.message);
       return null;
     }
@@ -453,10 +456,28 @@ const OUT_OF_MEMORY = /out of memory|failed to allocate|bad_alloc|cudaErrorMemor
 /** onnxruntime's words for an input the graph does not take (e.g. a size a fixed-shape export was not made for). */
 const REFUSED_INPUT = /invalid dimensions|invalid rank|shape mismatch/i;
 
-/** What a pipeline error means for the job: worth another try elsewhere, or a failure to report. */
-function classifyPipelineError(err: unknown): 'transient' | { code: 'invalid_parameters' | 'generation_failed'; message: string } {
+interface PipelineFailure {
+  code: 'invalid_parameters' | 'resource_exhausted' | 'generation_failed';
+  message: string;
+}
+
+/**
+ * What a pipeline error means for the job. None is worth another try: the same parameters meet the
+ * same model, and an allocation that did not fit will not fit on the next runner of the pool either
+ * (they are alike), so it fails at once, naming the size.
+ */
+function classifyPipelineError(err: unknown, params: GenerationParams): PipelineFailure {
   const text = err instanceof Error ? err.message : String(err);
-  if (OUT_OF_MEMORY.test(text)) return 'transient';
+  if (OUT_OF_MEMORY.test(text)) {
+    const batch = params.num_images * (params.guidance_scale > 1 ? 2 : 1);
+    return {
+      code: 'resource_exhausted',
+      message:
+        `The model ran out of memory for ${params.num_images} image(s) of ${params.width}×${params.height} ` +
+        `(a batch of ${batch} latents of ${params.width / 8}×${params.height / 8}${params.guidance_scale > 1 ? ', doubled by guidance' : ''}); ` +
+        `ask for fewer images or a smaller size. (${text})`,
+    };
+  }
   if (err instanceof RangeError || REFUSED_INPUT.test(text)) {
     return { code: 'invalid_parameters', message: `The model cannot generate with these parameters: ${text}` };
   }

@@ -1,7 +1,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeJobMessage, encodeJobMessage } from '../../src/core/message.ts';
-import { generationRequestSchema, legacyGenerateSchema, legacyToParams } from '../../src/core/request.ts';
+import {
+  combinationIssues,
+  denoisingSteps,
+  generationRequestSchema,
+  LIMITS,
+  legacyGenerateSchema,
+  legacyToParams,
+  SCHEDULER_LIMITS,
+  SCHEDULERS,
+} from '../../src/core/request.ts';
+import { createScheduler } from '../../src/runner/pipeline/schedulers/index.ts';
 
 const parse = (body: unknown) => generationRequestSchema.safeParse(body);
 const issuePaths = (body: unknown) => {
@@ -83,6 +93,41 @@ test('legacy body: old defaults (seed 50), same limits, extra fields ignored', (
     num_images: 1,
   });
   assert.not.ok(legacyGenerateSchema.safeParse({ prompt: 'x', num_inference_steps: 10_000 }).success);
+});
+
+// Stable Diffusion 1.5's scheduler/scheduler_config.json (the tiny model writes the same).
+const SD15_SCHEDULER = {
+  _class_name: 'PNDMScheduler',
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  clip_sample: false,
+  num_train_timesteps: 1000,
+  prediction_type: 'epsilon',
+  set_alpha_to_one: false,
+  skip_prk_steps: true,
+  steps_offset: 1,
+  timestep_spacing: 'leading',
+  trained_betas: null,
+};
+
+test("the gateway's scheduler limits and progress totals are the runner schedulers' own, step count by step count", () => {
+  for (const scheduler of SCHEDULERS) {
+    const runner = createScheduler(scheduler, SD15_SCHEDULER);
+    for (let steps = LIMITS.steps.min; steps <= LIMITS.steps.max; steps++) {
+      const issues = combinationIssues({ scheduler, num_inference_steps: steps });
+      if (steps <= SCHEDULER_LIMITS[scheduler].maxSteps) {
+        assert.equal(issues, [], `${scheduler} ${steps}`);
+        runner.setTimesteps(steps);
+        assert.is(runner.timesteps.length, denoisingSteps({ scheduler, num_inference_steps: steps }), `${scheduler} ${steps}: UNet evaluations`);
+      } else {
+        assert.equal(issues.map((i) => i.path), ['num_inference_steps']);
+        assert.match(issues[0]!.message, new RegExp(`${scheduler} scheduler takes at most ${SCHEDULER_LIMITS[scheduler].maxSteps} steps`));
+        assert.throws(() => runner.setTimesteps(steps), (err: unknown) => err instanceof RangeError, `${scheduler} ${steps}: the runner refuses it too`);
+      }
+    }
+  }
+  assert.is(denoisingSteps({ scheduler: 'pndm', num_inference_steps: 150 }), 151, 'PLMS runs its second timestep twice');
 });
 
 test('job message round-trips and refuses what it does not understand', () => {

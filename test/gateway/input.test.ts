@@ -71,4 +71,22 @@ it('internal API: attempts beyond an integer, unsafe image links, unstorable tex
   assert.is((await t.runner(`/generations/${id}/complete`, { attempt: 1, images: [{ key, url: 'https://storage.example/0.png' }] })).status, 200);
 });
 
+it('a scheduler\'s own limits are checked at submit: lcm past 50 steps is 422 naming the field and the limit', async ({ t }) => {
+  const before = await t.countGenerations();
+  for (const route of ['/v1/generations']) {
+    const body = await expectProblem(
+      await t.call('POST', route, { body: { prompt: 'a ring', scheduler: 'lcm', num_inference_steps: 51 } }),
+      422,
+      'validation_failed',
+      'num_inference_steps',
+    );
+    assert.match(body.detail, /the lcm scheduler takes at most 50 steps/);
+  }
+  assert.is(await t.countGenerations(), before);
+  const ok = await t.call('POST', '/v1/generations', { body: { prompt: 'a ring', scheduler: 'lcm', num_inference_steps: 50 } });
+  assert.is(ok.status, 202);
+  const plms = await t.call('POST', '/v1/generations', { body: { prompt: 'a ring', scheduler: 'pndm', num_inference_steps: 150 } });
+  assert.equal(((await plms.json()) as any).progress, { step: 0, total: 151 }, 'the total counts UNet evaluations');
+});
+
 it.run();

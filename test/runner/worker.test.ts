@@ -27,6 +27,7 @@ import { startWorker, type Worker, type WorkerOptions } from '../../src/runner/w
 import { watchChanges } from '../helpers/changes.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { AMQP_URL } from '../helpers/services.ts';
+import { recordingLogger } from '../helpers/log.ts';
 import { readSse } from '../helpers/sse.ts';
 
 const it = suite<{ dir: string; modelDir: string; model: Model }>('runner worker');
@@ -228,6 +229,60 @@ it('the full path: submit → message → claim → progress → images stored �
     for (const name of ['itemgen_runner_queue_wait_seconds_count 1', 'itemgen_runner_claim_seconds_count 1', 'itemgen_runner_generation_seconds_count 1', 'itemgen_runner_upload_seconds_count 1', 'itemgen_runner_step_seconds_count 4']) {
       assert.ok(metricsText.includes(name), name);
     }
+  } finally {
+    await rig.stop();
+  }
+});
+
+it('PLMS: the progress total is the number of UNet evaluations from the submit on, and the step reaches it', async (ctx) => {
+  const rig = await startRig(ctx, { broker: 'memory' });
+  try {
+    const res = await rig.t.call('POST', '/v1/generations', { body: { ...request, scheduler: 'pndm', num_inference_steps: 3 } });
+    const submitted = (await res.json()) as any;
+    assert.equal(submitted.progress, { step: 0, total: 4 });
+    const totals = new Set<number>();
+    let last: any;
+    for await (const e of readSse(await rig.t.call('GET', `/v1/generations/${submitted.id}/events`))) {
+      last = JSON.parse(e.data);
+      totals.add(last.progress.total);
+    }
+    assert.is(last.status, 'completed');
+    assert.equal(last.progress, { step: 4, total: 4 });
+    assert.equal([...totals], [4], 'the total never changes on the way');
+  } finally {
+    await rig.stop();
+  }
+});
+
+it('what a request asks beyond the model fails at once, without a retry or a stack trace: steps past its LCM schedule, memory', async (ctx) => {
+  const log = recordingLogger();
+  const lcmOf10 = { ...ctx.model, schedulerConfig: { ...ctx.model.schedulerConfig, original_inference_steps: 10 } } as Model;
+  const outOfMemory = gatedModel(ctx.model, () => {
+    throw new Error('Failed to allocate memory for requested buffer of size 268435456');
+  }).model;
+  let model = lcmOf10;
+  const rig = await startRig(ctx, { broker: 'memory', model: () => model, worker: { log } });
+  try {
+    const lcm = await submit(rig.t, { ...request, scheduler: 'lcm', num_inference_steps: 20 });
+    const refused = await until(rig.t, lcm, (g) => g.status === 'failed');
+    assert.is(refused.errorCode, 'invalid_parameters');
+    assert.match(refused.errorMessage!, /num_inference_steps must be an integer in \[1, original_inference_steps = 10\], got 20/);
+
+    model = outOfMemory;
+    const big = await submit(rig.t, { ...request, num_images: 3 });
+    const exhausted = await until(rig.t, big, (g) => g.status === 'failed');
+    assert.is(exhausted.errorCode, 'resource_exhausted');
+    assert.match(exhausted.errorMessage!, /ran out of memory for 3 image\(s\) of 256×256 \(a batch of 6 latents of 32×32, doubled by guidance\)/);
+
+    for (const g of [refused, exhausted]) {
+      assert.is(g.attempts, 1, 'claimed once: not retried');
+      assert.not.match(g.errorMessage!, /\n\s+at /, 'no stack trace for the client');
+      assert.is((await rig.settlements.next(forId(g.id))).action, 'ack');
+    }
+    assert.equal(log.at('error'), [], 'not errors of ours');
+    const warned = log.at('warn').filter((e) => e.msg === 'generation refused by the pipeline');
+    assert.equal(warned.map((e) => e.fields.code), ['invalid_parameters', 'resource_exhausted']);
+    assert.not.ok(warned.some((e) => 'stack' in e.fields));
   } finally {
     await rig.stop();
   }

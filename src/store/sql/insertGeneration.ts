@@ -1,4 +1,4 @@
-import type { GenerationParams } from '../../core/request.ts';
+import { denoisingSteps, type GenerationParams } from '../../core/request.ts';
 import type { Queryable } from '../db.ts';
 import { GENERATION_COLUMNS, toGeneration, type Generation } from '../generation.ts';
 
@@ -28,7 +28,7 @@ export async function insertGeneration(db: Queryable, g: NewGeneration): Promise
      outbox AS (
        INSERT INTO dispatch_outbox (generation_id) SELECT id FROM inserted)
      SELECT * FROM inserted`,
-    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), g.params.num_inference_steps],
+    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params)],
   );
   return rows[0] ? toGeneration(rows[0]) : null;
 }

@@ -60,7 +60,7 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
 
     setTimesteps(n) {
       if (!Number.isInteger(n) || n < 1 || n > numTrainTimesteps) {
-        throw new Error(`ddim scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
+        throw new RangeError(`ddim scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
       }
       numInferenceSteps = n;
       timesteps = discreteTimesteps(spacing, numTrainTimesteps, n, stepsOffset);

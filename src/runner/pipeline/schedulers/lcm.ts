@@ -67,7 +67,7 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
 
     setTimesteps(n) {
       if (!Number.isInteger(n) || n < 1 || n > originalInferenceSteps) {
-        throw new Error(
+        throw new RangeError(
           `lcm scheduler: num_inference_steps must be an integer in [1, original_inference_steps = ${originalInferenceSteps}], got ${n}`,
         );
       }

@@ -155,10 +155,10 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
 
     setTimesteps(n) {
       if (!Number.isInteger(n) || n < 1 || n > numTrainTimesteps) {
-        throw new Error(`pndm scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
+        throw new RangeError(`pndm scheduler: num_inference_steps must be an integer in [1, ${numTrainTimesteps}], got ${n}`);
       }
       if (!skipPrkSteps && n < PNDM_ORDER) {
-        throw new Error(`pndm scheduler: num_inference_steps must be >= ${PNDM_ORDER} unless skip_prk_steps, got ${n}`);
+        throw new RangeError(`pndm scheduler: num_inference_steps must be >= ${PNDM_ORDER} unless skip_prk_steps, got ${n}`);
       }
       numInferenceSteps = n;
       const ascending = discreteTimesteps(spacing, numTrainTimesteps, n, stepsOffset).reverse();

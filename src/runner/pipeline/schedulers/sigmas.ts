@@ -35,7 +35,7 @@ export function rejectEnabled(config: SchedulerConfig, keys: readonly string[], 
 /** Checks a number of inference steps before any schedule is built from it. */
 export function checkStepCount(numInferenceSteps: number, numTrainTimesteps: number): void {
   if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1 || numInferenceSteps > numTrainTimesteps) {
-    throw new Error(
+    throw new RangeError(
       `num_inference_steps must be an integer from 1 to ${numTrainTimesteps}, got ${numInferenceSteps}`,
     );
   }
