@@ -4,13 +4,16 @@
 // the fast path misses (broker down, a crash after commit, another instance's crash) stays in the
 // outbox and is leased and published by a sweep: at every (re)connection and every `sweepMs`.
 // A crash between publish and clear gives a duplicate message, which the claim state machine
-// makes harmless.
+// makes harmless. Each sweep also dispatches again the processing jobs whose lease ran out: their
+// runner is gone, and the message it held may be gone with it.
 import type { Logger } from '../core/log.ts';
 import { JOB_MESSAGE_VERSION } from '../core/message.ts';
 import type { GenerationParams } from '../core/request.ts';
+import { isTerminal } from '../core/status.ts';
 import type { JobQueue } from '../queue/types.ts';
 import type { Queryable } from '../store/db.ts';
 import { clearOutbox, leaseOutbox, releaseOutbox } from '../store/sql/outbox.ts';
+import { redispatchExpiredLeases } from '../store/sql/redispatchExpiredLeases.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface DispatcherOptions {
@@ -91,7 +94,8 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       if (entries.length === 0) return;
       const ids = entries.map((e) => e.id);
       try {
-        await publish(entries.filter((e) => e.status === 'pending'));
+        // Pending jobs, and processing ones whose lease ran out; finished ones need no message.
+        await publish(entries.filter((e) => !isTerminal(e.status)));
       } catch (err) {
         o.metrics.dispatchErrors.inc();
         o.log.warn('publish failed; jobs stay in the outbox until the broker is back', { err, count: ids.length });
@@ -103,6 +107,16 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       buffer = buffer.filter((j) => !swept.has(j.id));
       await clearOutbox(o.db, ids);
     }
+  };
+
+  /** Processing jobs whose lease ran out go back in the outbox; resolves to how many. */
+  const redispatchLost = async () => {
+    const ids = await redispatchExpiredLeases(o.db, o.batchSize);
+    if (ids.length > 0) {
+      o.metrics.redispatched.inc(ids.length);
+      o.log.info('leases ran out before their jobs finished; dispatched again', { count: ids.length, ids: ids.slice(0, 20) });
+    }
+    return ids.length;
   };
 
   const loop = async () => {
@@ -121,9 +135,10 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           sweep = null;
         } else if (sweep !== null) {
           // Before the buffer, so a steady stream of submits cannot starve the sweep.
-          const minAge = sweep === 'all' ? 0 : SWEEP_MIN_AGE_SECONDS;
+          const all = sweep === 'all';
           sweep = null;
-          await sweepOutbox(minAge);
+          const lost = await redispatchLost();
+          await sweepOutbox(all || lost > 0 ? 0 : SWEEP_MIN_AGE_SECONDS);
         } else {
           // Under light load every job would be a batch of its own, each with a publish, a
           // confirm and a DELETE; a short linger lets the next few submits join it.

@@ -25,6 +25,11 @@ export function createGatewayMetrics(brokerConnected: () => boolean) {
       help: 'Job messages confirmed by the broker.',
       registers: [registry],
     }),
+    redispatched: new Counter({
+      name: 'itemgen_generations_redispatched_total',
+      help: 'Processing generations dispatched again because their lease ran out (their runner stopped).',
+      registers: [registry],
+    }),
     dispatchErrors: new Counter({
       name: 'itemgen_dispatch_errors_total',
       help: 'Dispatch batches that could not be published (retried later).',

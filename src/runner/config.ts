@@ -20,7 +20,6 @@ const runnerEnv = {
   RUNNER_GRACE_SECONDS: int(120, 0, 86_400),
   RUNNER_MAX_ATTEMPTS: int(3, 1, 100),
   RUNNER_PROGRESS_INTERVAL_MS: int(250, 0, 60_000),
-  RUNNER_CLAIM_WAIT_MAX_SECONDS: int(60, 1, 3600),
   RUNNER_REQUEST_TIMEOUT_MS: int(10_000, 100, 600_000),
   RUNNER_RETRY_ATTEMPTS: int(6, 1, 100),
   RUNNER_RETRY_MAX_SECONDS: int(30, 1, 3600),
@@ -57,8 +56,6 @@ export interface RunnerConfig {
   /** Claims of one generation (by any runner) before it is failed with `too_many_attempts`. */
   maxAttempts: number;
   progressIntervalMs: number;
-  /** The longest a message claimed by another runner is held before it is requeued. */
-  claimWaitMaxMs: number;
   requestTimeoutMs: number;
   retry: RetryPolicy;
   healthHost: string;
@@ -88,7 +85,6 @@ export function parseRunnerConfig(env: Record<string, string | undefined> = proc
     graceMs: e.RUNNER_GRACE_SECONDS * 1000,
     maxAttempts: e.RUNNER_MAX_ATTEMPTS,
     progressIntervalMs: e.RUNNER_PROGRESS_INTERVAL_MS,
-    claimWaitMaxMs: e.RUNNER_CLAIM_WAIT_MAX_SECONDS * 1000,
     requestTimeoutMs: e.RUNNER_REQUEST_TIMEOUT_MS,
     retry: { attempts: e.RUNNER_RETRY_ATTEMPTS, baseDelayMs: 100, maxDelayMs: Math.min(5000, retryMaxMs), maxElapsedMs: retryMaxMs },
     healthHost: e.RUNNER_HEALTH_HOST,

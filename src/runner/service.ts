@@ -98,7 +98,6 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
       progressIntervalMs: config.progressIntervalMs,
       maxAttempts: config.maxAttempts,
       deliveryLimit: config.deliveryLimit,
-      claimWaitMaxMs: config.claimWaitMaxMs,
       uploadRetry: config.retry,
       log,
       metrics,

@@ -39,8 +39,6 @@ export interface WorkerOptions {
   maxAttempts: number;
   /** The queue's delivery limit: on the last delivery it allows, a job is failed rather than requeued into the dead letters. */
   deliveryLimit?: number;
-  /** The longest a message claimed by another runner is held before it is requeued. Default 60 s. */
-  claimWaitMaxMs?: number;
   /** Retries of a failed image upload. */
   uploadRetry?: RetryPolicy;
   clock?: Clock;
@@ -94,14 +92,11 @@ export function startWorker(options: WorkerOptions): Worker {
   const { queue, gateway, store, runnerId, log, metrics, maxAttempts } = options;
   const clock = options.clock ?? realClock;
   const progressIntervalMs = options.progressIntervalMs ?? 250;
-  const claimWaitMaxMs = options.claimWaitMaxMs ?? 60_000;
   const uploadRetry = options.uploadRetry ?? DEFAULT_UPLOAD_RETRY;
 
   let state: WorkerState = 'starting';
   let consumer: Consumer | null = null;
   let stopping: Promise<void> | null = null;
-  /** Ends waits that hold a message without working on it (a claim held elsewhere) once stopping. */
-  const intake = new AbortController();
   const active = new Map<Job, Promise<void>>();
   /** Messages to hand back once the consumer is canceled: requeued before, they would come straight back. */
   const parked: Delivery[] = [];
@@ -278,14 +273,12 @@ export function startWorker(options: WorkerOptions): Worker {
       case 'not_found':
         log.warn('job skipped: the gateway knows no such generation', fields);
         return settle(job, 'skipped', 'ack');
-      case 'claimed': {
-        // Another runner's lease is live: it may finish, or its lease expires and the job can be
-        // claimed here. Hold the message until then (not a hot loop through the queue).
-        const wait = Math.min(refusal.retryAfterMs, claimWaitMaxMs);
-        log.info('job claimed by another runner; requeued after its lease', { ...fields, wait_ms: wait });
-        await clock.sleep(wait, AbortSignal.any([job.controller.signal, intake.signal])).catch(() => {});
-        return settle(job, 'requeued', 'requeue');
-      }
+      case 'claimed':
+        // Another runner's lease is live. If that runner finishes, nothing is left to do; if it
+        // stops, its lease runs out and the gateway dispatches the job again. Either way holding
+        // this copy would only keep a slot idle and use up a delivery.
+        log.info('job skipped: another runner holds its live lease', fields);
+        return settle(job, 'skipped', 'ack');
       case 'refused':
         throw new TransientJobError(`the gateway refused the claim: ${refusal.status} ${refusal.problemCode}: ${refusal.message}`);
     }
@@ -353,7 +346,6 @@ export function startWorker(options: WorkerOptions): Worker {
     stop(graceMs: number) {
       stopping ??= (async () => {
         state = 'stopping';
-        intake.abort();
         await started.catch(() => {});
         const finished = Promise.all(active.values());
         const grace = new AbortController();

@@ -18,6 +18,7 @@ import { getGeneration } from '../../src/store/sql/getGeneration.ts';
 import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
 import { listGenerations } from '../../src/store/sql/listGenerations.ts';
 import { clearOutbox, countOutbox, leaseOutbox, releaseOutbox } from '../../src/store/sql/outbox.ts';
+import { redispatchExpiredLeases } from '../../src/store/sql/redispatchExpiredLeases.ts';
 import { releaseGeneration } from '../../src/store/sql/releaseGeneration.ts';
 import { reportProgress } from '../../src/store/sql/reportProgress.ts';
 import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
@@ -53,7 +54,8 @@ for (const backend of ['postgres', 'pglite'] as const) {
       ctx.db = await openDb({ databaseUrl: undefined, dataDir: dir, poolSize: 1 });
       ctx.cleanup = () => fs.rm(dir, { recursive: true, force: true });
     }
-    assert.equal(await migrate(ctx.db), ['001_initial.sql']);
+    const files = (await fs.readdir(path.join(import.meta.dirname, '../../src/store/migrations'))).filter((f) => f.endsWith('.sql')).sort();
+    assert.equal(await migrate(ctx.db), files);
     assert.equal(await migrate(ctx.db), [], 'migrations apply once');
   });
   it.after(async (ctx) => {
@@ -200,6 +202,32 @@ for (const backend of ['postgres', 'pglite'] as const) {
     assert.equal((await leaseOutbox(db, 10, 30, 0)).map((x) => x.id), [c.id], 'released entries can be leased again');
     await clearOutbox(db, [a.id, b.id, c.id]);
     assert.is(await countOutbox(db), 0);
+  });
+
+  it('a processing job whose lease ran out is dispatched again, once per claim; live and released leases are not', async ({ db }) => {
+    await clearOutbox(db, (await leaseOutbox(db, 1000, 30, 0)).map((e) => e.id));
+    const lost = (await insert(db))!;
+    const live = (await insert(db))!;
+    const released = (await insert(db))!;
+    const pending = (await insert(db))!;
+    await clearOutbox(db, [lost.id, live.id, released.id, pending.id]);
+    // A negative lease is one that ran out already (the runner's last heartbeat was long ago).
+    await claimGeneration(db, lost.id, 'killed', -1);
+    await claimGeneration(db, live.id, 'working', 60);
+    await claimGeneration(db, released.id, 'stopping', 60);
+    assert.ok(await releaseGeneration(db, released.id, 1));
+
+    assert.equal(await redispatchExpiredLeases(db, 100), [lost.id]);
+    assert.equal(await redispatchExpiredLeases(db, 100), [], 'once per claim, however often the sweep runs');
+    assert.equal((await leaseOutbox(db, 10, 30, 0)).map((e) => [e.id, e.status]), [[lost.id, 'processing']]);
+    await clearOutbox(db, [lost.id]);
+
+    const again = await claimGeneration(db, lost.id, 'second', -1);
+    assert.is(again?.attempts, 2, 'the expired claim can be taken');
+    assert.equal(await redispatchExpiredLeases(db, 100), [lost.id], 'a new claim that is lost too is dispatched again');
+    await completeGeneration(db, lost.id, 2, [{ key: 'k' }]);
+    await clearOutbox(db, [lost.id]);
+    assert.equal(await redispatchExpiredLeases(db, 100), []);
   });
 
   it('the unfinished count per key follows inserts and terminal transitions', async ({ db }) => {
