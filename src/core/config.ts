@@ -53,6 +53,7 @@ const gatewayEnv = {
   DATABASE_CONNECT_TIMEOUT_MS: envInt(2000, 100, 60_000),
   DATABASE_QUERY_TIMEOUT_MS: envInt(2000, 100, 600_000),
   RUNNER_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
+  ADMIN_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
   LEASE_SECONDS: envInt(60, 5, 3600),
   DEFAULT_MAX_UNFINISHED: envInt(100, 1, 1_000_000),
   API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
@@ -86,6 +87,8 @@ export interface Config {
   amqpPrefix: string;
   deliveryLimit: number;
   runnerToken: string | undefined;
+  /** Bearer token of the admin API; embedded (PGlite) without it, one is generated per start. */
+  adminToken: string | undefined;
   leaseSeconds: number;
   defaultMaxUnfinished: number;
   apiKeyCacheMs: number;
@@ -132,6 +135,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     amqpPrefix: e.AMQP_PREFIX,
     deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
     runnerToken: e.RUNNER_TOKEN,
+    adminToken: e.ADMIN_TOKEN,
     leaseSeconds: e.LEASE_SECONDS,
     defaultMaxUnfinished: e.DEFAULT_MAX_UNFINISHED,
     apiKeyCacheMs: e.API_KEY_CACHE_MS,

@@ -2,10 +2,11 @@
 // drive it with app.request). Sub-apps per concern; auth and limits at the edge.
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { AppError } from '../core/errors.ts';
-import { apiKeyAuth, runnerAuth } from './auth.ts';
+import { apiKeyAuth, tokenAuth } from './auth.ts';
 import type { GatewayDeps, GatewayEnv } from './deps.ts';
 import { readBody, servedHosts } from './http.ts';
 import { errorHandler, problem } from './problem.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { generationsRoutes } from './routes/generations.ts';
 import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
@@ -31,11 +32,12 @@ export function createApp(deps: GatewayDeps) {
     anonymousMaxUnfinished: settings.anonymousMaxUnfinished,
     cacheMs: settings.apiKeyCacheMs,
   });
-  app.use('/v1/*', auth);
-  app.use('/generate', auth);
-  app.use('/status/*', auth);
-  app.use('/internal/*', runnerAuth(settings.runnerToken));
-  if (!settings.metricsOpen) app.use('/metrics', runnerAuth(settings.runnerToken, 'Off loopback, /metrics'));
+  app.use('/v1/*', auth.middleware);
+  app.use('/generate', auth.middleware);
+  app.use('/status/*', auth.middleware);
+  app.use('/internal/*', tokenAuth(settings.runnerToken, 'The internal API needs the runner token.'));
+  if (!settings.metricsOpen) app.use('/metrics', tokenAuth(settings.runnerToken, 'Off loopback, /metrics needs the runner token.'));
+  if (settings.adminToken) app.use('/admin/*', tokenAuth(settings.adminToken, 'The admin API needs the admin token (ADMIN_TOKEN).'));
   // After authentication: who is unknown is refused before a byte of the body is read.
   app.use('*', readBody(settings.maxBodyBytes, settings.bodyTimeoutMs));
 
@@ -43,6 +45,7 @@ export function createApp(deps: GatewayDeps) {
   app.route('/v1/generations', imageRoutes(deps));
   app.route('/', legacyRoutes(deps));
   app.route('/internal/v1', internalRoutes(deps));
+  if (settings.adminToken) app.route('/admin/v1', adminRoutes(deps, auth.keysChanged));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
     type: 'http',
@@ -63,5 +66,5 @@ export function createApp(deps: GatewayDeps) {
 
   app.notFound((c) => problem(c, new AppError(404, 'route_not_found', `No route ${c.req.method} ${c.req.path}.`)));
   app.onError(errorHandler(deps.log));
-  return app;
+  return Object.assign(app, { auth });
 }

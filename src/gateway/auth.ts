@@ -1,11 +1,11 @@
-// API keys (Authorization: Bearer igk_…) for the public API and the runner token for the
-// internal one. Keys are stored as sha256 hashes; lookups are cached briefly, so a revoked key
+// API keys (Authorization: Bearer igk_…) for the public API, the runner token for the internal
+// one and the admin token for key management. Keys are stored as sha256 hashes; lookups are cached briefly, so a revoked key
 // stops working within API_KEY_CACHE_MS.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.ts';
-import type { Queryable } from '../store/db.ts';
-import { ANONYMOUS_KEY_ID, findActiveApiKeyByHash } from '../store/sql/apiKeys.ts';
+import type { Queryable } from '../store/types.ts';
+import { ANONYMOUS_KEY_ID, countActiveApiKeys, findActiveApiKeyByHash } from '../store/sql/apiKeys.ts';
 
 export interface Principal {
   apiKeyId: string;
@@ -31,16 +31,38 @@ function bearer(header: string | undefined): string | null {
 
 export interface ApiKeyAuthOptions {
   db: Queryable;
-  /** Open mode: requests without a key act as the anonymous owner. */
+  /** Started open (loopback, no keys): requests without a key act as the anonymous owner until a key exists. */
   open: boolean;
   anonymousMaxUnfinished: number;
   cacheMs: number;
   now?: () => number;
 }
 
-export function apiKeyAuth(o: ApiKeyAuthOptions): MiddlewareHandler<AuthEnv> {
+export interface ApiKeyAuth {
+  middleware: MiddlewareHandler<AuthEnv>;
+  /** Whether requests without a key are still let in (the open mode has not ended). */
+  isOpen(): boolean;
+  /** A key was created or revoked here: forget cached lookups, and end the open mode. */
+  keysChanged(): void;
+}
+
+/**
+ * Bearer API keys, looked up by hash and cached for `cacheMs`. The open mode ends for good once a
+ * key exists: when this gateway creates one at once, when another process does within `cacheMs`
+ * (each request without a key checks, at most once per `cacheMs`).
+ */
+export function apiKeyAuth(o: ApiKeyAuthOptions): ApiKeyAuth {
   const cache = new Map<string, { principal: Principal | null; until: number }>();
   const now = o.now ?? Date.now;
+  let open = o.open;
+  let keysCheckedAt = -Infinity;
+  const stillOpen = async () => {
+    if (open && now() - keysCheckedAt >= o.cacheMs) {
+      keysCheckedAt = now();
+      if ((await countActiveApiKeys(o.db)) > 0) open = false;
+    }
+    return open;
+  };
   const lookup = async (key: string): Promise<Principal | null> => {
     const hash = hashKey(key);
     const hit = cache.get(hash);
@@ -53,28 +75,34 @@ export function apiKeyAuth(o: ApiKeyAuthOptions): MiddlewareHandler<AuthEnv> {
     }
     return principal;
   };
-  return async (c, next) => {
-    const header = c.req.header('Authorization');
-    if (header === undefined && o.open) {
-      c.set('principal', { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: o.anonymousMaxUnfinished });
+  return {
+    isOpen: () => open,
+    keysChanged() {
+      cache.clear();
+      open = false;
+    },
+    middleware: async (c, next) => {
+      const header = c.req.header('Authorization');
+      if (header === undefined && (await stillOpen())) {
+        c.set('principal', { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: o.anonymousMaxUnfinished });
+        return next();
+      }
+      const key = bearer(header);
+      if (!key) throw unauthorized('Send your API key as "Authorization: Bearer <key>".');
+      const principal = await lookup(key);
+      if (!principal) throw unauthorized('This API key is unknown or revoked.');
+      c.set('principal', principal);
       return next();
-    }
-    const key = bearer(header);
-    if (!key) throw unauthorized('Send your API key as "Authorization: Bearer <key>".');
-    const principal = await lookup(key);
-    if (!principal) throw unauthorized('This API key is unknown or revoked.');
-    c.set('principal', principal);
-    return next();
+    },
   };
 }
 
-export function runnerAuth(token: string, what = 'The internal API'): MiddlewareHandler {
+/** A fixed bearer token (the runner token, the admin token), compared in constant time. */
+export function tokenAuth(token: string, refusal: string): MiddlewareHandler {
   const expected = Buffer.from(hashKey(token));
   return async (c, next) => {
     const presented = bearer(c.req.header('Authorization'));
-    if (!presented || !timingSafeEqual(Buffer.from(hashKey(presented)), expected)) {
-      throw unauthorized(`${what} needs the runner token.`);
-    }
+    if (!presented || !timingSafeEqual(Buffer.from(hashKey(presented)), expected)) throw unauthorized(refusal);
     return next();
   };
 }

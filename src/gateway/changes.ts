@@ -1,6 +1,6 @@
 // Fan-out of generation changes to this process's event streams. One LISTEN per gateway process;
 // the database trigger announces every versioned change, whichever instance made it.
-import type { Db } from '../store/db.ts';
+import type { Db } from '../store/types.ts';
 
 export const CHANGES_CHANNEL = 'itemgen_generation_changed';
 

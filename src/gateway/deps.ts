@@ -2,7 +2,7 @@
 import type { Logger } from '../core/log.ts';
 import type { JobQueue } from '../queue/types.ts';
 import type { ImageStore } from '../storage/types.ts';
-import type { Db } from '../store/db.ts';
+import type { Db } from '../store/types.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
 import type { Dispatcher } from './dispatcher.ts';
@@ -22,7 +22,7 @@ export interface GatewayDeps {
 }
 
 export interface GatewaySettings {
-  /** No API keys required (loopback with none configured). */
+  /** Started without API keys on loopback: open until a key exists. */
   open: boolean;
   runnerToken: string;
   leaseSeconds: number;
@@ -34,6 +34,10 @@ export interface GatewaySettings {
   /** Without publicUrl: the Host names requests may carry (see servedHosts); null with publicUrl. */
   allowedHost: ((hostname: string) => boolean) | null;
   apiKeyCacheMs: number;
+  /** Cap on unfinished generations of a key created without one. */
+  defaultMaxUnfinished: number;
+  /** Bearer token of the admin API (/admin/v1); null: no admin API. */
+  adminToken: string | null;
   /** Cap on unfinished generations for the anonymous owner of open mode. */
   anonymousMaxUnfinished: number;
   /** Interval of SSE keep-alive comments. */

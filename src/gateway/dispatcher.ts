@@ -11,7 +11,7 @@ import { JOB_MESSAGE_VERSION } from '../core/message.ts';
 import type { GenerationParams } from '../core/request.ts';
 import { isTerminal } from '../core/status.ts';
 import type { JobQueue } from '../queue/types.ts';
-import type { Queryable } from '../store/db.ts';
+import type { Queryable } from '../store/types.ts';
 import { clearOutbox, leaseOutbox, releaseOutbox } from '../store/sql/outbox.ts';
 import { redispatchExpiredLeases } from '../store/sql/redispatchExpiredLeases.ts';
 import type { GatewayMetrics } from './metrics.ts';

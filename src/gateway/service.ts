@@ -10,10 +10,12 @@ import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
-import { openDb, type Db } from '../store/db.ts';
+import { openDb } from '../store/db.ts';
+import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys } from '../store/sql/apiKeys.ts';
 import { failGeneration } from '../store/sql/failGeneration.ts';
+import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
 import { startChangeFeed } from './changes.ts';
 import type { GatewaySettings } from './deps.ts';
@@ -73,12 +75,21 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       throw new ConfigError(`RUNNER_TOKEN is required when listening on ${config.host}`);
     }
     const open = keys === 0;
-    if (open) log.warn('no API keys configured: the API is open to this machine only (loopback)', { host: config.host });
+    if (open) {
+      log.warn('no API keys configured: the API is open to this machine only (loopback) until the first key is created', {
+        host: config.host,
+      });
+    }
 
     const queue = config.amqpUrl
       ? await connectRabbitMq({ url: config.amqpUrl, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
       : createMemoryQueue({ deliveryLimit: config.deliveryLimit });
     cleanup.push(() => queue.close());
+    if (queue.kind === 'memory') {
+      // The in-process queue of the previous start is gone, and the messages in it with it.
+      const requeued = await redispatchUnfinished(db);
+      if (requeued > 0) log.info('unfinished generations of the previous start queued again', { count: requeued });
+    }
 
     const metrics = createGatewayMetrics(() => queue.isConnected());
     const changes = await startChangeFeed(db);
@@ -121,6 +132,10 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       allowedHost: config.publicUrl ? null : hostFilter(config),
       apiKeyCacheMs: config.apiKeyCacheMs,
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
+      defaultMaxUnfinished: config.defaultMaxUnfinished,
+      // Embedded, `npm run keys` reaches the running gateway through the admin API (the database
+      // is this process's alone), with the token the lock file passes on.
+      adminToken: config.adminToken ?? (db.lock ? randomBytes(32).toString('base64url') : null),
       sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
       metricsOpen: config.loopback,
     };
@@ -132,6 +147,9 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     const { port } = server.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     const url = `http://${host}:${port}`;
+    // For `npm run keys` on this machine: a wildcard address is reached on loopback.
+    const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? `http://127.0.0.1:${port}` : url;
+    await db.lock?.announce({ url: local, admin_token: settings.adminToken });
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open });
     return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
   } catch (err) {
@@ -140,13 +158,13 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
   }
 }
 
-/** ALLOWED_HOSTS, or on loopback without them this machine's own names. */
+/**
+ * ALLOWED_HOSTS, HOST, and this machine's loopback names (links to those lead nowhere but back
+ * to the asking machine, and a rebinding DNS name is none of them).
+ */
 function hostFilter(config: Config): (hostname: string) => boolean {
-  if (config.allowedHosts.length > 0) {
-    const allowed = new Set(config.allowedHosts);
-    return (hostname) => allowed.has(hostname);
-  }
-  return (hostname) => isLoopback(hostname) || hostname === config.host;
+  const allowed = new Set([...config.allowedHosts, config.host]);
+  return (hostname) => isLoopback(hostname) || allowed.has(hostname);
 }
 
 function readId(body: Buffer): string | null {

@@ -1,26 +1,5 @@
-// The one database interface the store's statements run on. Two implementations: a PostgreSQL
-// server through the `postgres` driver, and PGlite (PostgreSQL compiled to WASM) in-process.
-// Both run the same SQL text, so the embedded mode exercises the production statements.
-export type Row = Record<string, unknown>;
-
-export interface Queryable {
-  /** Runs one parameterized statement and returns its rows. */
-  query<T extends Row = Row>(text: string, params?: unknown[]): Promise<T[]>;
-}
-
-export interface Db extends Queryable {
-  readonly kind: 'postgres' | 'pglite';
-  /** Runs a script of several statements without parameters (migrations). */
-  exec(text: string): Promise<void>;
-  transaction<T>(fn: (tx: Queryable & { exec(text: string): Promise<void> }) => Promise<T>): Promise<T>;
-  /**
-   * Subscribes to NOTIFY on a channel; resolves once listening, with a function that stops it.
-   * `onRelisten` is called each time listening resumes after a lost connection: notifications
-   * sent while it was down are lost.
-   */
-  listen(channel: string, onPayload: (payload: string) => void, onRelisten?: () => void): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
+// Opens the database the configuration names: a PostgreSQL server, or PGlite under DATA_DIR.
+import type { Db } from './types.ts';
 
 export interface OpenDbOptions {
   databaseUrl: string | undefined;

@@ -1,7 +1,7 @@
 // The generation as stored, and the one mapping from a row to it.
 import type { GenerationParams } from '../core/request.ts';
 import type { GenerationStatus } from '../core/status.ts';
-import type { Row } from './db.ts';
+import type { Row } from './types.ts';
 
 export interface StoredImage {
   /** Object key in image storage, e.g. generated/{id}/0.png */

@@ -3,7 +3,7 @@
 // pooled connection and the answer, so an unreachable server costs a request `queryTimeoutMs`,
 // not the TCP timeouts; connection failures surface as DatabaseUnavailableError.
 import postgres from 'postgres';
-import type { Db, Row } from './db.ts';
+import type { Db, Row } from './types.ts';
 import { classifyDatabaseError, DatabaseUnavailableError } from './errors.ts';
 
 export interface PostgresOptions {

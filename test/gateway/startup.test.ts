@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../src/core/config.ts';
+import { createKey } from '../../src/gateway/keys.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { parseResponse, rawConnection } from '../helpers/raw-http.ts';
 
@@ -13,6 +14,27 @@ test('loopback with no keys runs open: requests without a key act as one anonymo
     assert.is(res.status, 202);
     const id = ((await res.json()) as any).id;
     assert.is((await t.call('GET', `/v1/generations/${id}`)).status, 200);
+  } finally {
+    await t.stop();
+  }
+});
+
+test('started open, a key another process creates ends the open mode within API_KEY_CACHE_MS; the open history becomes that key\'s', async () => {
+  const t = await startTestGateway({ store: 'postgres', env: { API_KEY_CACHE_MS: '0' } });
+  try {
+    const made = ((await (await t.call('POST', '/v1/generations', { body: { prompt: 'a key' } })).json()) as any).id;
+    assert.is((await t.call('GET', '/v1/generations')).status, 200);
+    // As `npm run keys -- create` on the same database would, from another process.
+    const created = await createKey(t.gw.db, { name: 'first' }, 10);
+    assert.is(created.adopted_generations, 1);
+    const refused = await t.call('GET', '/v1/generations');
+    assert.is(refused.status, 401, 'no longer open');
+    assert.is(refused.headers.get('content-type'), 'application/problem+json');
+    const mine = await t.call('GET', `/v1/generations/${made}`, { key: created.key });
+    assert.is(mine.status, 200, 'what was made in the open mode is reachable with the key');
+    const second = await createKey(t.gw.db, { name: 'second' }, 10);
+    assert.is(second.adopted_generations, 0, 'history moves to the first key only: none is left without one');
+    assert.is((await t.call('GET', `/v1/generations/${made}`, { key: second.key })).status, 404);
   } finally {
     await t.stop();
   }
@@ -109,7 +131,8 @@ test('without PUBLIC_URL only the allowed host names are served, and links use t
   }
   const listed = await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', ALLOWED_HOSTS: 'Items.Example, gw.example' } });
   try {
-    assert.is((await submitAs(listed, `localhost:${port(listed)}`, listed.keys.k)).status, 421, 'loopback names are not implied');
+    assert.is((await submitAs(listed, 'evil.example', listed.keys.k)).status, 421);
+    assert.is((await submitAs(listed, `localhost:${port(listed)}`, listed.keys.k)).status, 202, 'loopback names lead back to the asker only');
     const res = await submitAs(listed, 'items.example', listed.keys.k);
     assert.is(res.status, 202);
     assert.match(res.headers.location ?? '', /^http:\/\/items\.example\/v1\/generations\//);

@@ -1,6 +1,6 @@
 // Waits on a generation's next change through the database's change notifications: the event
 // itself, never a sleep.
-import type { Db } from '../../src/store/db.ts';
+import type { Db } from '../../src/store/types.ts';
 
 /** Starts listening before it returns; `changed` resolves at the generation's next change. */
 export async function watchChanges(db: Db, id: string): Promise<{ changed: Promise<void> }> {

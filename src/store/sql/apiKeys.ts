@@ -1,5 +1,5 @@
 // API keys: one function per statement.
-import type { Queryable, Row } from '../db.ts';
+import type { Queryable, Row } from '../types.ts';
 
 export interface ApiKey {
   id: string;
@@ -23,15 +23,29 @@ const toApiKey = (r: Row): ApiKey => ({
 
 const COLUMNS = 'id, name, prefix, max_unfinished, created_at, revoked_at';
 
+/**
+ * Creates a key, which takes over the history made without one (the open mode's anonymous owner):
+ * generations and their unfinished count move to it, so nothing made before the first key becomes
+ * unreachable once keys are required. Creations serialize on the anonymous owner's row.
+ */
 export async function insertApiKey(
   db: Queryable,
   k: { name: string; keyHash: string; prefix: string; maxUnfinished: number },
-): Promise<ApiKey> {
+): Promise<ApiKey & { adopted: number }> {
   const rows = await db.query(
-    `INSERT INTO api_keys (name, key_hash, prefix, max_unfinished) VALUES ($1, $2, $3, $4) RETURNING ${COLUMNS}`,
+    `WITH anonymous AS (SELECT id FROM api_keys WHERE id = '${ANONYMOUS_KEY_ID}' FOR UPDATE),
+     created AS (
+       INSERT INTO api_keys (name, key_hash, prefix, max_unfinished)
+       SELECT $1, $2, $3, $4 FROM anonymous
+       RETURNING ${COLUMNS}),
+     adopted AS (
+       UPDATE generations SET api_key_id = (SELECT id FROM created) WHERE api_key_id = '${ANONYMOUS_KEY_ID}' RETURNING 1),
+     usage AS (
+       UPDATE api_key_usage SET api_key_id = (SELECT id FROM created) WHERE api_key_id = '${ANONYMOUS_KEY_ID}')
+     SELECT created.*, (SELECT count(*) FROM adopted) AS adopted FROM created`,
     [k.name, k.keyHash, k.prefix, k.maxUnfinished],
   );
-  return toApiKey(rows[0]!);
+  return { ...toApiKey(rows[0]!), adopted: Number(rows[0]!.adopted) };
 }
 
 export async function findActiveApiKeyByHash(db: Queryable, keyHash: string): Promise<ApiKey | null> {

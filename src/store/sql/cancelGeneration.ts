@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 import { GENERATION_COLUMNS, toGeneration, type Generation } from '../generation.ts';
 
 /** pending | processing → canceled, for its owner. A runner learns of it at its next progress report. */

@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 import { GENERATION_COLUMNS, toGeneration, type Generation, type StoredImage } from '../generation.ts';
 
 /** processing → completed, for the claim `attempt` only. */

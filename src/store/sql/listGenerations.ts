@@ -1,5 +1,5 @@
 import type { GenerationStatus } from '../../core/status.ts';
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 import { GENERATION_COLUMNS, toGeneration, type Generation } from '../generation.ts';
 
 export interface ListQuery {

@@ -1,7 +1,7 @@
 // The dispatch outbox (see migration 001): one function per statement.
 import type { GenerationParams } from '../../core/request.ts';
 import type { GenerationStatus } from '../../core/status.ts';
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 
 export interface OutboxEntry {
   id: string;

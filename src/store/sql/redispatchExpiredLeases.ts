@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 
 /**
  * Puts every processing generation whose lease has run out back in the dispatch outbox, once per

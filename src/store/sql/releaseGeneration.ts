@@ -1,4 +1,4 @@
-import type { Queryable } from '../db.ts';
+import type { Queryable } from '../types.ts';
 
 /**
  * Gives up the lease of claim `attempt` at once: its runner is stopping and handed the job back.
