@@ -57,6 +57,7 @@ const gatewayEnv = {
   LEASE_SECONDS: envInt(60, 5, 3600),
   DEFAULT_MAX_UNFINISHED: envInt(100, 1, 1_000_000),
   API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
+  MAX_STREAMS_PER_KEY: envInt(32, 1, 100_000),
   MAX_BODY_BYTES: envInt(65536, 1024, 1_048_576),
   HEADERS_TIMEOUT_MS: envInt(10_000, 100, 300_000),
   BODY_TIMEOUT_MS: envInt(10_000, 100, 300_000),
@@ -92,6 +93,8 @@ export interface Config {
   leaseSeconds: number;
   defaultMaxUnfinished: number;
   apiKeyCacheMs: number;
+  /** Event streams one key may hold open at once, over all gateway instances. */
+  maxStreamsPerKey: number;
   maxBodyBytes: number;
   /** Longest a client may take to send a request's headers (Node's headersTimeout). */
   headersTimeoutMs: number;
@@ -139,6 +142,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     leaseSeconds: e.LEASE_SECONDS,
     defaultMaxUnfinished: e.DEFAULT_MAX_UNFINISHED,
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
+    maxStreamsPerKey: e.MAX_STREAMS_PER_KEY,
     maxBodyBytes: e.MAX_BODY_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     bodyTimeoutMs: e.BODY_TIMEOUT_MS,

@@ -7,6 +7,7 @@ import type { GatewayDeps, GatewayEnv } from './deps.ts';
 import { readBody, servedHosts } from './http.ts';
 import { errorHandler, problem } from './problem.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { eventRoutes } from './routes/events.ts';
 import { generationsRoutes } from './routes/generations.ts';
 import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
@@ -43,6 +44,7 @@ export function createApp(deps: GatewayDeps) {
 
   app.route('/v1/generations', generationsRoutes(deps));
   app.route('/v1/generations', imageRoutes(deps));
+  app.route('/v1', eventRoutes(deps));
   app.route('/', legacyRoutes(deps));
   app.route('/internal/v1', internalRoutes(deps));
   if (settings.adminToken) app.route('/admin/v1', adminRoutes(deps, auth.keysChanged));

@@ -7,6 +7,7 @@ import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { StreamSlots } from './stream-slots.ts';
 
 export interface GatewayDeps {
   db: Db;
@@ -14,6 +15,7 @@ export interface GatewayDeps {
   /** Handed each committed submit (src/gateway/dispatcher.ts). */
   dispatcher: Pick<Dispatcher, 'enqueue'>;
   changes: ChangeFeed;
+  streamSlots: StreamSlots;
   metrics: GatewayMetrics;
   log: Logger;
   /** Where runners stored the images: links (GCS) or bytes (local folder). */
@@ -40,7 +42,7 @@ export interface GatewaySettings {
   adminToken: string | null;
   /** Cap on unfinished generations for the anonymous owner of open mode. */
   anonymousMaxUnfinished: number;
-  /** Interval of SSE keep-alive comments. */
+  /** Interval of SSE keep-alive comments, and of each stream's re-read. */
   sseKeepAliveMs: number;
   /**
    * `/metrics` without a token: only on loopback. Elsewhere (Cloud Run is reachable from the

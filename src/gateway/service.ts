@@ -21,6 +21,7 @@ import { startChangeFeed } from './changes.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { createGatewayMetrics } from './metrics.ts';
+import { startStreamSlots } from './stream-slots.ts';
 
 export interface Gateway {
   url: string;
@@ -140,7 +141,9 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       metricsOpen: config.loopback,
     };
     const images = overrides.images ?? openImageStore(config);
-    const app = createApp({ db, queue, dispatcher, changes, metrics, log, images, settings });
+    const streamSlots = startStreamSlots({ db, max: config.maxStreamsPerKey, keepAliveMs: settings.sseKeepAliveMs, log });
+    cleanup.push(() => streamSlots.stop());
+    const app = createApp({ db, queue, dispatcher, changes, streamSlots, metrics, log, images, settings });
 
     const server = await listen(app.fetch, config);
     cleanup.push(() => closeServer(server));

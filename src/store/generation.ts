@@ -28,6 +28,8 @@ export interface Generation {
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
+  /** The last change of any kind: a cursor for the stream of an owner's generations. */
+  updatedAt: Date;
   idempotencyKey: string | null;
   requestHash: string | null;
   /** Pending generations ahead of this one (see getGeneration); only read there. */
@@ -37,7 +39,7 @@ export interface Generation {
 /** The columns every statement returns, so one mapper reads them all. */
 export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, attempts,
   runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
-  finished_at, idempotency_key, request_hash`;
+  finished_at, updated_at, idempotency_key, request_hash`;
 
 const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
 
@@ -60,6 +62,7 @@ export function toGeneration(row: Row): Generation {
     createdAt: date(row.created_at) as Date,
     startedAt: date(row.started_at),
     finishedAt: date(row.finished_at),
+    updatedAt: date(row.updated_at) as Date,
     idempotencyKey: (row.idempotency_key as string | null) ?? null,
     requestHash: (row.request_hash as string | null) ?? null,
     ...('queue_position' in row ? { queuePosition: row.queue_position == null ? null : Number(row.queue_position) } : {}),

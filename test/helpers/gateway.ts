@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { parseConfig } from '../../src/core/config.ts';
+import { parseConfig, type Config } from '../../src/core/config.ts';
 import type { Logger } from '../../src/core/log.ts';
 import { newApiKey } from '../../src/gateway/auth.ts';
 import { startGateway, type Gateway } from '../../src/gateway/service.ts';
@@ -35,6 +35,9 @@ export interface TestGateway {
   /** The created keys, by name. */
   keys: Record<string, string>;
   prefix: string;
+  /** The PostgreSQL schema the gateway works in (store 'postgres'), for a second connection or instance. */
+  schema: string | undefined;
+  config: Config;
   /** Calls the public API; `key` adds the bearer header. */
   call(method: string, route: string, options?: { body?: unknown; raw?: string; key?: string; headers?: Record<string, string> }): Promise<Response>;
   /** Calls the internal API with the runner token. */
@@ -98,6 +101,8 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     url: gw.url,
     keys,
     prefix,
+    schema,
+    config,
     call,
     runner: (route, body) =>
       call('POST', `/internal/v1${route}`, { body, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } }),

@@ -261,7 +261,7 @@ for (const backend of ['postgres', 'pglite'] as const) {
     const claimed = await claimGeneration(db, g.id, 'r', 60);
     await arrived;
     await stop();
-    assert.equal(seen, [`${g.id} ${claimed!.version}`]);
+    assert.equal(seen, [`${g.id} ${claimed!.version} ${ANONYMOUS_KEY_ID}`]);
   });
 
   it.run();

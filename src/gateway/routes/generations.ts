@@ -1,9 +1,8 @@
-// /v1/generations: submit, read, list, cancel, and the event stream of one generation.
+// /v1/generations: submit, read, list and cancel (their event streams: events.ts).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { streamSSE } from 'hono/streaming';
 import { AppError, notFound } from '../../core/errors.ts';
 import { generationRequestSchema } from '../../core/request.ts';
-import { isTerminal, STATUSES } from '../../core/status.ts';
+import { STATUSES } from '../../core/status.ts';
 import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import { listGenerations } from '../../store/sql/listGenerations.ts';
@@ -95,22 +94,6 @@ const cancelRoute = createRoute({
   },
 });
 
-const eventsRoute = createRoute({
-  method: 'get',
-  path: '/{id}/events',
-  summary: 'Server-Sent Events of status and progress changes',
-  description:
-    'Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, ' +
-    'else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. ' +
-    'The stream ends after a terminal status.',
-  security,
-  request: { params: idParam },
-  responses: {
-    200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
-    404: problem('Unknown'),
-  },
-});
-
 export function generationsRoutes(deps: GatewayDeps) {
   const app = new OpenAPIHono<GatewayEnv>({ defaultHook: validationHook });
 
@@ -156,60 +139,6 @@ export function generationsRoutes(deps: GatewayDeps) {
     const current = await getGeneration(deps.db, id, apiKeyId);
     if (!current) throw notFound();
     throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { generation_status: current.status });
-  });
-
-  app.openapi(eventsRoute, async (c) => {
-    const { id } = c.req.valid('param');
-    const apiKeyId = c.get('principal').apiKeyId;
-    const first = await getGeneration(deps.db, id, apiKeyId);
-    if (!first) throw notFound();
-    const resumeFrom = Number(c.req.header('Last-Event-ID'));
-    const base = baseUrl(c, deps.settings);
-    return streamSSE(c, async (stream) => {
-      let lastVersion = Number.isInteger(resumeFrom) && resumeFrom > 0 ? resumeFrom : 0;
-      let lastStatus: string | null = null;
-      let wake: (() => void) | null = null;
-      let changed = false;
-      const unsubscribe = deps.changes.subscribe(id, () => {
-        changed = true;
-        wake?.();
-      });
-      stream.onAbort(() => wake?.());
-      try {
-        // Read after subscribing, so no change falls between the read and the subscription.
-        let g = await getGeneration(deps.db, id, apiKeyId);
-        while (g && !stream.aborted) {
-          if (g.version > lastVersion) {
-            await stream.writeSSE({
-              id: String(g.version),
-              event: g.status === lastStatus ? 'progress' : 'status',
-              data: JSON.stringify(presentGeneration(g, base)),
-            });
-            lastVersion = g.version;
-            lastStatus = g.status;
-          }
-          if (isTerminal(g.status)) break;
-          if (!changed) {
-            const timedOut = await new Promise<boolean>((resolve) => {
-              const timer = setTimeout(() => resolve(true), deps.settings.sseKeepAliveMs);
-              wake = () => {
-                clearTimeout(timer);
-                resolve(false);
-              };
-            });
-            wake = null;
-            if (timedOut) {
-              await stream.write(': keep-alive\n\n');
-              continue;
-            }
-          }
-          changed = false;
-          g = await getGeneration(deps.db, id, apiKeyId);
-        }
-      } finally {
-        unsubscribe();
-      }
-    }) as never;
   });
 
   return app;
