@@ -150,7 +150,7 @@ test('the runner image: CUDA 12 + cuDNN runtime, onnxruntime-node CUDA libraries
 
 test('.dockerignore keeps local state and dependencies out of the build context', () => {
   const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
-  for (const entry of ['.git', 'node_modules', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
+  for (const entry of ['.git', 'node_modules', '.cache', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
   for (const needed of ['src', 'package.json', 'package-lock.json', '.npmrc']) assert.not.ok(ignored.includes(needed), needed);
 });
 
