@@ -14,7 +14,9 @@ import { deploySettings, pinImage, readManifests, shellAssignments, stackName } 
 const read = (file: string) => fs.readFileSync(file, 'utf8');
 const jenkinsfile = read('Jenkinsfile');
 const readme = read('README.md');
-const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; engines: { node: string } };
+/** The one Node.js major version `engines` names ("24.x"). */
+const nodeMajor = /^(\d+)\.x$/.exec(pkg.engines.node)?.[1];
 const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> };
 const ciScripts = fs.readdirSync('scripts/ci').filter((f) => f.endsWith('.sh')).map((f) => `scripts/ci/${f}`);
 const isExecutable = (file: string) => (fs.statSync(file).mode & 0o111) === 0o111;
@@ -103,7 +105,7 @@ test('a CI script stops with a clear message when a variable or tool is missing'
 test('the gateway image: small base, production dependencies only, no CUDA download, non-root, the documented entry point', () => {
   const text = read('Dockerfile.gateway');
   const { from, lines } = finalStage('Dockerfile.gateway');
-  assert.match(from, /^node:20-[a-z]+-slim$/);
+  assert.match(from, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`));
   assert.match(text, /npm ci --omit=dev/);
   assert.match(text, /ONNXRUNTIME_NODE_INSTALL=skip/);
   assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
