@@ -150,6 +150,15 @@ test('the runner image: CUDA 12 + cuDNN runtime, onnxruntime-node CUDA libraries
   }
 });
 
+test('one Node.js version: engines, the images, the CI scripts, and the node npm test runs on', () => {
+  assert.ok(nodeMajor, `engines.node names one major version ("${pkg.engines.node}")`);
+  assert.match(finalStage('Dockerfile.runner').args.NODE_IMAGE!, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`), 'the runner copies node from this image');
+  assert.match(read('scripts/node24.sh'), new RegExp(`^NODE24_VERSION=${nodeMajor}\\.\\d+\\.\\d+$`, 'm'), 'the version npm test downloads');
+  assert.match(read('scripts/ci/lib.sh'), new RegExp(`\\[ "\\$major" = ${nodeMajor} \\]`), 'need_node');
+  assert.is(process.versions.node.split('.')[0], nodeMajor, 'these tests run on it (scripts/test.sh)');
+  assert.not.match(readme, new RegExp(`Node\\.js (?!${nodeMajor}\\b)\\d`), 'the README names no other Node.js version');
+});
+
 test('.dockerignore keeps local state and dependencies out of the build context', () => {
   const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
   for (const entry of ['.git', 'node_modules', '.cache', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
