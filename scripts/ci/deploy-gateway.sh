@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploys gateway:<sha> as a new Cloud Run revision that gets no traffic yet, only a tag URL (sha-<12 hex>) for the smoke test; promote-gateway.sh moves the traffic. Writes the revision and its URL to ci-out/deploy/<env>/. Needs: gcloud, jq, node 20+, git, a synthesized stack; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional). Usage: deploy-gateway.sh <env>
+# Deploys gateway:<sha> as a new Cloud Run revision that gets no traffic yet, only a tag URL (sha-<12 hex>) for the smoke test; promote-gateway.sh moves the traffic. Writes the revision and its URL to ci-out/deploy/<env>/. Needs: gcloud, jq, node 24, git, a synthesized stack; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional). Usage: deploy-gateway.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools jq git

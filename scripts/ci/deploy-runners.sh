@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies k8s/dist/<env> to the environment's GKE cluster with server-side apply, the runner image pinned to runner:<sha>, and waits for the rollouts. Needs: gcloud (with gke-gcloud-auth-plugin), kubectl, node 20+, git, a synthesized stack; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional), GKE_GET_CREDENTIALS_FLAGS (optional, e.g. --internal-ip or --dns-endpoint), ROLLOUT_TIMEOUT (optional, default 20m). Usage: deploy-runners.sh <env>
+# Applies k8s/dist/<env> to the environment's GKE cluster with server-side apply, the runner image pinned to runner:<sha>, and waits for the rollouts. Needs: gcloud (with gke-gcloud-auth-plugin), kubectl, node 24, git, a synthesized stack; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional), GKE_GET_CREDENTIALS_FLAGS (optional, e.g. --internal-ip or --dns-endpoint), ROLLOUT_TIMEOUT (optional, default 20m). Usage: deploy-runners.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools kubectl gke-gcloud-auth-plugin git

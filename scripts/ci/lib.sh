@@ -33,11 +33,13 @@ need_vars() {
   done
 }
 
+# need_node: the Node.js major version package.json's `engines` names ("24.x"), the one npm test runs
+# on and the images ship; another major is refused rather than run untested.
 need_node() {
   need_tools node npm
   local major
   major=$(node -p 'process.versions.node.split(".")[0]')
-  [ "$major" -ge 20 ] || die "Node.js 20 or later is required (found $(node --version))"
+  [ "$major" = 24 ] || die "Node.js 24 is required, as package.json's engines says (found $(node --version))"
 }
 
 # load_settings <env>: PROJECT, REGION, repositories, names of the Cloud Run service and GKE cluster,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sends all of the gateway's traffic to the revision deploy-gateway.sh created and the smoke test passed, drops its temporary tag, and checks /healthz on the service URL. Needs: gcloud, curl, node 20+, a synthesized stack, ci-out/deploy/<env>/gateway-revision (deploy-gateway.sh); GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account). Usage: promote-gateway.sh <env>
+# Sends all of the gateway's traffic to the revision deploy-gateway.sh created and the smoke test passed, drops its temporary tag, and checks /healthz on the service URL. Needs: gcloud, curl, node 24, a synthesized stack, ci-out/deploy/<env>/gateway-revision (deploy-gateway.sh); GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account). Usage: promote-gateway.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools curl

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pushes the images build-images.sh built to an environment's Artifact Registry repository (${prefix}-images) as gateway:<sha> and runner:<sha> (and moves :latest to them), and records their digests in ci-out/deploy/<env>/images.txt. Needs: docker, gcloud, node 20+, git; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional). Usage: push-images.sh <env>
+# Pushes the images build-images.sh built to an environment's Artifact Registry repository (${prefix}-images) as gateway:<sha> and runner:<sha> (and moves :latest to them), and records their digests in ci-out/deploy/<env>/images.txt. Needs: docker, gcloud, node 24, git; GOOGLE_APPLICATION_CREDENTIALS (optional: else gcloud's active account), IMAGE_TAG (optional). Usage: push-images.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools docker git

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs `npm run synth` and fails when k8s/dist/ then differs from the commit: changed, deleted or new files (the manifests are reviewed as committed, so they must be what the code produces). Needs: node 20+, dependencies installed (install.sh), git.
+# Runs `npm run synth` and fails when k8s/dist/ then differs from the commit: changed, deleted or new files (the manifests are reviewed as committed, so they must be what the code produces). Needs: node 24, dependencies installed (install.sh), git.
 source "$(dirname "$0")/lib.sh"
 need_node
 need_tools git

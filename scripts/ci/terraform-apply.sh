@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Applies the plan that terraform-plan.sh saved for an environment (`terraform apply tfplan`), so exactly the reviewed plan is applied, then deletes it. Needs: terraform, node 20+, GOOGLE_APPLICATION_CREDENTIALS (optional: else application default credentials). Usage: terraform-apply.sh <env>
+# Applies the plan that terraform-plan.sh saved for an environment (`terraform apply tfplan`), so exactly the reviewed plan is applied, then deletes it. Needs: terraform, node 24, GOOGLE_APPLICATION_CREDENTIALS (optional: else application default credentials). Usage: terraform-apply.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools terraform

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plans an environment's synthesized Terraform stack: `terraform plan -out tfplan` in infra/cdktf.out/stacks/itemgen-<env>, and the readable plan in ci-out/plan/<env>/plan.txt (with --review: ci-out/review/plan-<env>.txt, without taking the state lock). Needs: terraform, node 20+, a synthesized stack (synth-check.sh), GOOGLE_APPLICATION_CREDENTIALS (optional: else application default credentials). Usage: terraform-plan.sh <env> [--review]
+# Plans an environment's synthesized Terraform stack: `terraform plan -out tfplan` in infra/cdktf.out/stacks/itemgen-<env>, and the readable plan in ci-out/plan/<env>/plan.txt (with --review: ci-out/review/plan-<env>.txt, without taking the state lock). Needs: terraform, node 24, a synthesized stack (synth-check.sh), GOOGLE_APPLICATION_CREDENTIALS (optional: else application default credentials). Usage: terraform-plan.sh <env> [--review]
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools terraform

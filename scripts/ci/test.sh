@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs `npm test` against throwaway PostgreSQL 16 and RabbitMQ 3.13 containers when docker is there, else against the services scripts/services.sh starts. Needs: node 20+, dependencies installed; docker (optional); TEST_DATABASE_URL and TEST_AMQP_URL (optional: use those servers instead).
+# Runs `npm test` against throwaway PostgreSQL 16 and RabbitMQ 3.13 containers when docker is there, else against the services scripts/services.sh starts. Needs: node 24, dependencies installed; docker (optional); TEST_DATABASE_URL and TEST_AMQP_URL (optional: use those servers instead).
 source "$(dirname "$0")/lib.sh"
 need_node
 

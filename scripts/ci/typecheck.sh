@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Typechecks the whole repository (src, test, scripts, infra, k8s) with tsc. Needs: node 20+, dependencies installed (install.sh).
+# Typechecks the whole repository (src, test, scripts, infra, k8s) with tsc. Needs: node 24, dependencies installed (install.sh).
 source "$(dirname "$0")/lib.sh"
 need_node
 npm run --silent typecheck

@@ -14,7 +14,9 @@ import { deploySettings, pinImage, readManifests, shellAssignments, stackName } 
 const read = (file: string) => fs.readFileSync(file, 'utf8');
 const jenkinsfile = read('Jenkinsfile');
 const readme = read('README.md');
-const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; engines: { node: string } };
+/** The one Node.js major version `engines` names ("24.x"). */
+const nodeMajor = /^(\d+)\.x$/.exec(pkg.engines.node)?.[1];
 const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> };
 const ciScripts = fs.readdirSync('scripts/ci').filter((f) => f.endsWith('.sh')).map((f) => `scripts/ci/${f}`);
 const isExecutable = (file: string) => (fs.statSync(file).mode & 0o111) === 0o111;
@@ -103,7 +105,7 @@ test('a CI script stops with a clear message when a variable or tool is missing'
 test('the gateway image: small base, production dependencies only, no CUDA download, non-root, the documented entry point', () => {
   const text = read('Dockerfile.gateway');
   const { from, lines } = finalStage('Dockerfile.gateway');
-  assert.match(from, /^node:20-[a-z]+-slim$/);
+  assert.match(from, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`));
   assert.match(text, /npm ci --omit=dev/);
   assert.match(text, /ONNXRUNTIME_NODE_INSTALL=skip/);
   assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
@@ -148,9 +150,18 @@ test('the runner image: CUDA 12 + cuDNN runtime, onnxruntime-node CUDA libraries
   }
 });
 
+test('one Node.js version: engines, the images, the CI scripts, and the node npm test runs on', () => {
+  assert.ok(nodeMajor, `engines.node names one major version ("${pkg.engines.node}")`);
+  assert.match(finalStage('Dockerfile.runner').args.NODE_IMAGE!, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`), 'the runner copies node from this image');
+  assert.match(read('scripts/node24.sh'), new RegExp(`^NODE24_VERSION=${nodeMajor}\\.\\d+\\.\\d+$`, 'm'), 'the version npm test downloads');
+  assert.match(read('scripts/ci/lib.sh'), new RegExp(`\\[ "\\$major" = ${nodeMajor} \\]`), 'need_node');
+  assert.is(process.versions.node.split('.')[0], nodeMajor, 'these tests run on it (scripts/test.sh)');
+  assert.not.match(readme, new RegExp(`Node\\.js (?!${nodeMajor}\\b)\\d`), 'the README names no other Node.js version');
+});
+
 test('.dockerignore keeps local state and dependencies out of the build context', () => {
   const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
-  for (const entry of ['.git', 'node_modules', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
+  for (const entry of ['.git', 'node_modules', '.cache', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
   for (const needed of ['src', 'package.json', 'package-lock.json', '.npmrc']) assert.not.ok(ignored.includes(needed), needed);
 });
 

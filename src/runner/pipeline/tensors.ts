@@ -1,4 +1,8 @@
-// Float16 conversion for fp16 models (onnxruntime-node takes float16 data as Uint16Array bits).
+// Float16 conversion for fp16 models, and their tensors: onnxruntime-node takes and returns float16
+// data as the bits, in a Uint16Array, or where the runtime has Float16Array (Node 24 has, Node 20 had
+// not) in a Float16Array view of them; halfTensor and halfBits work with both.
+import ort from 'onnxruntime-node';
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -54,4 +58,25 @@ export function fromHalf(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = fromHalfBits(bits[i]!);
   return out;
+}
+
+/**
+ * A float16 tensor of `bits` that onnxruntime-node's binding can read. Where Float16Array exists,
+ * onnxruntime-common keeps float16 data as a Float16Array view, and the binding of onnxruntime-node
+ * 1.30 takes that view's size from node-addon-api's element-size table, which predates Float16Array:
+ * 0 bytes, and the run fails with "not enough space: expected N, got 0" (microsoft/onnxruntime#32323,
+ * open). The binding reads the tensor's `data`, so that is made the Uint16Array itself, which it
+ * sizes right; on Node 20 it already is.
+ */
+export function halfTensor(bits: Uint16Array, dims: readonly number[]): ort.Tensor {
+  const tensor = new ort.Tensor('float16', bits, dims);
+  if (tensor.data !== bits) Object.defineProperty(tensor, 'data', { value: bits });
+  return tensor;
+}
+
+/** The bits of a float16 tensor's data, which is a Uint16Array, or where Float16Array exists a view of one. */
+export function halfBits(data: ort.Tensor['data']): Uint16Array {
+  if (data instanceof Uint16Array) return data;
+  const view = data as ArrayBufferView;
+  return new Uint16Array(view.buffer, view.byteOffset, view.byteLength / 2);
 }

@@ -342,7 +342,7 @@ const FLOAT16: FloatFormat = {
 const f32 = new Float32Array(1);
 const f32Bits = new Uint32Array(f32.buffer);
 
-/** IEEE half-precision bits of a number, rounded to nearest even (Node 20 has no Float16Array). */
+/** IEEE half-precision bits of a number, rounded to nearest even (Node 20 had no Float16Array). */
 function float16Bits(value: number): number {
   f32[0] = value;
   const bits = f32Bits[0]!;

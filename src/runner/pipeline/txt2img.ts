@@ -9,7 +9,7 @@ import { createGenerator } from './rng.ts';
 import { kernels } from './simd.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
-import { fromHalf, toHalf } from './tensors.ts';
+import { fromHalf, halfBits, halfTensor, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
 
 export interface Txt2ImgOptions {
@@ -79,11 +79,11 @@ function releaseScheduler(model: Model, name: SchedulerName, scheduler: Schedule
 }
 
 function floatTensor(data: Float32Array, dims: number[], type: 'float32' | 'float16'): ort.Tensor {
-  return type === 'float16' ? new ort.Tensor('float16', toHalf(data), dims) : new ort.Tensor('float32', data, dims);
+  return type === 'float16' ? halfTensor(toHalf(data), dims) : new ort.Tensor('float32', data, dims);
 }
 
 function readFloats(tensor: ort.Tensor): Float32Array {
-  if (tensor.type === 'float16') return fromHalf(tensor.data as Uint16Array);
+  if (tensor.type === 'float16') return fromHalf(halfBits(tensor.data));
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   throw new Error(`unexpected output type ${tensor.type}`);
 }
@@ -182,7 +182,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
         case 'int32':
           return new ort.Tensor('int32', new Int32Array(size).fill(Math.round(t)), dims);
         case 'float16':
-          return new ort.Tensor('float16', toHalf(new Float32Array(size).fill(t)), dims);
+          return halfTensor(toHalf(new Float32Array(size).fill(t)), dims);
         default:
           return new ort.Tensor('float32', new Float32Array(size).fill(t), dims);
       }

@@ -58,7 +58,7 @@ function referenceDdim(sample: Float32Array, modelOutput: Float32Array, b: numbe
   return prev;
 }
 
-test('the module validates and the pipeline uses the SIMD kernels (Node 20 has WebAssembly SIMD)', () => {
+test('the module validates and the pipeline uses the SIMD kernels (Node 24 has WebAssembly SIMD)', () => {
   assert.ok(WebAssembly.validate(kernelModuleBytes()));
   assert.is.not(kernels, jsKernels);
 });

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import onnxProto from 'onnx-proto';
 import ort from 'onnxruntime-node';
+import { halfBits, halfTensor } from '../../../src/runner/pipeline/tensors.ts';
 import { writeTinyModel, type TinyModelOptions } from '../../../src/runner/pipeline/tiny-model.ts';
 
 const { onnx } = onnxProto;
@@ -193,7 +194,7 @@ test('same seed → byte-identical files; another seed → other weights, same c
 
 test('fp16: float16 weights, inputs and outputs; input_ids stay int32 and timestep int64', async () => {
   const { dir } = await write({ seed: 1, fp16: true });
-  const half = (dims: number[]) => new ort.Tensor('float16', new Uint16Array(dims.reduce((a, b) => a * b)).fill(0x3c00), dims);
+  const half = (dims: number[]) => halfTensor(new Uint16Array(dims.reduce((a, b) => a * b)).fill(0x3c00), dims);
   const isFiniteHalf = (bits: number) => (bits & 0x7c00) !== 0x7c00;
 
   const textEncoder = await open(dir, 'text_encoder');
@@ -201,7 +202,7 @@ test('fp16: float16 weights, inputs and outputs; input_ids stay int32 and timest
   assert.equal(signature(textEncoder.outputMetadata).last_hidden_state, ['float16', ['batch', 77, HIDDEN]]);
   const text = await textEncoder.run({ input_ids: new ort.Tensor('int32', new Int32Array(2 * 77), [2, 77]) });
   assert.equal(text.last_hidden_state!.dims, [2, 77, HIDDEN]);
-  assert.ok((text.last_hidden_state!.data as Uint16Array).every(isFiniteHalf));
+  assert.ok(halfBits(text.last_hidden_state!.data).every(isFiniteHalf));
 
   const unet = await open(dir, 'unet');
   assert.equal(signature(unet.inputMetadata), {
@@ -212,7 +213,7 @@ test('fp16: float16 weights, inputs and outputs; input_ids stay int32 and timest
   const out = await unet.run({ sample: half([2, 4, 64, 64]), timestep: timesteps(1, 999), encoder_hidden_states: half([2, 77, HIDDEN]) });
   assert.is(out.out_sample!.type, 'float16');
   assert.equal(out.out_sample!.dims, [2, 4, 64, 64]);
-  assert.ok((out.out_sample!.data as Uint16Array).every(isFiniteHalf));
+  assert.ok(halfBits(out.out_sample!.data).every(isFiniteHalf));
 
   const vae = await open(dir, 'vae_decoder');
   const image = (await vae.run({ latent_sample: half([1, 4, 64, 64]) })).sample!;

@@ -120,11 +120,20 @@ it('fp16, fixed-batch and float-timestep exports run too', async ({ dir, model }
     const variant = await loadModel(path.join(dir, name), { executionProvider: 'cpu' });
     const image = pixels((await run(variant)).images[0]!.png);
     assert.is(image.length, reference.length, name);
+    let maxDiff = 0;
+    let sumDiff = 0;
+    for (let i = 0; i < image.length; i++) {
+      const diff = Math.abs(image[i]! - reference[i]!);
+      maxDiff = Math.max(maxDiff, diff);
+      sumDiff += diff;
+    }
     if (name !== 'fp16') {
       // Same weights, other graph shape: the same picture up to float rounding.
-      let maxDiff = 0;
-      for (let i = 0; i < image.length; i++) maxDiff = Math.max(maxDiff, Math.abs(image[i]! - reference[i]!));
       assert.ok(maxDiff <= 2, `${name}: max pixel difference ${maxDiff}`);
+    } else {
+      // The same weights rounded to float16: close on average (0.6 here; float16 outputs read as
+      // anything but their bits give ~48).
+      assert.ok(sumDiff / image.length <= 2, `fp16: mean pixel difference ${sumDiff / image.length}`);
     }
   }
 });
