@@ -136,7 +136,7 @@ it('npm run keys while it runs: through the running gateway; the key works at on
   assert.is((await finished(url, made, key)).status, 'completed');
   const listed: string[] = [];
   await runKeysCli(['list'], (l) => listed.push(l), { DATA_DIR: ctx.dir });
-  assert.match(listed.join('\n'), /designers\s+max_unfinished=100\s+active/);
+  assert.match(listed.join('\n'), /designers\s+max_unfinished=100\s+max_unfinished_cost=default\s+active/);
 
   // After a restart the key is still there (the running process wrote it, no one else).
   assert.is(await stop(running), 0);

@@ -14,6 +14,20 @@ export const envUrl = (protocols: RegExp) =>
     .optional()
     .refine((v) => v === undefined || (URL.canParse(v) && protocols.test(new URL(v).protocol)), 'must be a valid URL');
 
+/** A rate limit as `COUNT/SECONDS` (a bucket of COUNT tokens refilling in SECONDS), or `off`. */
+const ratePolicy = (name: string, def: string) =>
+  z
+    .string()
+    .trim()
+    .default(def)
+    .refine((v) => v === 'off' || /^\d{1,7}\/\d{1,4}$/.test(v), 'COUNT/SECONDS (e.g. 120/60) or off')
+    .transform((v) => {
+      if (v === 'off') return null;
+      const [capacity, windowSeconds] = v.split('/').map(Number) as [number, number];
+      return { name, capacity, windowSeconds };
+    })
+    .refine((p) => p === null || (p.capacity >= 1 && p.windowSeconds >= 1 && p.windowSeconds <= 3600), 'COUNT at least 1, SECONDS from 1 to 3600');
+
 /**
  * Variables that the gateway and the runner both read, with one meaning: where local data goes,
  * the broker and its names, image storage, logging.
@@ -56,8 +70,14 @@ const gatewayEnv = {
   ADMIN_TOKEN: z.string().optional().refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
   LEASE_SECONDS: envInt(60, 5, 3600),
   DEFAULT_MAX_UNFINISHED: envInt(100, 1, 1_000_000),
+  DEFAULT_MAX_UNFINISHED_COST: envInt(40_000, 1, 1_000_000_000),
+  MAX_GENERATION_COST: envInt(6_400, 1, 1_000_000),
   API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
   MAX_STREAMS_PER_KEY: envInt(32, 1, 100_000),
+  RATE_LIMIT_SUBMIT: ratePolicy('submit', '120/60'),
+  RATE_LIMIT_REQUEST: ratePolicy('request', '1200/60'),
+  RATE_LIMIT_ADDRESS: ratePolicy('address', '60/60'),
+  TRUSTED_PROXY_HOPS: envInt(0, 0, 10),
   MAX_BODY_BYTES: envInt(65536, 1024, 1_048_576),
   HEADERS_TIMEOUT_MS: envInt(10_000, 100, 300_000),
   BODY_TIMEOUT_MS: envInt(10_000, 100, 300_000),
@@ -92,9 +112,17 @@ export interface Config {
   adminToken: string | undefined;
   leaseSeconds: number;
   defaultMaxUnfinished: number;
+  /** Cap on the cost of a key's unfinished generations, for keys without their own and the open mode. */
+  defaultMaxUnfinishedCost: number;
+  /** Cap on the cost of one generation (core/request.ts generationCost). */
+  maxGenerationCost: number;
   apiKeyCacheMs: number;
   /** Event streams one key may hold open at once, over all gateway instances. */
   maxStreamsPerKey: number;
+  /** Token buckets: submits per key, other requests per key, requests without a valid key per client address; null: off. */
+  rateLimits: Record<'submit' | 'request' | 'address', { name: string; capacity: number; windowSeconds: number } | null>;
+  /** Proxies in front of the gateway that append to X-Forwarded-For (Cloud Run: 1); 0: the peer address is the client's. */
+  trustedProxyHops: number;
   maxBodyBytes: number;
   /** Longest a client may take to send a request's headers (Node's headersTimeout). */
   headersTimeoutMs: number;
@@ -141,8 +169,12 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     adminToken: e.ADMIN_TOKEN,
     leaseSeconds: e.LEASE_SECONDS,
     defaultMaxUnfinished: e.DEFAULT_MAX_UNFINISHED,
+    defaultMaxUnfinishedCost: e.DEFAULT_MAX_UNFINISHED_COST,
+    maxGenerationCost: e.MAX_GENERATION_COST,
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
     maxStreamsPerKey: e.MAX_STREAMS_PER_KEY,
+    rateLimits: { submit: e.RATE_LIMIT_SUBMIT, request: e.RATE_LIMIT_REQUEST, address: e.RATE_LIMIT_ADDRESS },
+    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     bodyTimeoutMs: e.BODY_TIMEOUT_MS,

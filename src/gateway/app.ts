@@ -1,10 +1,12 @@
 // The gateway as a Hono app built from its dependencies (no network of its own, so tests can
 // drive it with app.request). Sub-apps per concern; auth and limits at the edge.
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { AppError } from '../core/errors.ts';
 import { apiKeyAuth, tokenAuth } from './auth.ts';
 import type { GatewayDeps, GatewayEnv } from './deps.ts';
-import { readBody, servedHosts } from './http.ts';
+import { clientAddress, readBody, servedHosts } from './http.ts';
+import { addressBucket, keyRateLimits, rateLimited } from './rate-limit.ts';
 import { errorHandler, problem } from './problem.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -27,15 +29,25 @@ export function createApp(deps: GatewayDeps) {
   });
   app.use('*', servedHosts(settings.allowedHost));
 
+  const { address } = settings.rateLimits;
+  const addressOf = (c: Context) => addressBucket(clientAddress(c, settings.trustedProxyHops));
   const auth = apiKeyAuth({
     db: deps.db,
     open: settings.open,
     anonymousMaxUnfinished: settings.anonymousMaxUnfinished,
+    defaultMaxUnfinishedCost: settings.defaultMaxUnfinishedCost,
     cacheMs: settings.apiKeyCacheMs,
+    ...(address
+      ? {
+          refuseUnknown: async (c, err) => {
+            const d = await deps.limiter.take(addressOf(c), address);
+            return d.allowed ? err : rateLimited(d, 'requests without a valid API key');
+          },
+        }
+      : {}),
   });
-  app.use('/v1/*', auth.middleware);
-  app.use('/generate', auth.middleware);
-  app.use('/status/*', auth.middleware);
+  const limits = keyRateLimits(deps.limiter, settings.rateLimits);
+  for (const path of ['/v1/*', '/generate', '/status/*']) app.use(path, auth.middleware, limits);
   app.use('/internal/*', tokenAuth(settings.runnerToken, 'The internal API needs the runner token.'));
   if (!settings.metricsOpen) app.use('/metrics', tokenAuth(settings.runnerToken, 'Off loopback, /metrics needs the runner token.'));
   if (settings.adminToken) app.use('/admin/*', tokenAuth(settings.adminToken, 'The admin API needs the admin token (ADMIN_TOKEN).'));

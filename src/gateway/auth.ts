@@ -2,7 +2,7 @@
 // one and the admin token for key management. Keys are stored as sha256 hashes; lookups are cached briefly, so a revoked key
 // stops working within API_KEY_CACHE_MS.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../store/types.ts';
 import { ANONYMOUS_KEY_ID, countActiveApiKeys, findActiveApiKeyByHash } from '../store/sql/apiKeys.ts';
@@ -10,6 +10,7 @@ import { ANONYMOUS_KEY_ID, countActiveApiKeys, findActiveApiKeyByHash } from '..
 export interface Principal {
   apiKeyId: string;
   maxUnfinished: number;
+  maxUnfinishedCost: number;
 }
 
 export type AuthEnv = { Variables: { principal: Principal } };
@@ -34,8 +35,15 @@ export interface ApiKeyAuthOptions {
   /** Started open (loopback, no keys): requests without a key act as the anonymous owner until a key exists. */
   open: boolean;
   anonymousMaxUnfinished: number;
+  /** The compute budget of keys without their own, and of the open mode. */
+  defaultMaxUnfinishedCost: number;
   cacheMs: number;
   now?: () => number;
+  /**
+   * A request without a valid key is about to be refused with `err` (401): the error to throw
+   * instead (a 429 once its client address is over its limit), or `err` itself.
+   */
+  refuseUnknown?: (c: Context, err: AppError) => Promise<AppError>;
 }
 
 export interface ApiKeyAuth {
@@ -63,12 +71,15 @@ export function apiKeyAuth(o: ApiKeyAuthOptions): ApiKeyAuth {
     }
     return open;
   };
+  const refuse = async (c: Context, err: AppError) => (o.refuseUnknown ? o.refuseUnknown(c, err) : err);
   const lookup = async (key: string): Promise<Principal | null> => {
     const hash = hashKey(key);
     const hit = cache.get(hash);
     if (hit && hit.until > now()) return hit.principal;
     const found = await findActiveApiKeyByHash(o.db, hash);
-    const principal = found ? { apiKeyId: found.id, maxUnfinished: found.maxUnfinished } : null;
+    const principal = found
+      ? { apiKeyId: found.id, maxUnfinished: found.maxUnfinished, maxUnfinishedCost: found.maxUnfinishedCost ?? o.defaultMaxUnfinishedCost }
+      : null;
     if (o.cacheMs > 0) {
       if (cache.size > 10_000) cache.clear();
       cache.set(hash, { principal, until: now() + o.cacheMs });
@@ -84,13 +95,13 @@ export function apiKeyAuth(o: ApiKeyAuthOptions): ApiKeyAuth {
     middleware: async (c, next) => {
       const header = c.req.header('Authorization');
       if (header === undefined && (await stillOpen())) {
-        c.set('principal', { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: o.anonymousMaxUnfinished });
+        c.set('principal', { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: o.anonymousMaxUnfinished, maxUnfinishedCost: o.defaultMaxUnfinishedCost });
         return next();
       }
       const key = bearer(header);
-      if (!key) throw unauthorized('Send your API key as "Authorization: Bearer <key>".');
+      if (!key) throw await refuse(c, unauthorized('Send your API key as "Authorization: Bearer <key>".'));
       const principal = await lookup(key);
-      if (!principal) throw unauthorized('This API key is unknown or revoked.');
+      if (!principal) throw await refuse(c, unauthorized('This API key is unknown or revoked.'));
       c.set('principal', principal);
       return next();
     },

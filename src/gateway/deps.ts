@@ -7,6 +7,7 @@ import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { RateLimiter, RatePolicy } from './rate-limit.ts';
 import type { StreamSlots } from './stream-slots.ts';
 
 export interface GatewayDeps {
@@ -16,6 +17,7 @@ export interface GatewayDeps {
   dispatcher: Pick<Dispatcher, 'enqueue'>;
   changes: ChangeFeed;
   streamSlots: StreamSlots;
+  limiter: RateLimiter;
   metrics: GatewayMetrics;
   log: Logger;
   /** Where runners stored the images: links (GCS) or bytes (local folder). */
@@ -38,10 +40,16 @@ export interface GatewaySettings {
   apiKeyCacheMs: number;
   /** Cap on unfinished generations of a key created without one. */
   defaultMaxUnfinished: number;
+  /** Compute budget of keys without their own, and of the open mode. */
+  defaultMaxUnfinishedCost: number;
+  /** Cap on one generation's cost. */
+  maxGenerationCost: number;
   /** Bearer token of the admin API (/admin/v1); null: no admin API. */
   adminToken: string | null;
   /** Cap on unfinished generations for the anonymous owner of open mode. */
   anonymousMaxUnfinished: number;
+  rateLimits: Record<'submit' | 'request' | 'address', RatePolicy | null>;
+  trustedProxyHops: number;
   /** Interval of SSE keep-alive comments, and of each stream's re-read. */
   sseKeepAliveMs: number;
   /**

@@ -32,6 +32,18 @@ export function servedHosts(allowed: ((hostname: string) => boolean) | null): Mi
   };
 }
 
+/**
+ * The client's address: the peer's, or behind `trustedHops` proxies that each append the address
+ * they saw to X-Forwarded-For, the entry the farthest trusted one wrote (what a client writes
+ * itself sits further left and is not believed).
+ */
+export function clientAddress(c: Context<{ Bindings: { incoming?: IncomingMessage } }>, trustedHops: number): string {
+  const peer = c.env?.incoming?.socket.remoteAddress ?? 'unknown';
+  if (trustedHops === 0) return peer;
+  const forwarded = (c.req.header('X-Forwarded-For') ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  return forwarded[forwarded.length - trustedHops] ?? forwarded[0] ?? peer;
+}
+
 /** Bodies must be declared JSON; anything else is refused before it is read. */
 export const requireJson: MiddlewareHandler = async (c, next) => {
   const type = c.req.header('Content-Type') ?? '';

@@ -12,7 +12,7 @@ import { migrate } from '../store/migrate.ts';
 import { createKey, listKeys, newKeySchema, revokeKey, type CreatedKey, type KeyView, type NewKey } from './keys.ts';
 
 const USAGE = `usage:
-  npm run keys -- create --name NAME [--max-unfinished N] [--url GATEWAY_URL]
+  npm run keys -- create --name NAME [--max-unfinished N] [--max-unfinished-cost N] [--url GATEWAY_URL]
   npm run keys -- list [--url GATEWAY_URL]
   npm run keys -- revoke ID_OR_PREFIX [--url GATEWAY_URL]
 --url: a gateway's admin API (needs ADMIN_TOKEN); without it, the configured database, or the
@@ -91,7 +91,7 @@ export async function runKeysCli(argv: string[], out: (line: string) => void, en
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, 'max-unfinished': { type: 'string' }, url: { type: 'string' } },
+    options: { name: { type: 'string' }, 'max-unfinished': { type: 'string' }, 'max-unfinished-cost': { type: 'string' }, url: { type: 'string' } },
   });
   const [command, arg] = positionals;
   if ((command !== 'create' && command !== 'list' && command !== 'revoke') || (command === 'revoke' && !arg)) {
@@ -101,11 +101,19 @@ export async function runKeysCli(argv: string[], out: (line: string) => void, en
   let request: NewKey | undefined;
   if (command === 'create') {
     const max = values['max-unfinished'];
-    const parsed = newKeySchema.safeParse({ name: values.name ?? '', ...(max === undefined ? {} : { max_unfinished: Number(max) }) });
+    const maxCost = values['max-unfinished-cost'];
+    const parsed = newKeySchema.safeParse({
+      name: values.name ?? '',
+      ...(max === undefined ? {} : { max_unfinished: Number(max) }),
+      ...(maxCost === undefined ? {} : { max_unfinished_cost: Number(maxCost) }),
+    });
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        out(issue.path[0] === 'name' ? '--name is required (1 to 100 characters)' : '--max-unfinished must be an integer from 1 to 1000000');
-      }
+      const flags: Record<string, string> = {
+        name: '--name is required (1 to 100 characters)',
+        max_unfinished: '--max-unfinished must be an integer from 1 to 1000000',
+        max_unfinished_cost: '--max-unfinished-cost must be an integer from 1 to 1000000000',
+      };
+      for (const issue of parsed.error.issues) out(flags[String(issue.path[0])] ?? issue.message);
       return 2;
     }
     request = parsed.data;
@@ -115,14 +123,15 @@ export async function runKeysCli(argv: string[], out: (line: string) => void, en
     if (request) {
       const k = await admin.create(request);
       out(k.key);
-      out(`created key ${k.id} "${k.name}" (max ${k.max_unfinished} unfinished); it is shown only this once`);
+      const budget = k.max_unfinished_cost === null ? 'the default compute budget' : `a compute budget of ${k.max_unfinished_cost}`;
+      out(`created key ${k.id} "${k.name}" (max ${k.max_unfinished} unfinished, ${budget}); it is shown only this once`);
       if (k.adopted_generations > 0) out(`${k.adopted_generations} generation(s) made without a key now belong to it`);
       return 0;
     }
     if (command === 'list') {
       for (const k of await admin.list()) {
         const state = k.revoked_at ? `revoked ${k.revoked_at}` : 'active';
-        out(`${k.id}  ${k.prefix}…  ${k.name}  max_unfinished=${k.max_unfinished}  ${state}`);
+        out(`${k.id}  ${k.prefix}…  ${k.name}  max_unfinished=${k.max_unfinished}  max_unfinished_cost=${k.max_unfinished_cost ?? 'default'}  ${state}`);
       }
       return 0;
     }

@@ -13,6 +13,7 @@ export const newKeySchema = z
   .strictObject({
     name: storableText().trim().min(1).max(100),
     max_unfinished: z.number().int().min(1).max(MAX_UNFINISHED_LIMIT).optional().describe('Default: DEFAULT_MAX_UNFINISHED'),
+    max_unfinished_cost: z.number().int().min(1).max(1_000_000_000).optional().describe('Default: DEFAULT_MAX_UNFINISHED_COST'),
   })
   .openapi('NewApiKey');
 export type NewKey = z.output<typeof newKeySchema>;
@@ -23,6 +24,7 @@ export const keyViewSchema = z
     name: z.string(),
     prefix: z.string().describe('The first characters of the key, to tell keys apart.'),
     max_unfinished: z.number().int(),
+    max_unfinished_cost: z.number().int().nullable().describe("null: the gateway's default"),
     created_at: z.iso.datetime(),
     revoked_at: z.iso.datetime().nullable(),
   })
@@ -42,6 +44,7 @@ export const viewKey = (k: ApiKey): KeyView => ({
   name: k.name,
   prefix: k.prefix,
   max_unfinished: k.maxUnfinished,
+  max_unfinished_cost: k.maxUnfinishedCost,
   created_at: k.createdAt.toISOString(),
   revoked_at: k.revokedAt?.toISOString() ?? null,
 });
@@ -53,6 +56,7 @@ export async function createKey(db: Queryable, request: NewKey, defaultMaxUnfini
     keyHash: k.hash,
     prefix: k.prefix,
     maxUnfinished: request.max_unfinished ?? defaultMaxUnfinished,
+    maxUnfinishedCost: request.max_unfinished_cost ?? null,
   });
   return { ...viewKey(saved), key: k.key, adopted_generations: saved.adopted };
 }

@@ -1,7 +1,18 @@
 // Prometheus metrics of one gateway process, on a registry of its own (tests build several apps).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createGatewayMetrics(brokerConnected: () => boolean) {
+export interface KeyUsageRow {
+  apiKeyId: string;
+  name: string;
+  unfinished: number;
+  unfinishedCost: number;
+}
+
+/**
+ * `keyUsage` reads every key's unfinished generations and their cost at each scrape (shared by all
+ * instances: any one's /metrics tells the same).
+ */
+export function createGatewayMetrics(brokerConnected: () => boolean, keyUsage: () => Promise<KeyUsageRow[]> = async () => []) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
@@ -20,6 +31,14 @@ export function createGatewayMetrics(brokerConnected: () => boolean) {
       registers: [registry],
     }),
     submitted: new Counter({ name: 'itemgen_generations_submitted_total', help: 'Generations accepted.', registers: [registry] }),
+    submittedCost: new Counter({
+      name: 'itemgen_generation_cost_submitted_total',
+      help: 'Cost units of the generations this instance accepted (core/request.ts generationCost), by key.',
+      labelNames: ['key_id'] as const,
+      registers: [registry],
+    }),
+    keyUnfinished: usageGauge(registry, 'itemgen_key_unfinished_generations', 'Unfinished generations per key.', keyUsage, (r) => r.unfinished),
+    keyUnfinishedCost: usageGauge(registry, 'itemgen_key_unfinished_cost', "Cost units of each key's unfinished generations (its compute budget in use).", keyUsage, (r) => r.unfinishedCost),
     dispatched: new Counter({
       name: 'itemgen_generations_dispatched_total',
       help: 'Job messages confirmed by the broker.',
@@ -59,3 +78,22 @@ export function createGatewayMetrics(brokerConnected: () => boolean) {
 }
 
 export type GatewayMetrics = ReturnType<typeof createGatewayMetrics>;
+
+function usageGauge(registry: Registry, name: string, help: string, read: () => Promise<KeyUsageRow[]>, value: (r: KeyUsageRow) => number) {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['key_id', 'key_name'] as const,
+    registers: [registry],
+    async collect() {
+      let rows: KeyUsageRow[];
+      try {
+        rows = await read();
+      } catch {
+        return; // the database is away: the last values stand, the scrape still answers
+      }
+      this.reset();
+      for (const r of rows) this.set({ key_id: r.apiKeyId, key_name: r.name }, value(r));
+    },
+  });
+}

@@ -9,7 +9,10 @@ export const generationSchema = z
   .object({
     id: z.uuid(),
     status: z.enum(STATUSES),
-    progress: z.object({ step: z.number().int(), total: z.number().int() }),
+    progress: z
+      .object({ step: z.number().int(), total: z.number().int() })
+      .describe('UNet evaluations done and to do (PLMS runs one more than its steps).'),
+    cost: z.number().int().describe('What it costs to run, counted in the key\'s compute budget while unfinished: width × height / 256² × UNet evaluations × images, × 2 with guidance.'),
     params: generationParamsSchema,
     queue_position: z
       .number()
@@ -41,6 +44,7 @@ export function presentGeneration(g: Generation, base: string): GenerationView {
     id: g.id,
     status: g.status,
     progress: { step: g.step, total: g.totalSteps },
+    cost: g.cost,
     params: g.params,
     ...(g.status === 'pending' && g.queuePosition !== undefined ? { queue_position: g.queuePosition } : {}),
     created_at: g.createdAt.toISOString(),

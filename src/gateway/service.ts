@@ -13,7 +13,7 @@ import type { ImageStore } from '../storage/types.ts';
 import { openDb } from '../store/db.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
-import { countActiveApiKeys } from '../store/sql/apiKeys.ts';
+import { countActiveApiKeys, listApiKeyUsage } from '../store/sql/apiKeys.ts';
 import { failGeneration } from '../store/sql/failGeneration.ts';
 import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
@@ -21,6 +21,7 @@ import { startChangeFeed } from './changes.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { createGatewayMetrics } from './metrics.ts';
+import { startRateLimiter } from './rate-limit.ts';
 import { startStreamSlots } from './stream-slots.ts';
 
 export interface Gateway {
@@ -92,7 +93,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       if (requeued > 0) log.info('unfinished generations of the previous start queued again', { count: requeued });
     }
 
-    const metrics = createGatewayMetrics(() => queue.isConnected());
+    const metrics = createGatewayMetrics(() => queue.isConnected(), () => listApiKeyUsage(db));
     const changes = await startChangeFeed(db);
     cleanup.push(() => changes.close());
     const dispatcher = startDispatcher({
@@ -134,16 +135,22 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       apiKeyCacheMs: config.apiKeyCacheMs,
       anonymousMaxUnfinished: config.defaultMaxUnfinished,
       defaultMaxUnfinished: config.defaultMaxUnfinished,
+      defaultMaxUnfinishedCost: config.defaultMaxUnfinishedCost,
+      maxGenerationCost: config.maxGenerationCost,
       // Embedded, `npm run keys` reaches the running gateway through the admin API (the database
       // is this process's alone), with the token the lock file passes on.
       adminToken: config.adminToken ?? (db.lock ? randomBytes(32).toString('base64url') : null),
+      rateLimits: config.rateLimits,
+      trustedProxyHops: config.trustedProxyHops,
       sseKeepAliveMs: overrides.sseKeepAliveMs ?? 15_000,
       metricsOpen: config.loopback,
     };
     const images = overrides.images ?? openImageStore(config);
     const streamSlots = startStreamSlots({ db, max: config.maxStreamsPerKey, keepAliveMs: settings.sseKeepAliveMs, log });
     cleanup.push(() => streamSlots.stop());
-    const app = createApp({ db, queue, dispatcher, changes, streamSlots, metrics, log, images, settings });
+    const limiter = startRateLimiter({ db, log });
+    cleanup.push(async () => limiter.stop());
+    const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings });
 
     const server = await listen(app.fetch, config);
     cleanup.push(() => closeServer(server));

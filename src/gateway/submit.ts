@@ -3,10 +3,11 @@
 // the broker.
 import { createHash, randomInt } from 'node:crypto';
 import { AppError } from '../core/errors.ts';
-import { combinationIssues, LIMITS, type GenerationParams } from '../core/request.ts';
+import { combinationIssues, generationCost, LIMITS, type GenerationParams } from '../core/request.ts';
 import type { Generation } from '../store/generation.ts';
 import { findGenerationByIdempotencyKey } from '../store/sql/findGenerationByIdempotencyKey.ts';
 import { insertGeneration } from '../store/sql/insertGeneration.ts';
+import { getApiKeyUsage } from '../store/sql/apiKeys.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayDeps } from './deps.ts';
 
@@ -43,17 +44,30 @@ export async function submitGeneration(
       errors: issues,
     });
   }
+  const cost = generationCost(request);
+  const budget = Math.min(deps.settings.maxGenerationCost, principal.maxUnfinishedCost);
+  if (cost > budget) {
+    const which = budget === deps.settings.maxGenerationCost ? 'the most one generation may cost' : "this API key's whole compute budget";
+    throw new AppError(
+      422,
+      'generation_too_costly',
+      `This generation costs ${cost} units (width × height / 256² × UNet evaluations × images, × 2 with guidance), over ${budget}, ${which}: ask for fewer steps, images or pixels.`,
+      { cost, limit: budget },
+    );
+  }
   const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(request)).digest('hex') : null;
   const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
   const created = await insertGeneration(deps.db, {
     apiKeyId: principal.apiKeyId,
     maxUnfinished: principal.maxUnfinished,
+    maxUnfinishedCost: principal.maxUnfinishedCost,
     idempotencyKey,
     requestHash,
     params,
   });
   if (created) {
     deps.metrics.submitted.inc();
+    deps.metrics.submittedCost.inc({ key_id: principal.apiKeyId }, created.cost);
     deps.dispatcher.enqueue({ id: created.id, params: created.params });
     return { generation: created, replayed: false };
   }
@@ -71,11 +85,22 @@ export async function submitGeneration(
       return { generation: earlier, replayed: true };
     }
   }
+  const usage = await getApiKeyUsage(deps.db, principal.apiKeyId);
+  const retry = { 'Retry-After': String(RETRY_AFTER_CAP_SECONDS) };
+  if (usage.unfinished < principal.maxUnfinished && usage.unfinishedCost + cost > principal.maxUnfinishedCost) {
+    throw new AppError(
+      429,
+      'compute_budget_exceeded',
+      `This API key's unfinished generations cost ${usage.unfinishedCost} units; with this one (${cost}) that would pass its budget of ${principal.maxUnfinishedCost}. Wait for some to finish.`,
+      { limit: principal.maxUnfinishedCost, unfinished_cost: usage.unfinishedCost, cost },
+      retry,
+    );
+  }
   throw new AppError(
     429,
     'too_many_unfinished',
     `This API key already has ${principal.maxUnfinished} unfinished generations; wait for some to finish.`,
     { limit: principal.maxUnfinished },
-    { 'Retry-After': String(RETRY_AFTER_CAP_SECONDS) },
+    retry,
   );
 }

@@ -19,6 +19,8 @@ export interface Generation {
   version: number;
   step: number;
   totalSteps: number;
+  /** What it costs to run (core/request.ts generationCost), counted in its owner's compute budget. */
+  cost: number;
   attempts: number;
   runnerId: string | null;
   leaseExpiresAt: Date | null;
@@ -37,7 +39,7 @@ export interface Generation {
 }
 
 /** The columns every statement returns, so one mapper reads them all. */
-export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, attempts,
+export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, cost, attempts,
   runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
   finished_at, updated_at, idempotency_key, request_hash`;
 
@@ -53,6 +55,7 @@ export function toGeneration(row: Row): Generation {
     version: Number(row.version),
     step: Number(row.step),
     totalSteps: Number(row.total_steps),
+    cost: Number(row.cost),
     attempts: Number(row.attempts),
     runnerId: (row.runner_id as string | null) ?? null,
     leaseExpiresAt: date(row.lease_expires_at),

@@ -114,6 +114,7 @@ it('a job committed but never handed to the dispatcher (a crash in between) is p
   const orphan = await insertGeneration(ctx.t.gw.db, {
     apiKeyId: ANONYMOUS_KEY_ID,
     maxUnfinished: 1000,
+    maxUnfinishedCost: 1e9,
     idempotencyKey: null,
     requestHash: null,
     params: { prompt: 'orphan', negative_prompt: '', num_inference_steps: 5, guidance_scale: 7.5, seed: 1, width: 512, height: 512, scheduler: 'ddim', num_images: 1 },

@@ -55,7 +55,7 @@ test('a job both buffered and swept (a reconnection right after its submit) is p
   });
   try {
     await dispatcher.drained();
-    const g = (await insertGeneration(db, { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: 100, idempotencyKey: null, requestHash: null, params }))!;
+    const g = (await insertGeneration(db, { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: 100, maxUnfinishedCost: 1e9, idempotencyKey: null, requestHash: null, params }))!;
     // In one tick: the submit hands the job over and the broker (re)connects, which asks for a
     // sweep of everything in the outbox; the sweep runs first and finds the job's row.
     dispatcher.enqueue({ id: g.id, params });

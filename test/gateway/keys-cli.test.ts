@@ -24,7 +24,7 @@ test('create, list, revoke on the embedded database; the gateway honors them', a
     const listed = await run('list');
     assert.is(listed.code, 0);
     assert.is(listed.lines.length, 1);
-    assert.match(listed.lines[0]!, /level designers\s+max_unfinished=3\s+active/);
+    assert.match(listed.lines[0]!, /level designers\s+max_unfinished=3\s+max_unfinished_cost=default\s+active/);
     assert.not.match(listed.lines[0]!, key, 'the secret is never shown again');
 
     assert.is((await run('create')).code, 2, '--name is required');
@@ -70,7 +70,7 @@ test('--url: keys of a gateway elsewhere through its admin API; changes apply at
     assert.is((await t.call('POST', '/v1/generations', { key, body: { prompt: 'x' } })).status, 202);
     const listed = await run({ ADMIN_TOKEN }, 'list');
     assert.equal(listed.lines.map((l) => l.split(/\s+/)[2]), ['existing', 'remote']);
-    assert.match(listed.lines[1]!, /max_unfinished=7\s+active/);
+    assert.match(listed.lines[1]!, /max_unfinished=7\s+max_unfinished_cost=default\s+active/);
 
     assert.is((await run({ ADMIN_TOKEN }, 'revoke', key.slice(0, 12))).code, 0);
     assert.is((await t.call('GET', '/v1/generations', { key })).status, 401, 'revoked at once, although lookups are cached for 10 minutes');

@@ -63,6 +63,10 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     AMQP_URL: o.broker === 'rabbitmq' ? (o.amqpUrl ?? AMQP_URL) : undefined,
     AMQP_PREFIX: prefix,
     DISPATCH_SWEEP_MS: '1000',
+    // Tests submit and read in bursts; the tests of the limits set their own.
+    RATE_LIMIT_SUBMIT: 'off',
+    RATE_LIMIT_REQUEST: 'off',
+    RATE_LIMIT_ADDRESS: 'off',
     ...o.env,
   };
   const config = parseConfig(env);

@@ -39,7 +39,7 @@ const params: GenerationParams = {
 for (const backend of ['postgres', 'pglite'] as const) {
   const it = suite<{ db: Db; cleanup: () => Promise<void> }>(`store on ${backend}`);
   const insert = (db: Db, extra: Partial<Parameters<typeof insertGeneration>[1]> = {}) =>
-    insertGeneration(db, { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: 1000, idempotencyKey: null, requestHash: null, params, ...extra });
+    insertGeneration(db, { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: 1000, maxUnfinishedCost: 1e9, idempotencyKey: null, requestHash: null, params, ...extra });
 
   it.before(async (ctx) => {
     if (backend === 'postgres') {

@@ -1,4 +1,4 @@
-import { denoisingSteps, type GenerationParams } from '../../core/request.ts';
+import { denoisingSteps, generationCost, type GenerationParams } from '../../core/request.ts';
 import type { Queryable } from '../types.ts';
 import { GENERATION_COLUMNS, toGeneration, type Generation } from '../generation.ts';
 
@@ -6,6 +6,8 @@ export interface NewGeneration {
   apiKeyId: string;
   /** The owner's cap on unfinished generations. */
   maxUnfinished: number;
+  /** The owner's cap on their cost, this one's included. */
+  maxUnfinishedCost: number;
   idempotencyKey: string | null;
   requestHash: string | null;
   params: GenerationParams;
@@ -13,22 +15,24 @@ export interface NewGeneration {
 
 /**
  * Inserts a pending generation and its outbox row, unless its owner already has `maxUnfinished`
- * unfinished ones or the idempotency key is taken; returns null in both cases (the caller tells
- * them apart). The cap reads committed counts without locking, so concurrent submits of one key
- * may pass it by at most their number.
+ * unfinished ones, their cost with this one's would pass `maxUnfinishedCost`, or the idempotency
+ * key is taken; returns null in these cases (the caller tells them apart). The caps read
+ * committed counts without locking, so concurrent submits of one key may pass them by at most
+ * their number.
  */
 export async function insertGeneration(db: Queryable, g: NewGeneration): Promise<Generation | null> {
   const rows = await db.query(
     `WITH inserted AS (
-       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps)
-       SELECT $1, $3, $4, $5::text::jsonb, $6
-       WHERE (SELECT coalesce(sum(unfinished), 0) FROM api_key_usage WHERE api_key_id = $1) < $2
+       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps, cost)
+       SELECT $1, $3, $4, $5::text::jsonb, $6, $7::int
+       WHERE (SELECT coalesce(sum(unfinished), 0) < $2 AND coalesce(sum(unfinished_cost), 0) + $7::int <= $8::bigint
+              FROM api_key_usage WHERE api_key_id = $1)
        ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
        RETURNING ${GENERATION_COLUMNS}),
      outbox AS (
        INSERT INTO dispatch_outbox (generation_id) SELECT id FROM inserted)
      SELECT * FROM inserted`,
-    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params)],
+    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params), generationCost(g.params), g.maxUnfinishedCost],
   );
   return rows[0] ? toGeneration(rows[0]) : null;
 }
