@@ -22,7 +22,9 @@ const side = (name: string) =>
     .min(LIMITS.size.min)
     .max(LIMITS.size.max)
     .multipleOf(LIMITS.size.multipleOf, { message: `${name} must be a multiple of ${LIMITS.size.multipleOf}` })
-    .default(LIMITS.size.default);
+    .default(LIMITS.size.default)
+    // The OpenAPI generator leaves multipleOf out unless told.
+    .meta({ multipleOf: LIMITS.size.multipleOf });
 
 export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
 

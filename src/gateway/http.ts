@@ -44,11 +44,14 @@ export function clientAddress(c: Context<{ Bindings: { incoming?: IncomingMessag
   return forwarded[forwarded.length - trustedHops] ?? forwarded[0] ?? peer;
 }
 
+export const unsupportedMediaType = () =>
+  new AppError(415, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
+
 /** Bodies must be declared JSON; anything else is refused before it is read. */
 export const requireJson: MiddlewareHandler = async (c, next) => {
   const type = c.req.header('Content-Type') ?? '';
   if (!/^application\/(.+\+)?json\s*(;|$)/i.test(type)) {
-    throw new AppError(415, 'unsupported_media_type', 'Send the body as JSON with "Content-Type: application/json".');
+    throw unsupportedMediaType();
   }
   return next();
 };

@@ -6,7 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { DatabaseUnavailableError } from '../store/errors.ts';
-import { bodyTooLarge, ClientClosedRequestError } from './http.ts';
+import { bodyTooLarge, ClientClosedRequestError, unsupportedMediaType } from './http.ts';
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
@@ -20,21 +20,28 @@ const TITLES: Record<number, string> = {
   421: 'Misdirected Request',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 
-export function problem(c: Context, err: AppError): Response {
-  const body = {
+export const problemTitle = (status: number) => TITLES[status] ?? 'Error';
+
+/** The problem document of `err`, as JSON text. */
+export function problemJson(err: AppError): string {
+  return JSON.stringify({
     type: `urn:itemgen:problem:${err.code}`,
-    title: TITLES[err.status] ?? 'Error',
+    title: problemTitle(err.status),
     status: err.status,
     code: err.code,
     detail: err.message,
     ...err.extra,
-  };
+  });
+}
+
+export function problem(c: Context, err: AppError): Response {
   for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
-  return c.body(JSON.stringify(body), err.status as ContentfulStatusCode, {
+  return c.body(problemJson(err), err.status as ContentfulStatusCode, {
     'Content-Type': 'application/problem+json',
   });
 }
@@ -47,6 +54,7 @@ export function errorHandler(log: Logger) {
         return problem(c, new AppError(400, 'malformed_json', 'The request body is not valid JSON.'));
       }
       if (err.status === 413) return problem(c, bodyTooLarge());
+      if (err.status === 415) return problem(c, unsupportedMediaType());
       return problem(c, new AppError(err.status, `http_${err.status}`, err.message || TITLES[err.status] || 'Error'));
     }
     if (err instanceof ClientClosedRequestError) {

@@ -50,8 +50,6 @@ const SPEND_WITHIN_MS = 1000;
 
 export interface RateLimiter {
   take(bucket: string, policy: RatePolicy): Promise<RateDecision>;
-  /** A refusal this instance knows of without asking the database, or null. */
-  known(bucket: string, policy: RatePolicy): RateDecision | null;
   stop(): void;
 }
 
@@ -75,13 +73,13 @@ export function startRateLimiter(o: { db: Queryable; log: Logger; now?: () => nu
   }, 60_000);
   sweep.unref();
 
+  /** A refusal this instance knows of without asking the database, or null. */
   const known = (bucket: string, p: RatePolicy) => {
     const b = buckets.get(bucket);
     return b && b.deniedUntil > now() ? decision(p, false, b.shared) : null;
   };
 
   return {
-    known,
     async take(bucket, p) {
       for (;;) {
         const refused = known(bucket, p);

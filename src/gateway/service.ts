@@ -2,7 +2,6 @@
 // dispatcher, dead-letter consumer and the HTTP server. Used by the entry points and the tests.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError, isLoopback, type Config } from '../core/config.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createMemoryQueue } from '../queue/memory.ts';
@@ -20,6 +19,7 @@ import { createApp } from './app.ts';
 import { startChangeFeed } from './changes.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';
+import { closeServer, listen } from './http-server.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { startRateLimiter } from './rate-limit.ts';
 import { startStreamSlots } from './stream-slots.ts';
@@ -186,25 +186,3 @@ function readId(body: Buffer): string | null {
   }
 }
 
-function listen(fetch: (req: Request) => Response | Promise<Response>, config: Config) {
-  const serverOptions = {
-    // A client must send its headers within headersTimeout (Node answers 408 and closes); the
-    // body has its own deadline (readBody), with requestTimeout behind both. Node checks these
-    // every connectionsCheckingInterval (30 s by default): often enough for them to mean what they say.
-    headersTimeout: config.headersTimeoutMs,
-    requestTimeout: config.headersTimeoutMs + config.bodyTimeoutMs + 5000,
-    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
-  };
-  return new Promise<ServerType & { address(): AddressInfo | string | null }>((resolve, reject) => {
-    const server = serve({ fetch, hostname: config.host, port: config.port, serverOptions }, () => resolve(server as never));
-    server.once('error', reject);
-  });
-}
-
-function closeServer(server: ServerType): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    // Event streams are long-lived; end them so close() does not wait for clients.
-    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-  });
-}

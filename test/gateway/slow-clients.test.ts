@@ -49,7 +49,28 @@ it('a known client trickling its body: 408 problem after BODY_TIMEOUT_MS, connec
 it('headers that never finish: the server answers 408 and closes (HEADERS_TIMEOUT_MS)', async ({ t }) => {
   const conn = await rawConnection(t.url);
   conn.write(`GET /healthz HTTP/1.1\r\nHost: ${new URL(t.url).host}\r\nX-Slow: `);
-  assert.is(parseResponse(await conn.closed).status, 408);
+  const res = parseResponse(await conn.closed);
+  assert.is(res.status, 408);
+  assert.is(res.headers['content-type'], 'application/problem+json');
+  assert.is(JSON.parse(res.body).code, 'request_timeout');
+});
+
+it('what Node refuses before the app sees it is a problem too: bad HTTP, huge headers, no Host', async ({ t }) => {
+  const host = new URL(t.url).host;
+  const cases: [string, number, string][] = [
+    ['GET /healthz HTTP/1.1\r\nHost: x\r\nBad\x01Header: 1\r\n\r\n', 400, 'malformed_request'],
+    [`GET /${'a'.repeat(20_000)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 431, 'headers_too_large'],
+    ['GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n', 400, 'malformed_request'],
+  ];
+  for (const [request, status, code] of cases) {
+    const conn = await rawConnection(t.url);
+    conn.write(request);
+    const res = parseResponse(await conn.closed);
+    assert.is(res.status, status, request.slice(0, 40));
+    assert.is(res.headers['content-type'], 'application/problem+json');
+    const body = JSON.parse(res.body);
+    assert.equal([body.code, body.status], [code, status]);
+  }
 });
 
 it('a client that disconnects mid-body is logged at debug, not as an error (and not as the database)', async ({ t, key }) => {

@@ -16,7 +16,7 @@ const imageRoute = createRoute({
   request: {
     params: z.object({
       id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }),
-      n: z.coerce.number().int().min(0).max(3).openapi({ param: { name: 'n', in: 'path' } }),
+      n: z.coerce.number().int().min(0).max(3).openapi({ type: 'integer', minimum: 0, maximum: 3, param: { name: 'n', in: 'path', required: true } }),
     }),
   },
   responses: {
