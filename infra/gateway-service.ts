@@ -78,6 +78,9 @@ export class GatewayService extends Construct {
       // Cloud Run sets PORT; the gateway listens on loopback unless told otherwise.
       HOST: '0.0.0.0',
       PUBLIC_URL: publicUrl,
+      // Google's front end appends the client's address to X-Forwarded-For: the address the
+      // per-address rate limit counts.
+      TRUSTED_PROXY_HOPS: '1',
       AMQP_PREFIX: props.amqpPrefix,
       GCS_BUCKET: props.bucket,
       // The bucket enforces public access prevention; clients get signed links.

@@ -167,7 +167,7 @@ async function main(): Promise<number> {
     await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);
     // Before the gateway (as bench:gateway does), so it starts with a key configured.
     const keyLines: string[] = [];
-    const keyExit = await runKeysCli(['create', '--name', 'bench-e2e', '--max-unfinished', '1000000'], (l) => keyLines.push(l), {
+    const keyExit = await runKeysCli(['create', '--name', 'bench-e2e', '--max-unfinished', '1000000', '--max-unfinished-cost', '1000000000'], (l) => keyLines.push(l), {
       DATABASE_URL: benchUrl,
     });
     const apiKey = keyLines[0];
@@ -184,7 +184,8 @@ async function main(): Promise<number> {
     const gw = await startChild(
       'gateway',
       [path.join(HERE, 'gateway-server.ts')],
-      { ...baseEnv, DATABASE_URL: benchUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn' },
+      // Rate limits off: the bench submits faster than a person would.
+      { ...baseEnv, DATABASE_URL: benchUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', RATE_LIMIT_SUBMIT: 'off', RATE_LIMIT_REQUEST: 'off' },
       /^listening (\S+)/,
       (line) => !line.startsWith('listening'),
     );

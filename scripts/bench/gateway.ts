@@ -34,6 +34,10 @@ const PREFIX = `bench-${Date.now()}`;
 const POOL_SIZE = 32;
 const LEVELS = [1, 16, 64];
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 9);
+// The gateway's per-key rate limits (RATE_LIMIT_SUBMIT and _REQUEST): off by default, so the bench
+// measures the gateway; BENCH_RATE_LIMIT=9999999/60 measures it with the shared token buckets on
+// (a quota no phase reaches, so every request pays for the limiter and none is refused).
+const RATE_LIMIT = process.env.BENCH_RATE_LIMIT ?? 'off';
 const WARMUP_S = 2;
 const READ_IDS = 2000;
 const DISPATCH_JOBS = 400;
@@ -303,7 +307,7 @@ async function main(): Promise<number> {
     bench = postgres(benchUrl, { max: 1, onnotice: () => {} });
     const pgVersion = String((await admin`SHOW server_version`)[0]!.server_version);
     console.log(`itemgen gateway bench — ${os.cpus().length} CPUs, node ${process.version}, PostgreSQL ${pgVersion}`);
-    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, pool ${POOL_SIZE}, ${DURATION_S} s per level\n`);
+    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, pool ${POOL_SIZE}, ${DURATION_S} s per level, rate limits ${RATE_LIMIT}\n`);
 
     // 1. Raw insert limit, before the gateway holds any connections (max_connections is finite).
     const raw = await rawInsertLimit(benchUrl, bench);
@@ -312,7 +316,7 @@ async function main(): Promise<number> {
 
     // 2. Key, gateway, load generator.
     const keyLines: string[] = [];
-    const keyExit = await runKeysCli(['create', '--name', 'bench', '--max-unfinished', '1000000'], (l) => keyLines.push(l), {
+    const keyExit = await runKeysCli(['create', '--name', 'bench', '--max-unfinished', '1000000', '--max-unfinished-cost', '1000000000'], (l) => keyLines.push(l), {
       DATABASE_URL: benchUrl,
     });
     const apiKey = keyLines[0];
@@ -327,6 +331,8 @@ async function main(): Promise<number> {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'warn',
+      RATE_LIMIT_SUBMIT: RATE_LIMIT,
+      RATE_LIMIT_REQUEST: RATE_LIMIT,
     });
     gateway = started.child;
     const baseUrl = started.url;

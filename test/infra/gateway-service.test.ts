@@ -101,6 +101,7 @@ test('the environment is a valid gateway configuration: public bind, https links
     assert.is(config.gcsBucket, bucketName(env, 'images'));
     assert.is(config.gcsPublic, false);
     assert.is(config.amqpPrefix, env.amqpPrefix);
+    assert.is(config.trustedProxyHops, 1, 'the client address is the one Cloud Run appends to X-Forwarded-For');
     assert.is(container(service).ports.container_port, config.port);
     // Every instance at full scale: its pool and its LISTEN connection, under max_connections.
     const connections = env.gateway.maxInstances * (config.databasePoolSize + 1);
