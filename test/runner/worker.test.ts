@@ -447,8 +447,8 @@ it('a job another runner holds is dropped at once and the slot takes other work;
     await rig.t.gw.dispatcher.drained();
     const done = await until(rig.t, held, (g) => g.status === 'completed');
     assert.is(done.attempts, 2, 'claimed once more, here');
-    const redelivered = rig.settlements.seen.filter(forId(held));
-    assert.equal(redelivered.map((s) => [s.action, s.deliveryCount]), [['ack', 1], ['ack', 1]], 'a fresh message: no delivery used up');
+    const redelivered = await rig.settlements.next((s) => forId(held)(s) && s !== dropped);
+    assert.equal([redelivered.action, redelivered.deliveryCount], ['ack', 1], 'a fresh message: no delivery used up');
   } finally {
     await rig.stop();
   }
