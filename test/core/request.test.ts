@@ -12,6 +12,7 @@ import {
   SCHEDULERS,
 } from '../../src/core/request.ts';
 import { createScheduler } from '../../src/runner/pipeline/schedulers/index.ts';
+import { SD15_SCHEDULER_CONFIG } from '../../src/runner/pipeline/tiny-model.ts';
 
 const parse = (body: unknown) => generationRequestSchema.safeParse(body);
 const issuePaths = (body: unknown) => {
@@ -95,25 +96,10 @@ test('legacy body: old defaults (seed 50), same limits, extra fields ignored', (
   assert.not.ok(legacyGenerateSchema.safeParse({ prompt: 'x', num_inference_steps: 10_000 }).success);
 });
 
-// Stable Diffusion 1.5's scheduler/scheduler_config.json (the tiny model writes the same).
-const SD15_SCHEDULER = {
-  _class_name: 'PNDMScheduler',
-  beta_end: 0.012,
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  clip_sample: false,
-  num_train_timesteps: 1000,
-  prediction_type: 'epsilon',
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  timestep_spacing: 'leading',
-  trained_betas: null,
-};
 
 test("the gateway's scheduler limits and progress totals are the runner schedulers' own, step count by step count", () => {
   for (const scheduler of SCHEDULERS) {
-    const runner = createScheduler(scheduler, SD15_SCHEDULER);
+    const runner = createScheduler(scheduler, SD15_SCHEDULER_CONFIG);
     for (let steps = LIMITS.steps.min; steps <= LIMITS.steps.max; steps++) {
       const issues = combinationIssues({ scheduler, num_inference_steps: steps });
       if (steps <= SCHEDULER_LIMITS[scheduler].maxSteps) {

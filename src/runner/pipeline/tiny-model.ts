@@ -38,6 +38,22 @@ const VAE_SCALING_FACTOR = 0.18215;
 const OPSET = 17;
 const IR_VERSION = 8;
 const DIFFUSERS_VERSION = '0.30.0';
+
+/** Stable Diffusion 1.5's scheduler/scheduler_config.json, which the tiny model ships as its own. */
+export const SD15_SCHEDULER_CONFIG = {
+  _class_name: 'PNDMScheduler',
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  clip_sample: false,
+  num_train_timesteps: 1000,
+  prediction_type: 'epsilon',
+  set_alpha_to_one: false,
+  skip_prk_steps: true,
+  steps_offset: 1,
+  timestep_spacing: 'leading',
+  trained_betas: null,
+};
 const UNET_WEIGHTS_FILE = 'weights.pb';
 
 /** Words the tokenizer knows whole; anything else falls back to smaller pieces and single bytes. */
@@ -90,21 +106,8 @@ function tinyModelFiles(options: TinyModelOptions): Map<string, Uint8Array> {
     vae_scaling_factor: VAE_SCALING_FACTOR,
     description: 'tiny random model for tests; images are noise',
   });
-  json('scheduler/scheduler_config.json', {
-    _class_name: 'PNDMScheduler',
-    _diffusers_version: DIFFUSERS_VERSION,
-    beta_end: 0.012,
-    beta_schedule: 'scaled_linear',
-    beta_start: 0.00085,
-    clip_sample: false,
-    num_train_timesteps: 1000,
-    prediction_type: 'epsilon',
-    set_alpha_to_one: false,
-    skip_prk_steps: true,
-    steps_offset: 1,
-    timestep_spacing: 'leading',
-    trained_betas: null,
-  });
+  // In the order diffusers writes it: the class, its version, then the settings.
+  json('scheduler/scheduler_config.json', { _class_name: SD15_SCHEDULER_CONFIG._class_name, _diffusers_version: DIFFUSERS_VERSION, ...SD15_SCHEDULER_CONFIG });
   json('tokenizer/vocab.json', Object.fromEntries(tokenizer.vocab));
   files.set('tokenizer/merges.txt', Buffer.from(`#version: 0.2\n${tokenizer.merges.map((m) => m.join(' ')).join('\n')}\n`));
   // The special tokens in the forms SD 1.5's own tokenizer files use (objects and plain strings mixed).
