@@ -34,7 +34,7 @@ export function createApp(deps: GatewayDeps) {
   const auth = apiKeyAuth({
     db: deps.db,
     open: settings.open,
-    anonymousMaxUnfinished: settings.anonymousMaxUnfinished,
+    anonymousMaxUnfinished: settings.defaultMaxUnfinished,
     defaultMaxUnfinishedCost: settings.defaultMaxUnfinishedCost,
     cacheMs: settings.apiKeyCacheMs,
     ...(address

@@ -38,7 +38,7 @@ export interface GatewaySettings {
   /** Without publicUrl: the Host names requests may carry (see servedHosts); null with publicUrl. */
   allowedHost: ((hostname: string) => boolean) | null;
   apiKeyCacheMs: number;
-  /** Cap on unfinished generations of a key created without one. */
+  /** Cap on unfinished generations of a key created without one, and of the open mode. */
   defaultMaxUnfinished: number;
   /** Compute budget of keys without their own, and of the open mode. */
   defaultMaxUnfinishedCost: number;
@@ -46,8 +46,6 @@ export interface GatewaySettings {
   maxGenerationCost: number;
   /** Bearer token of the admin API (/admin/v1); null: no admin API. */
   adminToken: string | null;
-  /** Cap on unfinished generations for the anonymous owner of open mode. */
-  anonymousMaxUnfinished: number;
   rateLimits: Record<'submit' | 'request' | 'address', RatePolicy | null>;
   trustedProxyHops: number;
   /** Interval of SSE keep-alive comments, and of each stream's re-read. */

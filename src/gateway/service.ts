@@ -133,7 +133,6 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       publicUrl: config.publicUrl,
       allowedHost: config.publicUrl ? null : hostFilter(config),
       apiKeyCacheMs: config.apiKeyCacheMs,
-      anonymousMaxUnfinished: config.defaultMaxUnfinished,
       defaultMaxUnfinished: config.defaultMaxUnfinished,
       defaultMaxUnfinishedCost: config.defaultMaxUnfinishedCost,
       maxGenerationCost: config.maxGenerationCost,

@@ -107,7 +107,8 @@ function tinyModelFiles(options: TinyModelOptions): Map<string, Uint8Array> {
     description: 'tiny random model for tests; images are noise',
   });
   // In the order diffusers writes it: the class, its version, then the settings.
-  json('scheduler/scheduler_config.json', { _class_name: SD15_SCHEDULER_CONFIG._class_name, _diffusers_version: DIFFUSERS_VERSION, ...SD15_SCHEDULER_CONFIG });
+  const { _class_name, ...schedulerSettings } = SD15_SCHEDULER_CONFIG;
+  json('scheduler/scheduler_config.json', { _class_name, _diffusers_version: DIFFUSERS_VERSION, ...schedulerSettings });
   json('tokenizer/vocab.json', Object.fromEntries(tokenizer.vocab));
   files.set('tokenizer/merges.txt', Buffer.from(`#version: 0.2\n${tokenizer.merges.map((m) => m.join(' ')).join('\n')}\n`));
   // The special tokens in the forms SD 1.5's own tokenizer files use (objects and plain strings mixed).
