@@ -21,7 +21,9 @@ const runnerEnv = {
   RUNNER_MAX_ATTEMPTS: int(3, 1, 100),
   RUNNER_PROGRESS_INTERVAL_MS: int(250, 0, 60_000),
   RUNNER_REQUEST_TIMEOUT_MS: int(10_000, 100, 600_000),
-  RUNNER_RETRY_ATTEMPTS: int(6, 1, 100),
+  // Time bounds the retries (RUNNER_RETRY_MAX_SECONDS), not their count: a gateway restart takes seconds,
+  // and a report given up too soon makes a finished job run again.
+  RUNNER_RETRY_ATTEMPTS: int(20, 1, 100),
   RUNNER_RETRY_MAX_SECONDS: int(30, 1, 3600),
   RUNNER_HEALTH_HOST: z.string().trim().min(1).default('0.0.0.0'),
   RUNNER_HEALTH_PORT: int(8081, 0, 65535),

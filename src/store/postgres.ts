@@ -1,7 +1,8 @@
 // Db over a PostgreSQL server through the `postgres` driver: a pool, prepared statements, and
 // LISTEN on a connection of its own. Every statement has a deadline that covers waiting for a
-// pooled connection and the answer, so an unreachable server costs a request `queryTimeoutMs`,
-// not the TCP timeouts; connection failures surface as DatabaseUnavailableError.
+// connection and the answer, so an unreachable server costs a request `queryTimeoutMs`, not the
+// TCP timeouts; connection failures surface as DatabaseUnavailableError, which says whether the
+// statement may have run.
 import postgres from 'postgres';
 import type { Db, Row } from './types.ts';
 import { classifyDatabaseError, DatabaseUnavailableError } from './errors.ts';
@@ -23,6 +24,43 @@ async function guarded<T>(work: () => Promise<T> | PromiseLike<T>): Promise<T> {
   } catch (err) {
     throw classifyDatabaseError(err);
   }
+}
+
+/**
+ * A gate of `capacity` slots: `admit(ms)` resolves to a slot's release once one is free, or fails
+ * after `ms` with DatabaseUnavailableError (not applied: the statement was never sent).
+ */
+function admission(capacity: number) {
+  let free = capacity;
+  const waiting: { grant: (release: () => void) => void; timer: NodeJS.Timeout }[] = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) {
+      clearTimeout(next.timer);
+      next.grant(once());
+    } else free += 1;
+  };
+  const once = () => {
+    let done = false;
+    return () => {
+      if (!done) (done = true), release();
+    };
+  };
+  return (ms: number, message: string) =>
+    new Promise<() => void>((resolve, reject) => {
+      if (free > 0) {
+        free -= 1;
+        return resolve(once());
+      }
+      const entry = {
+        grant: resolve,
+        timer: setTimeout(() => {
+          waiting.splice(waiting.indexOf(entry), 1);
+          reject(new DatabaseUnavailableError(message, 'not_applied'));
+        }, ms),
+      };
+      waiting.push(entry);
+    });
 }
 
 export async function openPostgres(o: PostgresOptions): Promise<Db> {
@@ -49,24 +87,28 @@ export async function openPostgres(o: PostgresOptions): Promise<Db> {
     },
   });
 
+  // Statements the driver holds at once: enough to keep its pipelining (several per connection
+  // under load), few enough that an outage queues a bounded number in it. The rest wait here.
+  const admit = admission(o.poolSize * 4);
+
   const query = async <T extends Row>(text: string, params: unknown[] = []): Promise<T[]> => {
+    if (queryTimeoutMs === undefined) return guarded(() => sql.unsafe(text, params as never[], { prepare: true }) as unknown as Promise<T[]>);
+    const deadline = performance.now() + queryTimeoutMs;
+    const release = await admit(queryTimeoutMs, `database unavailable: no connection free within ${queryTimeoutMs} ms`);
     const pending = sql.unsafe(text, params as never[], { prepare: true });
-    if (queryTimeoutMs === undefined) return guarded(async () => (await pending) as unknown as T[]);
+    // The slot is the driver's until it settles the statement, which it always does (answer, error
+    // or a broken connection): never cancelled here, since the driver's cancel of a statement that
+    // is waiting for its connection to open leaves that connection out of its pool.
+    pending.then(release, release);
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const message = `database unavailable: no answer within ${queryTimeoutMs} ms`;
-        // The driver sets `state` once the statement is sent on a connection. One still waiting for
-        // a connection leaves the queue, never to run; one sent is left to the server's
-        // statement_timeout (the driver's cancel for it opens a connection, and its failure would
-        // be an unhandled rejection in an outage).
-        if ((pending as unknown as { state?: unknown }).state) return reject(new DatabaseUnavailableError(message, 'unknown'));
-        pending.cancel();
-        reject(new DatabaseUnavailableError(message, 'not_applied'));
-      }, queryTimeoutMs);
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new DatabaseUnavailableError(`database unavailable: no answer within ${queryTimeoutMs} ms`, 'unknown')),
+        Math.max(0, deadline - performance.now()),
+      );
     });
     try {
-      return (await Promise.race([pending, deadline])) as unknown as T[];
+      return (await Promise.race([pending, late])) as unknown as T[];
     } catch (err) {
       throw classifyDatabaseError(err);
     } finally {

@@ -78,4 +78,40 @@ test('database silent (a partition): submits, reads and /readyz answer 503 withi
   }
 });
 
+test('requests keep coming while the database link is cut: once it is back, the pool serves them again', async () => {
+  const { t, proxy } = await gatewayBehindProxy({ DATABASE_QUERY_TIMEOUT_MS: '300', DATABASE_CONNECT_TIMEOUT_MS: '300', DATABASE_POOL_SIZE: '4' });
+  try {
+    const { id } = (await (await t.call('POST', '/v1/generations', { body: { prompt: 'before' } })).json()) as { id: string };
+    let cut = true;
+    let unavailable = 0;
+    let enough: () => void = () => {};
+    const waited = new Promise<void>((resolve) => (enough = resolve));
+    const load = Array.from({ length: 8 }, async () => {
+      while (cut) {
+        const res = await answered(t, 'GET', `/v1/generations/${id}`);
+        if (res.status === 503 && ++unavailable === 24) enough();
+        await res.arrayBuffer();
+      }
+    });
+    proxy.cut();
+    // Until many requests have waited for connections that could not open, and given up (503).
+    await waited;
+    proxy.restore();
+    cut = false;
+    await Promise.all(load);
+    // The driver reconnects with a backoff of its own; within it, the pool must be whole again.
+    let ok = 0;
+    const until = Date.now() + 20_000;
+    while (ok < 20 && Date.now() < until) {
+      const res = await answered(t, 'GET', `/v1/generations/${id}`);
+      ok = res.status === 200 ? ok + 1 : 0;
+      await res.arrayBuffer();
+    }
+    assert.is(ok, 20, 'twenty requests in a row answered 200 after the database came back');
+  } finally {
+    await t.stop();
+    await proxy.close();
+  }
+});
+
 test.run();

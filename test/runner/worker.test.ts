@@ -681,6 +681,20 @@ client("the gateway's decisions come back as typed refusals, never retried", asy
   }
 });
 
+client('with the default policy a report rides out a gateway away for 10 s (a restart), not just a few tries', async () => {
+  const { retry } = parseRunnerConfig({ RUNNER_TOKEN });
+  let now = 0;
+  const calls: number[] = [];
+  const clock: Clock = { now: () => now, random: () => 1, sleep: async (ms) => void (now += ms) };
+  const fetchUntil10s: typeof fetch = async () => {
+    calls.push(now);
+    return now < 10_000 ? problem(503, { code: 'database_unavailable' }) : Response.json({ status: 'completed' });
+  };
+  const client = createGatewayClient({ baseUrl: 'http://gateway.test', token: RUNNER_TOKEN, timeoutMs: 5000, retry, fetch: fetchUntil10s, clock });
+  assert.equal(await client.complete(ID, 1, [{ key: `generated/${ID}/0.png` }]), { ok: true });
+  assert.ok(calls.length > 6, `${calls.length} tries`);
+});
+
 client('a failure message with text PostgreSQL cannot store is sent with U+FFFD in its place, cut to 2000 characters', async () => {
   const s = scripted([Response.json({ status: 'failed' })]);
   const message = `${'x'.repeat(1999)}\ud83d\ude00 and \u0000 and \ud800`;
