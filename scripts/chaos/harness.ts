@@ -57,10 +57,18 @@ export interface ChaosOptions {
   deadlineMs: number;
   /** Faults to inject, by kind; they are interleaved and spread over the run by completion milestones. */
   faults: Record<FaultKind, number>;
+  /** The faults in this order instead (then `faults` only counts them for the report). */
+  faultOrder?: FaultKind[];
   /** Jobs canceled by the harness shortly after they are accepted. */
   cancels: number;
   /** How long a broker or database link stays cut. */
   cutMs: number;
+  /**
+   * How the n-th cut of a link cuts (cycling): 'refuse' like a server that is down (open
+   * connections reset, new ones refused), 'drop' like a proxy whose backend is gone (open
+   * connections closed, new ones accepted and closed at once).
+   */
+  cutModes: ('refuse' | 'drop')[];
   /** Concurrent submitters. */
   submitConcurrency: number;
   /**
@@ -97,6 +105,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   faults: { runnerKill: 3, brokerCut: 2, dbCut: 2, gatewayRestart: 1, gatewayKill: 1 },
   cancels: 6,
   cutMs: 3000,
+  cutModes: ['drop', 'refuse'],
   submitConcurrency: 8,
   submitRate: 4,
   maxInFlight: 100,
@@ -337,6 +346,10 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const o: ChaosOptions = { ...DEFAULT_OPTIONS, ...partial, faults: { ...DEFAULT_OPTIONS.faults, ...partial.faults } };
+  if (o.faultOrder) {
+    o.faults = { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0 };
+    for (const k of o.faultOrder) o.faults[k]++;
+  }
   const t0 = performance.now();
   const at = () => Math.round(performance.now() - t0);
   const say = (line: string) => o.log(`[chaos ${(at() / 1000).toFixed(1).padStart(6)} s] ${line}`);
@@ -731,8 +744,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     });
 
     // ── faults ──
-    const order: FaultKind[] = [];
-    const left = { ...o.faults };
+    const order: FaultKind[] = o.faultOrder ? [...o.faultOrder] : [];
+    const left = o.faultOrder ? { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0 } : { ...o.faults };
     // A database cut closes each round: a gateway restart after it would reconnect every event
     // stream and hide one that missed a change while the link was down.
     const kinds: FaultKind[] = ['runnerKill', 'gatewayRestart', 'brokerCut', 'runnerKill', 'gatewayKill', 'dbCut'];
@@ -773,14 +786,15 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       return `${old.name} ${signal} (exit ${exit.signal ?? exit.code}); ${gateway.name} listening`;
     };
 
-    const cut = async (proxy: TcpProxy, what: string): Promise<string> => {
-      proxy.cut();
+    const cut = async (proxy: TcpProxy, what: string, nth: number): Promise<string> => {
+      const mode = o.cutModes[nth % o.cutModes.length] ?? 'refuse';
+      proxy.cut({ refuse: mode === 'refuse' });
       try {
         await quietSleep(o.cutMs, stop.signal);
       } finally {
-        proxy.restore();
+        await proxy.restore();
       }
-      return `${what} link cut for ${o.cutMs} ms`;
+      return `${what} link cut for ${o.cutMs} ms (${mode === 'refuse' ? 'connections reset and refused' : 'connections closed, new ones accepted and closed'})`;
     };
 
     const allTerminal = () => submitsDone && dbCounts.total >= acceptedCount && dbCounts.terminal === dbCounts.total;
@@ -794,8 +808,8 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         const started = at();
         let detail: string;
         if (kind === 'runnerKill') detail = await killRunner();
-        else if (kind === 'brokerCut') detail = await cut(amqpProxy, 'broker');
-        else if (kind === 'dbCut') detail = await cut(dbProxy, 'database');
+        else if (kind === 'brokerCut') detail = await cut(amqpProxy, 'broker', injected.brokerCut);
+        else if (kind === 'dbCut') detail = await cut(dbProxy, 'database', injected.dbCut);
         else detail = await restartGateway(kind === 'gatewayKill' ? 'SIGKILL' : 'SIGTERM');
         injected[kind]++;
         timeline.push({ kind, atMs: started, tookMs: at() - started, detail, endedAt: Date.now() });
@@ -1118,6 +1132,23 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 // ─── the report ────────────────────────────────────────────────────────────────────────────────
 
 const ms = (n: number) => (Number.isFinite(n) ? `${Math.round(n)} ms` : 'n/a');
+
+/** The numbers on three lines. */
+export function formatSummary(r: ChaosReport): string {
+  const j = r.jobs;
+  const faults = Object.entries(r.faults.injected)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const failed = r.invariants.filter((i) => !i.ok).length;
+  return [
+    `chaos: ${j.accepted}/${j.planned} accepted → ${j.completed} completed, ${j.failed} failed, ${j.canceled} canceled, ${j.unfinished} unfinished; ` +
+      `${r.submit.retries} submit retries, ${r.submit.replayed} replays; faults: ${faults}`,
+    `chaos: ${(r.wallMs / 1000).toFixed(1)} s, ${r.jobsPerSecond.toFixed(2)} jobs/s, latency p50 ${ms(r.latencyMs.p50)} p95 ${ms(r.latencyMs.p95)} max ${ms(r.latencyMs.max)}; ` +
+      `${r.sse.watchers} SSE watchers, ${r.sse.reconnects} reconnects`,
+    `chaos: invariants ${r.invariants.length - failed}/${r.invariants.length} held${r.stoppedBy ? `; stopped early: ${r.stoppedBy}` : ''}`,
+  ].join('\n');
+}
 
 export function formatReport(r: ChaosReport, maxDetails = 20): string {
   const lines: string[] = [];
