@@ -124,6 +124,8 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
 export interface Invariant {
   name: string;
   ok: boolean;
+  /** Cases that broke it (the details then add log lines about the first ids). */
+  violations: number;
   /** What was wrong (ids, rows, log lines); empty when ok. */
   details: string[];
 }
@@ -148,7 +150,16 @@ export interface ChaosReport {
   wallMs: number;
   jobs: { planned: number; accepted: number; rejected: number; completed: number; failed: number; canceled: number; unfinished: number };
   failuresByCode: Record<string, string[]>;
-  submit: { requests: number; retries: number; retriesByReason: Record<string, number>; replayed: number; p95Ms: number; maxMs: number };
+  submit: {
+    requests: number;
+    retries: number;
+    retriesByReason: Record<string, number>;
+    replayed: number;
+    p95Ms: number;
+    maxMs: number;
+    /** When submits timed out (a stalled request), since the start of the run. */
+    timeoutsAtMs: number[];
+  };
   cancels: { requested: number; applied: number; alreadyFinished: number; errors: number };
   faults: { planned: Record<FaultKind, number>; injected: Record<FaultKind | 'cancel', number>; timeline: FaultRecord[] };
   latencyMs: { p50: number; p95: number; max: number; maxId: string | null };
@@ -301,6 +312,7 @@ function nextLine(s: Service, re: RegExp, timeoutMs: number, signal?: AbortSigna
     const onAbort = () => finish(null);
     const timer = setTimeout(() => finish(null), timeoutMs);
     off = s.onLine((line) => re.test(line) && finish(line));
+    if (signal?.aborted) return finish(null);
     signal?.addEventListener('abort', onAbort, { once: true });
     s.exited.then(() => finish(null));
   });
@@ -399,13 +411,13 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const watchers: Watcher[] = [];
   const timeline: FaultRecord[] = [];
   const injected: Record<FaultKind | 'cancel', number> = { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0, cancel: 0 };
-  const submit = { requests: 0, retries: 0, retriesByReason: {} as Record<string, number>, replayed: 0 };
+  const submit = { requests: 0, retries: 0, retriesByReason: {} as Record<string, number>, replayed: 0, timeoutsAtMs: [] as number[] };
   const cancels = { requested: 0, applied: 0, alreadyFinished: 0, errors: 0 };
   const sseConnectErrors: Record<string, number> = {};
   const notes: string[] = [];
   const listenTrail: string[] = [];
   const invariants: Invariant[] = [];
-  const check = (name: string, details: string[]) => invariants.push({ name, ok: details.length === 0, details });
+  const check = (name: string, details: string[]) => invariants.push({ name, ok: details.length === 0, violations: details.length, details });
   const cond = conditions();
   let dbCounts = { total: 0, terminal: 0, completed: 0 };
   let acceptedCount = 0;
@@ -608,7 +620,9 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           });
         } catch (err) {
           if (stop.signal.aborted) return;
-          retry((err as Error).name === 'TimeoutError' ? 'timeout (10 s)' : 'connection error');
+          const timedOut = (err as Error).name === 'TimeoutError';
+          if (timedOut) submit.timeoutsAtMs.push(at());
+          retry(timedOut ? 'timeout (10 s)' : 'connection error');
           await quietSleep(backoff(n), stop.signal);
           continue;
         }
@@ -758,11 +772,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       }
     }
 
-    const killRunner = async (): Promise<string> => {
+    const killRunner = async (): Promise<string | null> => {
       const slot = injected.runnerKill % runners.length;
       const victim = runners[slot]!;
       // Kill right after it claims a job, so the job is mid-flight: its lease must run out.
       const line = await nextLine(victim, /"msg":"generation claimed"/, 10_000, stop.signal);
+      if (stop.signal.aborted) return null;
       const claimed = line ? ((JSON.parse(line) as { id?: string }).id ?? null) : null;
       victim.proc.kill('SIGKILL');
       await victim.exited;
@@ -803,14 +818,15 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         const milestone = Math.floor(((k + 1) * o.jobs) / (order.length + 1));
         if (!(await cond.until(() => dbCounts.terminal >= milestone || allTerminal(), stop.signal))) return;
         // Fewer jobs reached the end than planned (rejected ones): no job left to disturb.
-        if (dbCounts.terminal < milestone) return;
+        if (dbCounts.terminal < milestone || stop.signal.aborted) return;
         const kind = order[k]!;
         const started = at();
-        let detail: string;
+        let detail: string | null;
         if (kind === 'runnerKill') detail = await killRunner();
         else if (kind === 'brokerCut') detail = await cut(amqpProxy, 'broker', injected.brokerCut);
         else if (kind === 'dbCut') detail = await cut(dbProxy, 'database', injected.dbCut);
         else detail = await restartGateway(kind === 'gatewayKill' ? 'SIGKILL' : 'SIGTERM');
+        if (detail === null) return;
         injected[kind]++;
         timeline.push({ kind, atMs: started, tookMs: at() - started, detail, endedAt: Date.now() });
         say(`fault ${k + 1}/${order.length} at ${milestone} terminal: ${kind}: ${detail} (${at() - started} ms)`);
@@ -1015,12 +1031,13 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     // Logs: warnings by message, held messages, and the lines about every id an invariant names.
     const logWarnings: Record<string, number> = {};
     const held = { count: 0, totalWaitMs: 0, maxWaitMs: 0 };
+    const deliveries = new Map<string, number>();
     const logFiles = (await fs.readdir(logsDir)).sort();
     const logs: { file: string; lines: string[] }[] = [];
     for (const f of logFiles) logs.push({ file: f, lines: (await fs.readFile(path.join(logsDir, f), 'utf8')).split('\n').filter(Boolean) });
     for (const { file, lines } of logs) {
       for (const line of lines) {
-        let entry: { severity?: string; msg?: string; wait_ms?: number };
+        let entry: { severity?: string; msg?: string; wait_ms?: number; id?: string; delivery_count?: number };
         try {
           entry = JSON.parse(line);
         } catch {
@@ -1032,12 +1049,24 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           const key = `${file.replace(/-\d+\.log$/, '')} ${entry.severity}: ${entry.msg}`;
           logWarnings[key] = (logWarnings[key] ?? 0) + 1;
         }
+        if (entry.id && typeof entry.delivery_count === 'number') {
+          deliveries.set(entry.id, Math.max(deliveries.get(entry.id) ?? 0, entry.delivery_count));
+        }
         if (entry.msg === 'job claimed by another runner; requeued after its lease') {
           held.count++;
           held.totalWaitMs += entry.wait_ms ?? 0;
           held.maxWaitMs = Math.max(held.maxWaitMs, entry.wait_ms ?? 0);
         }
       }
+    }
+    // Jobs near their limits (RUNNER_MAX_ATTEMPTS 3, QUEUE_DELIVERY_LIMIT 5 by default): one fault more and they fail.
+    const near = rows.filter((r) => (r.attempts as number) >= 3 || (deliveries.get(r.id as string) ?? 0) >= 4);
+    if (near.length) {
+      notes.push(
+        `jobs near their retry limits: ${near
+          .map((r) => `${r.id} ${r.status}: ${r.attempts} claims, delivery ${deliveries.get(r.id as string) ?? '?'} (${trail.get(r.id as string)?.join(' ')})`)
+          .join('; ')}`,
+      );
     }
     for (const inv of invariants) {
       if (inv.ok) continue;
@@ -1162,6 +1191,9 @@ export function formatReport(r: ChaosReport, maxDetails = 20): string {
   if (j.failed) lines.push(`failures          ${Object.entries(r.failuresByCode).map(([c, ids]) => `${c} ×${ids.length}`).join(', ')}`);
   lines.push(`submits           ${r.submit.requests} requests, ${r.submit.retries} retries (${Object.entries(r.submit.retriesByReason).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}), ${r.submit.replayed} idempotent replays`);
   lines.push(`                  first try → 202 (retries included): p95 ${ms(r.submit.p95Ms)}, max ${ms(r.submit.maxMs)}`);
+  if (r.submit.timeoutsAtMs.length) {
+    lines.push(`                  submits timed out (no answer in 10 s) at ${r.submit.timeoutsAtMs.map((t) => `${(t / 1000).toFixed(1)} s`).join(', ')}`);
+  }
   lines.push(`cancels           ${r.cancels.requested} requested: ${r.cancels.applied} applied, ${r.cancels.alreadyFinished} already finished${r.cancels.errors ? `, ${r.cancels.errors} errors` : ''}`);
   lines.push(`faults (inj/plan) ${kinds}`);
   for (const f of r.faults.timeline.filter((t) => t.kind !== 'cancel')) {
@@ -1183,7 +1215,7 @@ export function formatReport(r: ChaosReport, maxDetails = 20): string {
   for (const n of r.notes) lines.push(`note: ${n.length > 2000 ? `${n.slice(0, 2000)}…` : n}`);
   lines.push('invariants');
   for (const inv of r.invariants) {
-    lines.push(`  ${inv.ok ? 'PASS' : 'FAIL'}  ${inv.name}`);
+    lines.push(`  ${inv.ok ? 'PASS' : `FAIL (${inv.violations})`}  ${inv.name}`);
     for (const d of inv.details.slice(0, maxDetails)) lines.push(`        ${d}`);
     if (inv.details.length > maxDetails) lines.push(`        … ${inv.details.length - maxDetails} more`);
   }
