@@ -42,6 +42,7 @@ try {
   process.stderr.write(`chaos: seed ${options.seed} (CHAOS_SEED=${options.seed} repeats the job parameters)\n`);
   const report = await runChaos({ ...options, signal: abort.signal });
   process.stdout.write(`${formatReport(report)}\n`);
+  if (!report.ok && !options.keepDir) process.stdout.write('(CHAOS_KEEP=1 keeps every process log and the images for a closer look)\n');
   process.exit(report.ok ? 0 : 1);
 } catch (err) {
   process.stderr.write(`chaos: ${(err as Error).stack ?? err}\n`);
