@@ -3,8 +3,8 @@
 // runners (src/runner/main.ts) on the tiny model — with both services reached only through TCP
 // proxies in this process, so their links can be cut. While a few hundred small jobs are
 // submitted and processed, it SIGKILLs runners mid-job (and starts replacements), cuts the broker
-// and the database links for a few seconds, restarts the gateway (SIGTERM and SIGKILL) and cancels
-// some jobs. Submitters retry with an Idempotency-Key until they get a 202; SSE watchers follow
+// and the database links for a few seconds (and blackholes the database's: a partition), restarts
+// the gateway (SIGTERM and SIGKILL) and cancels some jobs. Submitters retry with an Idempotency-Key until they get a 202; SSE watchers follow
 // every accepted job, reconnecting with Last-Event-ID. At the end it checks, against the database
 // directly (not through the proxy), the image folder and the broker:
 //   - every accepted id exists exactly once (one row per Idempotency-Key, one id per key) and is
@@ -46,7 +46,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const GUARD = pathToFileURL(path.join(HERE, 'orphan-guard.ts')).href;
 
-export type FaultKind = 'runnerKill' | 'brokerCut' | 'dbCut' | 'gatewayRestart' | 'gatewayKill';
+export type FaultKind = 'runnerKill' | 'brokerCut' | 'dbCut' | 'dbPartition' | 'gatewayRestart' | 'gatewayKill';
 
 export interface ChaosOptions {
   /** Jobs to submit. */
@@ -61,7 +61,7 @@ export interface ChaosOptions {
   faultOrder?: FaultKind[];
   /** Jobs canceled by the harness shortly after they are accepted. */
   cancels: number;
-  /** How long a broker or database link stays cut. */
+  /** How long a broker or database link stays cut (or, for dbPartition, blackholed). */
   cutMs: number;
   /**
    * How the n-th cut of a link cuts (cycling): 'refuse' like a server that is down (open
@@ -102,7 +102,7 @@ export const DEFAULT_OPTIONS: ChaosOptions = {
   jobs: 300,
   runners: 3,
   deadlineMs: 300_000,
-  faults: { runnerKill: 3, brokerCut: 2, dbCut: 2, gatewayRestart: 1, gatewayKill: 1 },
+  faults: { runnerKill: 3, brokerCut: 2, dbCut: 2, dbPartition: 1, gatewayRestart: 1, gatewayKill: 1 },
   cancels: 6,
   cutMs: 3000,
   cutModes: ['drop', 'refuse'],
@@ -168,7 +168,10 @@ export interface ChaosReport {
   longestPauseMs: { ms: number; atMs: number };
   attempts: Record<string, number>;
   sse: { watchers: number; reconnects: number; maxReconnects: number; connectErrors: Record<string, number> };
-  /** Runner log: redelivered messages held while another claim's lease was live (the count and the total wait). */
+  /**
+   * Runner log: redelivered messages of a job whose lease another runner still held — held until
+   * that lease ran out (older runners: the wait), or dropped at once (newer runners: no wait).
+   */
   heldMessages: { count: number; totalWaitMs: number; maxWaitMs: number };
   /** Gateway and runner warnings/errors by message, over all processes. */
   logWarnings: Record<string, number>;
@@ -359,7 +362,7 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const o: ChaosOptions = { ...DEFAULT_OPTIONS, ...partial, faults: { ...DEFAULT_OPTIONS.faults, ...partial.faults } };
   if (o.faultOrder) {
-    o.faults = { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0 };
+    o.faults = { runnerKill: 0, brokerCut: 0, dbCut: 0, dbPartition: 0, gatewayRestart: 0, gatewayKill: 0 };
     for (const k of o.faultOrder) o.faults[k]++;
   }
   const t0 = performance.now();
@@ -410,7 +413,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
   const jobs: Job[] = [];
   const watchers: Watcher[] = [];
   const timeline: FaultRecord[] = [];
-  const injected: Record<FaultKind | 'cancel', number> = { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0, cancel: 0 };
+  const injected: Record<FaultKind | 'cancel', number> = { runnerKill: 0, brokerCut: 0, dbCut: 0, dbPartition: 0, gatewayRestart: 0, gatewayKill: 0, cancel: 0 };
   const submit = { requests: 0, retries: 0, retriesByReason: {} as Record<string, number>, replayed: 0, timeoutsAtMs: [] as number[] };
   const cancels = { requested: 0, applied: 0, alreadyFinished: 0, errors: 0 };
   const sseConnectErrors: Record<string, number> = {};
@@ -438,7 +441,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     dbCreated = true;
     // The keys CLI migrates the scratch database and creates the key, before the gateway starts.
     const keyLines: string[] = [];
-    const keyExit = await runKeysCli(['create', '--name', 'chaos', '--max-unfinished', '1000000'], (l) => keyLines.push(l), {
+    const keyExit = await runKeysCli(['create', '--name', 'chaos', '--max-unfinished', '1000000', '--max-unfinished-cost', '1000000'], (l) => keyLines.push(l), {
       DATABASE_URL: directUrl,
     });
     const apiKey = keyLines[0];
@@ -485,6 +488,12 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           DATABASE_POOL_SIZE: '10',
           LEASE_SECONDS: String(o.leaseSeconds),
           DISPATCH_SWEEP_MS: String(o.dispatchSweepMs),
+          // The run is one key with a watcher per job and a steady stream of submits: the per-key
+          // limits are not what it tests.
+          MAX_STREAMS_PER_KEY: '100000',
+          RATE_LIMIT_SUBMIT: 'off',
+          RATE_LIMIT_REQUEST: 'off',
+          RATE_LIMIT_ADDRESS: 'off',
           LOG_LEVEL: 'info',
         },
         path.join(logsDir, `${name}.log`),
@@ -759,10 +768,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
 
     // ── faults ──
     const order: FaultKind[] = o.faultOrder ? [...o.faultOrder] : [];
-    const left = o.faultOrder ? { runnerKill: 0, brokerCut: 0, dbCut: 0, gatewayRestart: 0, gatewayKill: 0 } : { ...o.faults };
+    const left = o.faultOrder ? { runnerKill: 0, brokerCut: 0, dbCut: 0, dbPartition: 0, gatewayRestart: 0, gatewayKill: 0 } : { ...o.faults };
     // A database cut closes each round: a gateway restart after it would reconnect every event
     // stream and hide one that missed a change while the link was down.
-    const kinds: FaultKind[] = ['runnerKill', 'gatewayRestart', 'brokerCut', 'runnerKill', 'gatewayKill', 'dbCut'];
+    const kinds: FaultKind[] = ['runnerKill', 'gatewayRestart', 'brokerCut', 'dbPartition', 'runnerKill', 'gatewayKill', 'dbCut'];
     while (Object.values(left).some((n) => n > 0)) {
       for (const k of kinds) {
         if (left[k] > 0) {
@@ -813,6 +822,17 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     };
 
     const allTerminal = () => submitsDone && dbCounts.total >= acceptedCount && dbCounts.terminal === dbCounts.total;
+    // A partition: nothing answers and nothing is refused; what was sent arrives after restore.
+    const partition = async (proxy: TcpProxy, what: string): Promise<string> => {
+      proxy.blackhole();
+      try {
+        await quietSleep(o.cutMs, stop.signal);
+      } finally {
+        await proxy.restore();
+      }
+      return `${what} link blackholed for ${o.cutMs} ms (nothing answered, nothing refused)`;
+    };
+
     const faults = (async () => {
       for (let k = 0; k < order.length; k++) {
         const milestone = Math.floor(((k + 1) * o.jobs) / (order.length + 1));
@@ -825,6 +845,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         if (kind === 'runnerKill') detail = await killRunner();
         else if (kind === 'brokerCut') detail = await cut(amqpProxy, 'broker', injected.brokerCut);
         else if (kind === 'dbCut') detail = await cut(dbProxy, 'database', injected.dbCut);
+        else if (kind === 'dbPartition') detail = await partition(dbProxy, 'database');
         else detail = await restartGateway(kind === 'gatewayKill' ? 'SIGKILL' : 'SIGTERM');
         if (detail === null) return;
         injected[kind]++;
@@ -859,6 +880,19 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     await Promise.all(watchers.map((w) => w.done));
     watchStop.abort();
     await poller;
+
+    // What the gateway's connections are doing, when something is left undone (a wedged pool, a lock).
+    if (stoppedBy || dbCounts.terminal < dbCounts.total || watchers.some((w) => w.terminal.length !== 1)) {
+      const activity = await admin`
+        SELECT pid, state, wait_event_type, wait_event, now() - state_change AS in_state, now() - xact_start AS in_xact, left(query, 120) AS query
+        FROM pg_stat_activity WHERE datname = ${dbName} ORDER BY pid`.catch(() => []);
+      notes.push(
+        `the gateway's database sessions before it stopped (${activity.length}): ` +
+          activity
+            .map((a) => `[${a.pid} ${a.state}${a.wait_event ? ` waiting ${a.wait_event_type}/${a.wait_event}` : ''} for ${a.in_state?.seconds ?? 0}s${a.in_xact ? ` in xact ${a.in_xact.seconds ?? 0}s` : ''}: ${a.query}]`)
+            .join(' '),
+      );
+    }
 
     // The gateway's change feed is one LISTEN connection: was it there all along (SSE depends on it)?
     if (listeners !== 1 || listenTrail.length > 1) {
@@ -1005,7 +1039,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       } else if (!r || w.terminal[0]!.status !== r.status || w.terminal[0]!.version !== r.version) {
         sseProblems.push(`${w.id}: terminal event ${w.terminal[0]!.status}@v${w.terminal[0]!.version}, the row is ${final}`);
       } else if (w.afterTerminal !== 0) {
-        sseProblems.push(`${w.id}: resuming after the terminal event gave ${w.afterTerminal ?? 'no answer'} more events`);
+        sseProblems.push(`${w.id}: resuming after the terminal event: ${w.afterTerminal === null ? 'never answered 200' : `${w.afterTerminal} more events`}`);
       }
     }
     check(`every SSE watcher saw exactly one terminal event, matching the row (${watchers.length} watchers)`, sseProblems);
@@ -1052,7 +1086,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         if (entry.id && typeof entry.delivery_count === 'number') {
           deliveries.set(entry.id, Math.max(deliveries.get(entry.id) ?? 0, entry.delivery_count));
         }
-        if (entry.msg === 'job claimed by another runner; requeued after its lease') {
+        if (entry.msg === 'job claimed by another runner; requeued after its lease' || entry.msg === 'job skipped: another runner holds its live lease') {
           held.count++;
           held.totalWaitMs += entry.wait_ms ?? 0;
           held.maxWaitMs = Math.max(held.maxWaitMs, entry.wait_ms ?? 0);
@@ -1206,7 +1240,7 @@ export function formatReport(r: ChaosReport, maxDetails = 20): string {
   lines.push(`latency           created → finished: p50 ${ms(r.latencyMs.p50)}, p95 ${ms(r.latencyMs.p95)}, max ${ms(r.latencyMs.max)}${r.latencyMs.maxId ? ` (${r.latencyMs.maxId})` : ''}`);
   lines.push(`claims per job    ${Object.entries(r.attempts).sort(([a], [b]) => Number(a) - Number(b)).map(([a, n]) => `${a}: ${n}`).join(', ')}`);
   lines.push(`SSE               ${r.sse.watchers} watchers, ${r.sse.reconnects} reconnects (max ${r.sse.maxReconnects} for one), failed connects: ${Object.entries(r.sse.connectErrors).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`);
-  lines.push(`held redeliveries ${r.heldMessages.count} messages held while another lease was live, ${ms(r.heldMessages.totalWaitMs)} in all, max ${ms(r.heldMessages.maxWaitMs)}`);
+  lines.push(`live-lease skips  ${r.heldMessages.count} redelivered messages met another runner's live lease; held ${ms(r.heldMessages.totalWaitMs)} in all, max ${ms(r.heldMessages.maxWaitMs)}`);
   const warnings = Object.entries(r.logWarnings).sort((a, b) => b[1] - a[1]);
   if (warnings.length) {
     lines.push('log warnings/errors');

@@ -1,9 +1,9 @@
 // `npm run chaos`: the chaos run of scripts/chaos/harness.ts with its defaults (300 jobs, 3 runners,
-// 3 runner kills, 2 broker and 2 database cuts, a gateway SIGTERM and a SIGKILL restart, 6
-// cancels, a 5-minute deadline) on the test services, then its numbers and invariants.
+// 3 runner kills, 2 broker and 2 database cuts, a database partition, a gateway SIGTERM and a
+// SIGKILL restart, 6 cancels, a 5-minute deadline) on the test services, then its numbers and invariants.
 // Exits 0 when every invariant held, 1 when one did not or the deadline passed, 2 on a crash.
 // Tuning: CHAOS_JOBS, CHAOS_RUNNERS, CHAOS_DEADLINE_S, CHAOS_CUT_MS, CHAOS_SEED, CHAOS_CANCELS,
-// CHAOS_FAULTS (e.g. "runnerKill=3,brokerCut=2,dbCut=2,gatewayRestart=1,gatewayKill=1"),
+// CHAOS_FAULTS (e.g. "runnerKill=3,brokerCut=2,dbCut=2,dbPartition=1,gatewayRestart=1,gatewayKill=1"),
 // CHAOS_KEEP=1 (keep the temp folder: every process's log and the images).
 import { DEFAULT_OPTIONS, formatReport, runChaos, type ChaosOptions, type FaultKind } from './harness.ts';
 
