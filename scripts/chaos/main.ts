@@ -4,6 +4,7 @@
 // Exits 0 when every invariant held, 1 when one did not or the deadline passed, 2 on a crash.
 // Tuning: CHAOS_JOBS, CHAOS_RUNNERS, CHAOS_DEADLINE_S, CHAOS_CUT_MS, CHAOS_SEED, CHAOS_CANCELS,
 // CHAOS_FAULTS (e.g. "runnerKill=3,brokerCut=2,dbCut=2,dbPartition=1,gatewayRestart=1,gatewayKill=1"),
+// CHAOS_CUT_MODES (how the n-th cut of a link cuts, cycling: "drop,refuse", the default, or one),
 // CHAOS_KEEP=1 (keep the temp folder: every process's log and the images).
 import { DEFAULT_OPTIONS, formatReport, runChaos, type ChaosOptions, type FaultKind } from './harness.ts';
 
@@ -23,6 +24,9 @@ for (const part of (env.CHAOS_FAULTS ?? '').split(',').filter(Boolean)) {
   faults[k as FaultKind] = Number(v);
 }
 
+const cutModes = (env.CHAOS_CUT_MODES ?? DEFAULT_OPTIONS.cutModes.join(',')).split(',').map((m) => m.trim());
+for (const m of cutModes) if (m !== 'drop' && m !== 'refuse') throw new Error(`CHAOS_CUT_MODES: ${JSON.stringify(m)} is neither drop nor refuse`);
+
 const options: Partial<ChaosOptions> = {
   jobs: num('CHAOS_JOBS', DEFAULT_OPTIONS.jobs),
   runners: num('CHAOS_RUNNERS', DEFAULT_OPTIONS.runners),
@@ -31,6 +35,7 @@ const options: Partial<ChaosOptions> = {
   cancels: num('CHAOS_CANCELS', DEFAULT_OPTIONS.cancels),
   seed: num('CHAOS_SEED', Date.now() % 1_000_000),
   faults,
+  cutModes: cutModes as ChaosOptions['cutModes'],
   keepDir: env.CHAOS_KEEP === '1',
   log: (line) => process.stderr.write(`${line}\n`),
 };
