@@ -4,18 +4,33 @@
 // what is sent until `restore` (a network partition, as packets dropped and then retransmitted).
 import net from 'node:net';
 
+export interface CutOptions {
+  /**
+   * Refuse at the TCP level, as a host whose server is down: open connections are reset (RST, the
+   * client reads ECONNRESET) and the port stops listening until restore() (ECONNREFUSED).
+   * Default: open connections are closed, new ones accepted and closed at once (as a proxy in
+   * front of a server that is gone). Clients fail differently: the postgres driver, e.g., retries a
+   * refused connection quietly but fails the statement it had sent on one that is closed.
+   */
+  refuse?: boolean;
+}
+
 export interface TcpProxy {
   port: number;
   /** Drops every connection and refuses new ones until restore(). */
-  cut(): void;
+  cut(options?: CutOptions): void;
   /** Forwards nothing either way, accepting new connections but never answering, until restore(). */
   blackhole(): void;
-  restore(): void;
+  /** Back to forwarding; after a refusing cut, resolves once the port listens again. */
+  restore(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
+  /** The accepted sides, which a refusing cut resets. */
+  const clients = new Set<net.Socket>();
+  let listening: Promise<void> = Promise.resolve();
   let state: 'up' | 'cut' | 'blackhole' = 'up';
   /** Connections waiting for the blackhole to end: their upstream is opened then. */
   const held: (() => void)[] = [];
@@ -43,6 +58,8 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const server = net.createServer((client) => {
     if (state === 'cut') return client.destroy();
     track(client);
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
     let upstream: net.Socket | null = null;
     const toClient = () => client;
     const flushUp = forward(client, () => upstream);
@@ -66,11 +83,16 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   });
   const resumers = new Set<() => void>();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
   return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
+    port,
+    cut(options = {}) {
       state = 'cut';
       held.length = 0;
+      if (options.refuse) {
+        server.close();
+        for (const c of clients) c.resetAndDestroy();
+      }
       for (const s of sockets) s.destroy();
     },
     blackhole() {
@@ -80,10 +102,20 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
       state = 'up';
       for (const open of held.splice(0)) open();
       for (const flush of resumers) flush();
+      if (!server.listening) {
+        listening = new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, '127.0.0.1', () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      }
+      return listening;
     },
     close() {
       for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
+      return new Promise((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
     },
   };
 }
