@@ -675,7 +675,10 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
             signal: AbortSignal.any([stop.signal, AbortSignal.timeout(10_000)]),
           });
           const text = await res.text();
-          if (res.status === 200) {
+          // A retry that finds the job canceled: an earlier try took effect, though its answer was a
+          // 503 that said it may have (or never arrived). Only the harness cancels.
+          const canceledBefore = res.status === 409 && (JSON.parse(text) as { generation_status?: string }).generation_status === 'canceled';
+          if (res.status === 200 || canceledBefore) {
             job.cancel = 'applied';
             cancels.applied++;
           } else if (res.status === 409) {

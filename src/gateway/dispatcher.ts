@@ -11,6 +11,7 @@ import { JOB_MESSAGE_VERSION } from '../core/message.ts';
 import type { GenerationParams } from '../core/request.ts';
 import { isTerminal } from '../core/status.ts';
 import type { JobQueue } from '../queue/types.ts';
+import { DatabaseUnavailableError } from '../store/errors.ts';
 import type { Queryable } from '../store/types.ts';
 import { clearOutbox, leaseOutbox, releaseOutbox } from '../store/sql/outbox.ts';
 import { redispatchExpiredLeases } from '../store/sql/redispatchExpiredLeases.ts';
@@ -146,7 +147,9 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
           await publishBuffered();
         }
       } catch (err) {
-        o.log.error('dispatcher error; the outbox keeps the jobs for the next sweep', { err });
+        // An outage is not a fault of ours; anything else is.
+        if (err instanceof DatabaseUnavailableError) o.log.warn('database unavailable; the outbox keeps the jobs for the next sweep', { err });
+        else o.log.error('dispatcher error; the outbox keeps the jobs for the next sweep', { err, stack: (err as Error).stack });
         buffer = [];
       }
       if (buffer.length === 0 && sweep === null) for (const w of waiters) w();
