@@ -145,6 +145,8 @@ export const serviceAccountIds = {
   runner: 'itemgen-runner',
   rabbitmq: 'itemgen-rabbitmq',
   jenkins: 'itemgen-jenkins',
+  /** Pushes images, deploys gateway revisions, applies the manifests; CI impersonates it (no key). */
+  deployer: 'itemgen-deployer',
 } as const;
 
 export function serviceAccountEmail(env: Environment, id: keyof typeof serviceAccountIds): string {
@@ -163,6 +165,12 @@ export const secretIds = {
   runnerToken: 'runner-token',
   rabbitmqPassword: 'rabbitmq-password',
   rabbitmqErlangCookie: 'rabbitmq-erlang-cookie',
+  /** The gateway's ADMIN_TOKEN: the admin API (/admin/v1/keys) that creates the first API key. */
+  adminToken: 'admin-token',
+  /** RabbitMQ's TLS listener (the internal load balancer, for Cloud Run): CA certificate, server certificate and key, PEM. */
+  rabbitmqTlsCa: 'rabbitmq-tls-ca',
+  rabbitmqTlsCert: 'rabbitmq-tls-cert',
+  rabbitmqTlsKey: 'rabbitmq-tls-key',
 } as const;
 
 export function secretName(env: Environment, id: keyof typeof secretIds): string {
@@ -180,4 +188,42 @@ export function bucketName(env: Environment, bucket: 'images' | 'models'): strin
 /** Artifact Registry image path (without tag) for `gateway` or `runner`. */
 export function imageRepository(env: Environment, image: 'gateway' | 'runner'): string {
   return `${env.region}-docker.pkg.dev/${env.project}/${env.prefix}-images/${image}`;
+}
+
+/**
+ * Where delivery runs from: the Jenkins VM (controller, and the executor that deploys main) and the
+ * ephemeral agents that run pull requests live in one environment's project, and reach every
+ * environment by impersonating that environment's accounts; no service-account key exists anywhere.
+ * Prod runs no Jenkins VM of its own.
+ */
+export const ci = {
+  /** The environment whose project holds the Jenkins VM and the review agents' instance template. */
+  home: 'dev' as EnvironmentName,
+  /** Jenkins agent labels: review agents (ephemeral, plan-only identity) and the deploy executor. */
+  reviewLabel: 'itemgen-review',
+  deployLabel: 'itemgen-deploy',
+} as const;
+
+/**
+ * Accounts the bootstrap makes (scripts/ci/bootstrap.sh, infra/bootstrap.ts), outside Terraform,
+ * because they run it or run the CI that runs it. `terraform` and `planner` exist in every
+ * environment's project; `jenkins` and `review` only in the CI home's (`ci.home`).
+ */
+export const deliveryAccountIds = {
+  /** Applies Terraform (a scoped set of roles, never owner); impersonated by `jenkins`. */
+  terraform: 'itemgen-terraform',
+  /** Plans pull requests: read roles only, no secret payload; impersonated by `review`. */
+  planner: 'itemgen-planner',
+  /** Attached to the Jenkins VM: may impersonate `terraform` and the `deployer` of each environment. */
+  jenkins: serviceAccountIds.jenkins,
+  /** Attached to the ephemeral review agents: may impersonate `planner` of each environment only. */
+  review: 'itemgen-review',
+} as const;
+
+export type DeliveryAccount = keyof typeof deliveryAccountIds;
+
+/** Email of a delivery account; `jenkins` and `review` are always in the CI home's project. */
+export function deliveryAccountEmail(env: Environment, who: DeliveryAccount): string {
+  const project = who === 'jenkins' || who === 'review' ? environments[ci.home].project : env.project;
+  return `${deliveryAccountIds[who]}@${project}.iam.gserviceaccount.com`;
 }

@@ -35,6 +35,7 @@ export class Identities extends Construct {
       // RabbitMQ's Kubernetes service account with is a real, powerless one.
       rabbitmq: account('rabbitmq', serviceAccountIds.rabbitmq, 'RabbitMQ pods (Workload Identity): no Google API access'),
       jenkins: account('jenkins', serviceAccountIds.jenkins, 'Jenkins VM: pushes images, deploys the gateway and manifests'),
+      deployer: account('deployer', serviceAccountIds.deployer, 'CI deploys: image pushes, gateway revisions, manifests (impersonated, no key)'),
       nodes: account('nodes', NODES_ACCOUNT_ID, 'GKE nodes: logs, metrics, image pulls'),
     };
 
