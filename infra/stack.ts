@@ -29,6 +29,9 @@ import { ImageRegistry } from './registry.ts';
 import { SecretAccess } from './secrets.ts';
 import { Buckets } from './storage.ts';
 
+/** The oldest Terraform CLI that sends write-only arguments (password_wo). */
+export const MIN_TERRAFORM_VERSION = '1.11';
+
 export function stackName(env: Environment): string {
   return `itemgen-${env.name}`;
 }
@@ -44,6 +47,9 @@ export class ItemgenStack extends TerraformStack {
       defaultLabels: { app: 'itemgen', environment: env.name },
     });
     new GcsBackend(this, { bucket: stateBucket(env), prefix: `terraform/${stackName(env)}` });
+    // Write-only arguments (the database password, database.ts) need Terraform 1.11; an older
+    // binary would refuse them less clearly than this.
+    this.addOverride('terraform.required_version', `>= ${MIN_TERRAFORM_VERSION}`);
 
     const gatewayImage = new TerraformVariable(this, 'gateway_image', {
       type: 'string',
