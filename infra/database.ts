@@ -1,17 +1,13 @@
 // The job store: Cloud SQL for PostgreSQL 16 on a private address only, with point-in-time recovery
-// and deletion protection, its database and user, and the gateway's DATABASE_URL in Secret Manager.
-// The user's password is generated at bootstrap into Secret Manager and only read here, so it
-// appears in no file of the repository and in no output (it does reach the state, which the state
-// bucket's access control guards).
-import { DataGoogleSecretManagerSecretVersion } from '@cdktf/provider-google/lib/data-google-secret-manager-secret-version/index.js';
+// and deletion protection, its database and user. The user's password is generated at bootstrap
+// into Secret Manager and reaches Cloud SQL through a write-only argument: Terraform sends it and
+// keeps it in neither its state nor its plan, and reads no secret payload at all (review plans run
+// without one). The gateway reads the same secret itself (gateway-service.ts).
 import type { ComputeNetwork } from '@cdktf/provider-google/lib/compute-network/index.js';
-import { SecretManagerSecretVersion } from '@cdktf/provider-google/lib/secret-manager-secret-version/index.js';
-import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-secret/index.js';
 import type { ServiceNetworkingConnection } from '@cdktf/provider-google/lib/service-networking-connection/index.js';
 import { SqlDatabaseInstance } from '@cdktf/provider-google/lib/sql-database-instance/index.js';
 import { SqlDatabase } from '@cdktf/provider-google/lib/sql-database/index.js';
 import { SqlUser } from '@cdktf/provider-google/lib/sql-user/index.js';
-import { Fn } from 'cdktf';
 import { Construct } from 'constructs';
 import type { Environment } from './environments.ts';
 
@@ -22,20 +18,26 @@ export interface DatabaseProps {
   /** The peering the private address comes through. */
   privateServices: ServiceNetworkingConnection;
   settings: Environment['database'];
-  /** Secret (bootstrap-made) that holds the user's password. */
-  passwordSecret: string;
-  /** Secret (made here) for the gateway's DATABASE_URL. */
-  urlSecret: string;
+  /**
+   * The user's password (the `database_password` variable: deploy plans export it from the
+   * bootstrap secret; review plans leave it empty, which changes nothing while the version below
+   * stays the same).
+   */
+  password: string;
 }
 
-const DATABASE = 'itemgen';
-const USER = 'itemgen';
+export const DATABASE = 'itemgen';
+export const USER = 'itemgen';
+/**
+ * Write-only arguments are sent only when their version changes. Bump this to rotate: put the new
+ * password in the database-password secret, bump, apply, then roll the gateway (it reads `latest`).
+ */
+export const PASSWORD_VERSION = 1;
 
 export class Database extends Construct {
   readonly instance: SqlDatabaseInstance;
-  readonly urlSecret: SecretManagerSecret;
-  /** The current DATABASE_URL version; referring to it (not to `latest`) rolls the gateway when it changes. */
-  readonly urlSecretVersion: SecretManagerSecretVersion;
+  readonly database: SqlDatabase;
+  readonly user: SqlUser;
 
   constructor(scope: Construct, id: string, props: DatabaseProps) {
     super(scope, id);
@@ -62,6 +64,11 @@ export class Database extends Construct {
           ipv4Enabled: false,
           privateNetwork: props.vpc.id,
           sslMode: 'ENCRYPTED_ONLY',
+          // Set, not left to the default: the gateway verifies the server against this instance's
+          // own CA (DATABASE_CA_CERT, server_ca_cert) and checks the name `<project>:<instance>`
+          // (DATABASE_TLS_SERVER_NAME), which is the server certificate's CN only with the
+          // per-instance CA; a shared or customer-managed CA issues other names.
+          serverCaMode: 'GOOGLE_MANAGED_INTERNAL_CA',
         },
         backupConfiguration: {
           enabled: true,
@@ -76,34 +83,20 @@ export class Database extends Construct {
       },
     });
 
-    const database = new SqlDatabase(this, 'database', {
+    this.database = new SqlDatabase(this, 'database', {
       name: DATABASE,
       instance: this.instance.name,
       // Never dropped by Terraform; the instance's deletion protection guards the data.
       deletionPolicy: 'ABANDON',
     });
 
-    const password = new DataGoogleSecretManagerSecretVersion(this, 'password', {
-      secret: props.passwordSecret,
-    });
-    const user = new SqlUser(this, 'user', {
+    this.user = new SqlUser(this, 'user', {
       name: USER,
       instance: this.instance.name,
-      password: password.secretData,
+      passwordWo: props.password,
+      passwordWoVersion: PASSWORD_VERSION,
       // A PostgreSQL role that owns objects cannot be dropped; the instance goes with its users.
       deletionPolicy: 'ABANDON',
-    });
-
-    this.urlSecret = new SecretManagerSecret(this, 'url', {
-      secretId: props.urlSecret,
-      replication: { auto: {} },
-    });
-    // Composed here so the address and the password always match the instance; encrypted without
-    // CA verification, which is what the postgres driver's sslmode=require does (the peering is
-    // private to this VPC).
-    this.urlSecretVersion = new SecretManagerSecretVersion(this, 'url-version', {
-      secret: this.urlSecret.id,
-      secretData: `postgresql://${user.name}:${Fn.urlencode(password.secretData)}@${this.instance.privateIpAddress}:5432/${database.name}?sslmode=require`,
     });
   }
 }

@@ -25,6 +25,11 @@ export interface Environment {
     rabbitmqAddress: string;
     /** Ranges allowed to reach the Jenkins VM (through IAP) and the GKE control plane. Never 0.0.0.0/0. */
     adminCidrs: string[];
+    /**
+     * Subnet of the ephemeral review agents (CI home only). Not the nodes subnet: GKE's own firewall
+     * rules let that range reach every node, and pull requests' code runs on these agents.
+     */
+    ciAgentsCidr?: string;
   };
   gke: {
     systemMachineType: string;
@@ -102,6 +107,7 @@ export const environments: Record<EnvironmentName, Environment> = {
       cloudRunCidr: '10.10.16.0/24',
       rabbitmqAddress: '10.10.15.250',
       adminCidrs: ['203.0.113.0/28'],
+      ciAgentsCidr: '10.10.17.0/24',
     },
     gke: {
       systemMachineType: 'e2-standard-4', systemMinNodes: 1, systemMaxNodes: 3,
@@ -154,13 +160,12 @@ export function serviceAccountEmail(env: Environment, id: keyof typeof serviceAc
 }
 
 /**
- * Secret Manager secrets, named `${prefix}-${id}` (secretName). Terraform composes `databaseUrl` from the
- * database password and the instance's private address; every other value is generated once at
- * bootstrap, outside Terraform and the repository, and only read by the workloads granted access.
+ * Secret Manager secrets, named `${prefix}-${id}` (secretName). Every value is generated once at
+ * bootstrap, outside Terraform and the repository (no payload reaches Terraform's state or plans),
+ * and only read by the workloads granted access.
  */
 export const secretIds = {
   databasePassword: 'database-password',
-  databaseUrl: 'database-url',
   amqpUrl: 'amqp-url',
   runnerToken: 'runner-token',
   rabbitmqPassword: 'rabbitmq-password',
@@ -188,6 +193,14 @@ export function bucketName(env: Environment, bucket: 'images' | 'models'): strin
 /** Artifact Registry image path (without tag) for `gateway` or `runner`. */
 export function imageRepository(env: Environment, image: 'gateway' | 'runner'): string {
   return `${env.region}-docker.pkg.dev/${env.project}/${env.prefix}-images/${image}`;
+}
+
+/**
+ * Artifact Registry path of the Docker Hub mirror (a remote repository): Docker Hub's `rabbitmq`
+ * is `${mirrorRepository(env)}/library/rabbitmq`.
+ */
+export function mirrorRepository(env: Environment): string {
+  return `${env.region}-docker.pkg.dev/${env.project}/${env.prefix}-mirror`;
 }
 
 /**

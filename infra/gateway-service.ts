@@ -1,4 +1,4 @@
-// The gateway on Cloud Run (v2): its image from Artifact Registry, its configuration
+// The gateway on Cloud Run (v2): its image from Artifact Registry by digest, its configuration
 // (src/core/config.ts) as environment variables with the credentials from Secret Manager, direct
 // VPC egress to reach Cloud SQL's private address and RabbitMQ's internal load balancer, and CPU
 // kept allocated on at least one instance because the outbox dispatcher sweeps in the background.
@@ -20,7 +20,7 @@ export interface GatewayServiceProps {
   region: string;
   settings: Environment['gateway'];
   amqpPrefix: string;
-  /** Image path without tag (imageRepository). */
+  /** The image the service is created with, `repository@sha256:…` (the `gateway_image` variable). */
   image: string;
   /** Email of the gateway's service account. */
   serviceAccount: string;
@@ -29,12 +29,17 @@ export interface GatewayServiceProps {
   subnet: ComputeSubnetwork;
   bucket: string;
   databaseMaxConnections: number;
-  /** Secret and version of DATABASE_URL; a new version rolls out a new revision. */
-  databaseUrl: { secret: string; version: string };
-  /** Secrets (bootstrap-made, latest version) of AMQP_URL and RUNNER_TOKEN. */
-  amqpUrlSecret: string;
-  runnerTokenSecret: string;
-  /** IAM member that deploys new revisions (CI). */
+  database: {
+    /** DATABASE_URL without a password: `postgresql://user@<private ip>:5432/db?sslmode=require`. */
+    url: string;
+    /** PEM of the instance's CA (public), which the server's certificate must chain to. */
+    caCert: string;
+    /** The name the server's certificate carries (per-instance CA: `<project>:<instance>`). */
+    tlsServerName: string;
+  };
+  /** Secrets (bootstrap-made, latest version), by the variable they become. */
+  secrets: Record<'DATABASE_PASSWORD' | 'AMQP_URL' | 'AMQP_CA_CERT' | 'ADMIN_TOKEN' | 'RUNNER_TOKEN', string>;
+  /** IAM member that deploys new revisions (the deployer account CI impersonates). */
   deployer: string;
   /** What the first revision needs in place: its account's access to its secrets. */
   dependsOn: ITerraformDependable[];
@@ -86,15 +91,19 @@ export class GatewayService extends Construct {
       // The bucket enforces public access prevention; clients get signed links.
       GCS_PUBLIC: 'false',
       DATABASE_POOL_SIZE: String(gatewayPoolSize(props.databaseMaxConnections, settings.maxInstances)),
+      // No credential in the URL: the password is DATABASE_PASSWORD. The server's certificate is
+      // verified against the instance's CA under the name Cloud SQL gives it (not the IP).
+      DATABASE_URL: props.database.url,
+      DATABASE_CA_CERT: props.database.caCert,
+      DATABASE_TLS_SERVER_NAME: props.database.tlsServerName,
     };
-    const secrets: Record<string, { secret: string; version: string }> = {
-      DATABASE_URL: props.databaseUrl,
-      AMQP_URL: { secret: props.amqpUrlSecret, version: 'latest' },
-      RUNNER_TOKEN: { secret: props.runnerTokenSecret, version: 'latest' },
-    };
+    // `latest`: a rotated secret reaches the next revision (deploy-gateway.sh makes one per deploy).
     const env: CloudRunV2ServiceTemplateContainersEnv[] = [
       ...Object.entries(plain).map(([envName, value]) => ({ name: envName, value })),
-      ...Object.entries(secrets).map(([envName, secretKeyRef]) => ({ name: envName, valueSource: { secretKeyRef } })),
+      ...Object.entries(props.secrets).map(([envName, secret]) => ({
+        name: envName,
+        valueSource: { secretKeyRef: { secret, version: 'latest' } },
+      })),
     ];
     const healthz = { path: '/healthz', port: PORT };
 
@@ -118,8 +127,9 @@ export class GatewayService extends Construct {
         },
         containers: [
           {
-            // The service starts on `latest`; CI rolls out each build (lifecycle below).
-            image: `${props.image}:latest`,
+            // The digest the first apply names (gateway_image); CI rolls out each build after
+            // that (lifecycle below).
+            image: props.image,
             ports: { containerPort: PORT },
             env,
             resources: {
@@ -134,9 +144,15 @@ export class GatewayService extends Construct {
           },
         ],
       },
+      // All traffic to the latest ready revision, so a revision Terraform makes (a template
+      // change) serves too. promote-gateway.sh returns traffic to latest after each smoke test.
+      traffic: [{ type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100 }],
       lifecycle: {
-        // CI's (scripts/ci/deploy-gateway.sh, promote-gateway.sh): the image of each build and the
-        // traffic split between revisions; a later apply must not undo them.
+        // The image of each build is CI's (deploy-gateway.sh). Traffic too, after creation: a
+        // deploy pins traffic to the serving revision and tags the new one (--no-traffic --tag)
+        // until its smoke test passes, and after a failed one traffic stays pinned to the last good
+        // revision. An apply that reset traffic to latest would put the failed revision live, and
+        // one during a deploy would drop the tag the smoke test calls. gcloud sets client fields.
         ignoreChanges: ['template[0].containers[0].image', 'traffic', 'client', 'client_version'],
       },
     });

@@ -1,6 +1,9 @@
-// Who is who: one Google service account per workload (gateway, runner, RabbitMQ, Jenkins) and one
-// for GKE nodes, with the few project-wide roles any of them needs, and the Workload Identity
-// bindings that let the runner's and RabbitMQ's Kubernetes service accounts act as theirs.
+// Who is who: one Google service account per workload (gateway, runner, RabbitMQ), the deployer CI
+// impersonates, and one for GKE nodes, with the few project-wide roles any of them needs, and the
+// Workload Identity bindings that let the runner's and RabbitMQ's Kubernetes service accounts act
+// as theirs. The delivery accounts (terraform, planner, jenkins, review) are made at bootstrap
+// (bootstrap.ts) and only referred to here, by email: Terraform cannot create the identity that
+// runs it, and the Jenkins VM's account must exist before the VM that first applies this stack.
 // Grants on a single resource (a secret, a bucket, the repository, the Cloud Run service) are made
 // where that resource is, so each construct shows who may touch it.
 import { ProjectIamMember } from '@cdktf/provider-google/lib/project-iam-member/index.js';
@@ -10,10 +13,13 @@ import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { serviceAccountIds } from './environments.ts';
 
-export type Workload = keyof typeof serviceAccountIds;
+/** The accounts this stack makes; `jenkins` is the bootstrap's (deliveryAccountIds). */
+export type Workload = Exclude<keyof typeof serviceAccountIds, 'jenkins'>;
 
 export interface IdentitiesProps {
   project: string;
+  /** Email of the Jenkins VM's account (bootstrap-made, in the CI home): it impersonates the deployer. */
+  jenkins: string;
 }
 
 /** The GKE nodes' account id; only infra knows it, so it is not among the shared serviceAccountIds. */
@@ -34,17 +40,17 @@ export class Identities extends Construct {
       // Holds no role: RabbitMQ calls no Google API. It exists so the account k8s/ annotates
       // RabbitMQ's Kubernetes service account with is a real, powerless one.
       rabbitmq: account('rabbitmq', serviceAccountIds.rabbitmq, 'RabbitMQ pods (Workload Identity): no Google API access'),
-      jenkins: account('jenkins', serviceAccountIds.jenkins, 'Jenkins VM: pushes images, deploys the gateway and manifests'),
       deployer: account('deployer', serviceAccountIds.deployer, 'CI deploys: image pushes, gateway revisions, manifests (impersonated, no key)'),
       nodes: account('nodes', NODES_ACCOUNT_ID, 'GKE nodes: logs, metrics, image pulls'),
     };
 
     const projectRoles: [Workload | 'nodes', string[]][] = [
-      // What a node needs for itself; image pulls are granted on the repository only (registry.ts).
-      ['nodes', ['roles/logging.logWriter', 'roles/monitoring.metricWriter']],
-      // Applying manifests to the cluster. GKE has no per-cluster IAM, and the project holds one
-      // cluster; in-cluster RBAC is where this could be narrowed to the itemgen namespace.
-      ['jenkins', ['roles/container.developer', 'roles/logging.logWriter', 'roles/monitoring.metricWriter']],
+      // GKE's role for a node's own account (logs, metrics, autoscaler metadata); image pulls are
+      // granted on the repositories only (registry.ts).
+      ['nodes', ['roles/container.defaultNodeServiceAccount']],
+      // Cluster credentials (get-credentials, the DNS endpoint) and nothing inside the cluster:
+      // what the deployer may do there is Kubernetes RBAC, limited to the itemgen namespace (k8s/).
+      ['deployer', ['roles/container.clusterViewer']],
     ];
     for (const [who, roles] of projectRoles) {
       for (const role of roles) {
@@ -64,10 +70,17 @@ export class Identities extends Construct {
       member: this.member('gateway'),
     });
     // Deploying a gateway revision means running it as the gateway's account.
-    new ServiceAccountIamMember(this, 'jenkins-deploys-as-gateway', {
+    new ServiceAccountIamMember(this, 'deployer-deploys-as-gateway', {
       serviceAccountId: this.accounts.gateway.name,
       role: 'roles/iam.serviceAccountUser',
-      member: this.member('jenkins'),
+      member: this.member('deployer'),
+    });
+    // Main's deploy stages (the Jenkins VM) act as the deployer by impersonation: short-lived
+    // tokens, no key file. Review agents cannot (their account is not granted).
+    new ServiceAccountIamMember(this, 'jenkins-impersonates-deployer', {
+      serviceAccountId: this.accounts.deployer.name,
+      role: 'roles/iam.serviceAccountTokenCreator',
+      member: `serviceAccount:${props.jenkins}`,
     });
   }
 

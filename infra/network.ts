@@ -26,6 +26,8 @@ export class Network extends Construct {
   readonly vpc: ComputeNetwork;
   readonly nodesSubnet: ComputeSubnetwork;
   readonly cloudRunSubnet: ComputeSubnetwork;
+  /** The review agents' subnet, where the environment has `ciAgentsCidr` (the CI home). */
+  readonly ciAgentsSubnet: ComputeSubnetwork | undefined;
   /** The peering Cloud SQL's private address comes through; an instance must wait for it. */
   readonly privateServices: ServiceNetworkingConnection;
   readonly rabbitmqAddress: ComputeAddress;
@@ -61,8 +63,20 @@ export class Network extends Construct {
       privateIpGoogleAccess: true,
     });
 
-    // Nodes and the Jenkins VM have no public address; they reach registries and package mirrors
-    // through NAT. Cloud Run sends only private ranges into the VPC, so its subnet needs none.
+    // Pull requests' code runs here, apart from the nodes (see Environment.network.ciAgentsCidr).
+    this.ciAgentsSubnet = network.ciAgentsCidr
+      ? new ComputeSubnetwork(this, 'ci-agents', {
+          name: `${prefix}-ci-agents`,
+          region,
+          network: this.vpc.id,
+          ipCidrRange: network.ciAgentsCidr,
+          privateIpGoogleAccess: true,
+        })
+      : undefined;
+
+    // Nodes, the Jenkins VM and its agents have no public address; they reach registries and
+    // package mirrors through NAT. Cloud Run sends only private ranges into the VPC, so its subnet
+    // needs none.
     const router = new ComputeRouter(this, 'router', { name: `${prefix}-router`, region, network: this.vpc.id });
     new ComputeRouterNat(this, 'nat', {
       name: `${prefix}-nat`,
@@ -70,7 +84,10 @@ export class Network extends Construct {
       router: router.name,
       natIpAllocateOption: 'AUTO_ONLY',
       sourceSubnetworkIpRangesToNat: 'LIST_OF_SUBNETWORKS',
-      subnetwork: [{ name: this.nodesSubnet.id, sourceIpRangesToNat: ['ALL_IP_RANGES'] }],
+      subnetwork: [this.nodesSubnet, ...(this.ciAgentsSubnet ? [this.ciAgentsSubnet] : [])].map((subnet) => ({
+        name: subnet.id,
+        sourceIpRangesToNat: ['ALL_IP_RANGES'],
+      })),
       logConfig: { enable: true, filter: 'ERRORS_ONLY' },
     });
 

@@ -1,6 +1,6 @@
 // Who may read which Secret Manager secret, as one table: each workload is granted the secrets it
-// reads itself and no other. Values never pass through Terraform except DATABASE_URL (database.ts).
-// Only the gateway reads Secret Manager at run time; runners and RabbitMQ get theirs from Kubernetes
+// reads itself and no other. Values never pass through Terraform: the secrets and their versions are
+// bootstrap-made, and Terraform reads none. Only the gateway reads Secret Manager at run time; runners and RabbitMQ get theirs from Kubernetes
 // Secrets (k8s/secrets.ts).
 import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
 import { Construct } from 'constructs';

@@ -14,6 +14,7 @@ export interface StackJson {
   resource: Record<string, Record<string, Block>>;
   data?: Record<string, Record<string, Block>>;
   output?: Record<string, Block>;
+  variable?: Record<string, Block>;
   provider: Record<string, Block[]>;
   terraform: Block;
 }

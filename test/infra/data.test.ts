@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bucketName, imageRepository, secretName } from '../../infra/environments.ts';
+import { PASSWORD_VERSION } from '../../infra/database.ts';
+import { bucketName, imageRepository, mirrorRepository } from '../../infra/environments.ts';
 import { eachStack, one, resolve, resources, type StackJson } from '../helpers/terraform.ts';
 
 const dataSources = (stack: StackJson, type: string) => Object.values(stack.data?.[type] ?? {});
@@ -40,36 +41,38 @@ test('max_connections is set to the environment\'s value', () => {
   }
 });
 
-test('the database user\'s password comes from the bootstrap secret, never from the configuration', () => {
-  for (const [env, stack] of eachStack()) {
-    const [password, ...others] = dataSources(stack, 'google_secret_manager_secret_version');
-    assert.is(others.length, 0);
-    assert.is(password!.secret, secretName(env, 'databasePassword'));
+test('the database user\'s password is write-only, from the sensitive database_password variable (empty by default)', () => {
+  for (const [, stack] of eachStack()) {
     const user = one(stack, 'google_sql_user');
-    assert.match(user.password, /^\$\{data\.google_secret_manager_secret_version\.[A-Za-z0-9_-]+\.secret_data\}$/);
     assert.is(user.name, 'itemgen');
     assert.is(one(stack, 'google_sql_database').name, 'itemgen');
-    // Every `password` field anywhere is that reference.
-    const passwords = JSON.stringify(stack).match(/"password":"[^"]*"/g) ?? [];
-    assert.equal(passwords, [`"password":"${user.password}"`]);
+    assert.is(user.password, undefined);
+    assert.is(user.password_wo, '${var.database_password}');
+    assert.is(user.password_wo_version, PASSWORD_VERSION);
+    assert.equal(stack.variable?.database_password, {
+      type: 'string',
+      sensitive: true,
+      default: '',
+      description: stack.variable?.database_password?.description,
+    });
+    // No other field anywhere carries a password.
+    assert.equal(JSON.stringify(stack).match(/"password[a-z_]*":/g)?.sort(), ['"password_wo":', '"password_wo_version":']);
   }
 });
 
-test('DATABASE_URL is composed from references only (no literal credential) and requires TLS', () => {
-  for (const [env, stack] of eachStack()) {
-    const secret = one(stack, 'google_secret_manager_secret');
-    assert.is(secret.secret_id, secretName(env, 'databaseUrl'));
-    const [version, ...others] = resources(stack, 'google_secret_manager_secret_version');
-    assert.is(others.length, 0);
-    assert.is(resolve(stack, version!.secret), secretName(env, 'databaseUrl'));
-    const data: string = version!.secret_data;
-    assert.match(data, /urlencode\(data\.google_secret_manager_secret_version\.[A-Za-z0-9_-]+\.secret_data\)/);
-    assert.match(data, /\$\{google_sql_database_instance\.[A-Za-z0-9_-]+\.private_ip_address\}/);
-    const literal = data.replace(/\$\{[^}]+\}/g, '·');
-    assert.is(literal, 'postgresql://·:·@·:5432/·?sslmode=require');
-    const resolved = resolve(stack, data);
-    assert.ok(resolved.startsWith('postgresql://itemgen:'), resolved);
-    assert.ok(resolved.endsWith(':5432/itemgen?sslmode=require'), resolved);
+test('no secret payload in state or plans: no secret version, read or made, and no secret made by Terraform', () => {
+  for (const [, stack] of eachStack()) {
+    assert.equal(resources(stack, 'google_secret_manager_secret_version'), []);
+    assert.equal(dataSources(stack, 'google_secret_manager_secret_version'), []);
+    assert.equal(dataSources(stack, 'google_secret_manager_secret_version_access'), []);
+    // The secrets are bootstrap-made (bootstrap.ts); Terraform only grants access to them.
+    assert.equal(resources(stack, 'google_secret_manager_secret'), []);
+  }
+});
+
+test('Cloud SQL\'s server certificate comes from the per-instance CA (its CN is <project>:<instance>)', () => {
+  for (const [, stack] of eachStack()) {
+    assert.is(one(stack, 'google_sql_database_instance').settings.ip_configuration.server_ca_mode, 'GOOGLE_MANAGED_INTERNAL_CA');
   }
 });
 
@@ -96,19 +99,47 @@ test('images are deleted after the retention; models are kept', () => {
 
 test('the runner\'s role on the bucket holds exactly what putImage needs', () => {
   for (const [, stack] of eachStack()) {
-    const role = one(stack, 'google_project_iam_custom_role');
+    const role = one(stack, 'google_project_iam_custom_role', ['role_id', 'itemgenImageWriter']);
     assert.equal([...role.permissions].sort(), ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get']);
   }
 });
 
-test('one Docker repository, at the path imageRepository() builds', () => {
+const repository = (stack: StackJson, id: string) => one(stack, 'google_artifact_registry_repository', ['repository_id', id]);
+
+test('the images repository, at the path imageRepository() builds: immutable tags, cleanup applied', () => {
   for (const [env, stack] of eachStack()) {
-    const repository = one(stack, 'google_artifact_registry_repository');
-    assert.is(repository.format, 'DOCKER');
-    const path = `${repository.location}-docker.pkg.dev/${env.project}/${repository.repository_id}`;
+    assert.is(resources(stack, 'google_artifact_registry_repository').length, 2);
+    const images = repository(stack, `${env.prefix}-images`);
+    assert.is(images.format, 'DOCKER');
+    assert.is(images.mode, undefined);
+    const path = `${images.location}-docker.pkg.dev/${env.project}/${images.repository_id}`;
     assert.is(imageRepository(env, 'gateway'), `${path}/gateway`);
     assert.is(imageRepository(env, 'runner'), `${path}/runner`);
+    assert.equal(images.docker_config, { immutable_tags: true });
+    assert.is(images.cleanup_policy_dry_run, false);
+    assert.equal(images.cleanup_policies, [
+      { id: 'keep-recent', action: 'KEEP', most_recent_versions: { keep_count: 30 } },
+      { id: 'delete-old', action: 'DELETE', condition: { tag_state: 'ANY', older_than: `${90 * 86400}s` } },
+    ]);
   }
+});
+
+test('the mirror: a remote repository of Docker Hub, at the path mirrorRepository() builds, that nodes read', () => {
+  for (const [env, stack] of eachStack()) {
+    const mirror = repository(stack, `${env.prefix}-mirror`);
+    assert.is(mirror.format, 'DOCKER');
+    assert.is(mirror.mode, 'REMOTE_REPOSITORY');
+    assert.equal(mirror.remote_repository_config, { docker_repository: { public_repository: 'DOCKER_HUB' } });
+    assert.is(mirrorRepository(env), `${mirror.location}-docker.pkg.dev/${env.project}/${mirror.repository_id}`);
+    const readers = resources(stack, 'google_artifact_registry_repository_iam_member')
+      .filter((g) => resolve(stack, g.repository) === mirror.repository_id)
+      .map((g) => [resolve(stack, g.member), g.role]);
+    assert.equal(readers, [['serviceAccount:itemgen-nodes', 'roles/artifactregistry.reader']]);
+  }
+});
+
+test('no moving :latest anywhere in a stack', () => {
+  for (const [, stack] of eachStack()) assert.not.match(JSON.stringify(stack), /:latest\b/);
 });
 
 test.run();

@@ -21,7 +21,7 @@ test('runs as the gateway\'s account, the gateway image, scaled and sized from t
     const service = one(stack, 'google_cloud_run_v2_service');
     assert.is(service.name, `${env.prefix}-gateway`);
     assert.is(resolve(stack, service.template.service_account), 'itemgen-gateway');
-    assert.ok(container(service).image.startsWith(`${imageRepository(env, 'gateway')}:`));
+    assert.is(container(service).image, '${var.gateway_image}');
     assert.equal(service.template.scaling, {
       min_instance_count: env.gateway.minInstances,
       max_instance_count: env.gateway.maxInstances,
@@ -71,15 +71,66 @@ test('credentials come from Secret Manager by secret_key_ref, never as values', 
         .filter((e) => e.value_source)
         .map((e) => [e.name, { ...e.value_source.secret_key_ref, secret: resolve(stack, e.value_source.secret_key_ref.secret) }]),
     );
-    assert.equal(Object.keys(secretEnv).sort(), ['AMQP_URL', 'DATABASE_URL', 'RUNNER_TOKEN']);
-    assert.is(secretEnv.DATABASE_URL.secret, secretName(env, 'databaseUrl'));
-    // The current version, so a new DATABASE_URL rolls out a new revision.
-    assert.match(secretEnv.DATABASE_URL.version, /^\$\{google_secret_manager_secret_version\.[A-Za-z0-9_-]+\.version\}$/);
-    assert.equal(secretEnv.AMQP_URL, { secret: secretName(env, 'amqpUrl'), version: 'latest' });
-    assert.equal(secretEnv.RUNNER_TOKEN, { secret: secretName(env, 'runnerToken'), version: 'latest' });
+    const latest = (id: Parameters<typeof secretName>[1]) => ({ secret: secretName(env, id), version: 'latest' });
+    assert.equal(secretEnv, {
+      DATABASE_PASSWORD: latest('databasePassword'),
+      AMQP_URL: latest('amqpUrl'),
+      AMQP_CA_CERT: latest('rabbitmqTlsCa'),
+      ADMIN_TOKEN: latest('adminToken'),
+      RUNNER_TOKEN: latest('runnerToken'),
+    });
     for (const e of envOf(service)) assert.ok((e.value === undefined) !== (e.value_source === undefined), e.name);
-    // The revision waits for its account's access to those secrets.
-    assert.ok(service.depends_on.some((d: string) => d.startsWith('google_secret_manager_secret_iam_member.')));
+    // The revision waits for its account's access to each of those secrets.
+    const grants = service.depends_on.filter((d: string) => d.startsWith('google_secret_manager_secret_iam_member.'));
+    assert.is(grants.length, Object.keys(secretEnv).length);
+  }
+});
+
+test('the database: a URL without a password, TLS verified against the instance\'s CA under its Cloud SQL name', () => {
+  for (const [env, stack] of eachStack()) {
+    const plain = Object.fromEntries(envOf(one(stack, 'google_cloud_run_v2_service')).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    const instance = Object.keys(stack.resource.google_sql_database_instance!)[0];
+    assert.is(plain.DATABASE_URL, `postgresql://itemgen@\${google_sql_database_instance.${instance}.private_ip_address}:5432/itemgen?sslmode=require`);
+    assert.is(plain.DATABASE_CA_CERT, `\${google_sql_database_instance.${instance}.server_ca_cert[0].cert}`);
+    assert.is(plain.DATABASE_TLS_SERVER_NAME, `${env.project}:\${google_sql_database_instance.${instance}.name}`);
+    assert.is(resolve(stack, plain.DATABASE_TLS_SERVER_NAME), `${env.project}:${env.prefix}-pg`);
+  }
+});
+
+test('gateway_image: validated as the environment\'s gateway repository by digest', () => {
+  const digest = 'sha256:' + 'a1'.repeat(32);
+  for (const [env, stack] of eachStack()) {
+    const variable = stack.variable?.gateway_image;
+    assert.is(variable?.type, 'string');
+    assert.is(variable?.default, undefined, 'no default: the first apply names the image it pushed');
+    const [validation, ...others] = variable!.validation;
+    assert.is(others.length, 0);
+    const match = /^\$\{can\(regex\("([^"]+)", var\.gateway_image\)\)\}$/.exec(validation.condition);
+    assert.ok(match, validation.condition);
+    const pattern = new RegExp(match![1]!);
+    assert.ok(pattern.test(`${imageRepository(env, 'gateway')}@${digest}`));
+    for (const bad of [
+      `${imageRepository(env, 'gateway')}:latest`,
+      `${imageRepository(env, 'gateway')}:v1@${digest}`,
+      `${imageRepository(env, 'runner')}@${digest}`,
+      `${imageRepository(env, 'gateway')}@sha256:${'A1'.repeat(32)}`,
+      `${imageRepository(env, 'gateway')}@${digest}0`,
+      `${imageRepository(env, 'gateway').replace('.pkg.', '-pkg-')}@${digest}`,
+      `x${imageRepository(env, 'gateway')}@${digest}`,
+    ]) {
+      assert.not.ok(pattern.test(bad), bad);
+    }
+    for (const other of Object.values(environments).filter((e) => e.name !== env.name)) {
+      assert.not.ok(pattern.test(`${imageRepository(other, 'gateway')}@${digest}`), other.name);
+    }
+  }
+});
+
+test('traffic: all to the latest revision; later traffic and images are CI\'s', () => {
+  for (const [, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    assert.equal(service.traffic, [{ type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100 }]);
+    assert.equal(service.lifecycle.ignore_changes, ['template[0].containers[0].image', 'traffic', 'client', 'client_version']);
   }
 });
 
@@ -87,8 +138,10 @@ test('the environment is a valid gateway configuration: public bind, https links
   for (const [env, stack] of eachStack()) {
     const service = one(stack, 'google_cloud_run_v2_service');
     const placeholders: Record<string, string> = {
-      DATABASE_URL: 'postgresql://itemgen:pw@10.0.0.3:5432/itemgen?sslmode=require',
-      AMQP_URL: `amqp://itemgen:pw@${env.network.rabbitmqAddress}:5672`,
+      DATABASE_PASSWORD: 'pw',
+      AMQP_URL: `amqps://itemgen:pw@${env.network.rabbitmqAddress}:5671`,
+      AMQP_CA_CERT: '-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n',
+      ADMIN_TOKEN: 'a'.repeat(32),
       RUNNER_TOKEN: 'x'.repeat(32),
     };
     const vars = Object.fromEntries(
@@ -123,14 +176,14 @@ test('startup and liveness probes on /healthz', () => {
   }
 });
 
-test('anyone may invoke (the API checks its own keys); only CI may deploy', () => {
+test('anyone may invoke (the API checks its own keys); only the deployer (CI, impersonated) may deploy', () => {
   for (const [, stack] of eachStack()) {
     const service = one(stack, 'google_cloud_run_v2_service');
     assert.is(service.ingress, 'INGRESS_TRAFFIC_ALL');
     const invoker = one(stack, 'google_cloud_run_v2_service_iam_member', ['role', 'roles/run.invoker']);
     assert.is(invoker.member, 'allUsers');
     const developer = one(stack, 'google_cloud_run_v2_service_iam_member', ['role', 'roles/run.developer']);
-    assert.is(resolve(stack, developer.member), 'serviceAccount:itemgen-jenkins');
+    assert.is(resolve(stack, developer.member), 'serviceAccount:itemgen-deployer');
   }
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Environment } from '../../infra/environments.ts';
+import { ci, deliveryAccountEmail, type Environment } from '../../infra/environments.ts';
 import { eachStack, resolve, resources, type StackJson } from '../helpers/terraform.ts';
 
 // What each kind of IAM member resource grants on, for a readable "kind target role" line.
@@ -29,28 +29,43 @@ function grants(stack: StackJson): Map<string, string[]> {
 function expectedGrants(env: Environment): Record<string, string[]> {
   const p = env.prefix;
   const accessor = (id: string) => `secret ${p}-${id} roles/secretmanager.secretAccessor`;
+  const ciHome = env.name === ci.home;
   return {
     'serviceAccount:itemgen-gateway': [
       'account itemgen-gateway roles/iam.serviceAccountTokenCreator',
       `bucket ${env.project}-images roles/storage.objectViewer`,
+      accessor('admin-token'),
       accessor('amqp-url'),
-      accessor('database-url'),
+      accessor('database-password'),
+      accessor('rabbitmq-tls-ca'),
       accessor('runner-token'),
     ],
     'serviceAccount:itemgen-runner': [`bucket ${env.project}-images itemgenImageWriter`, `bucket ${env.project}-models roles/storage.objectViewer`],
     // RabbitMQ calls no Google API: its account holds nothing.
-    'serviceAccount:itemgen-jenkins': [
+    // What CI deploys with, by impersonation; in the cluster, RBAC limits it to the namespace (k8s/).
+    'serviceAccount:itemgen-deployer': [
       'account itemgen-gateway roles/iam.serviceAccountUser',
-      `project ${env.project} roles/container.developer`,
-      `project ${env.project} roles/logging.logWriter`,
-      `project ${env.project} roles/monitoring.metricWriter`,
+      `project ${env.project} roles/container.clusterViewer`,
       `repository ${p}-images roles/artifactregistry.writer`,
       `run ${p}-gateway roles/run.developer`,
     ],
+    // The Jenkins VM's account (bootstrap-made, CI home): impersonates the deployer everywhere;
+    // in the CI home it also makes the review agents, which run as the review account.
+    [`serviceAccount:${deliveryAccountEmail(env, 'jenkins')}`]: [
+      'account itemgen-deployer roles/iam.serviceAccountTokenCreator',
+      ...(ciHome
+        ? [
+            `account projects/${env.project}/serviceAccounts/${deliveryAccountEmail(env, 'review')} roles/iam.serviceAccountUser`,
+            `project ${env.project} itemgenAgentProvisioner`,
+            `project ${env.project} roles/logging.logWriter`,
+            `project ${env.project} roles/monitoring.metricWriter`,
+          ]
+        : []),
+    ].sort(),
     'serviceAccount:itemgen-nodes': [
-      `project ${env.project} roles/logging.logWriter`,
-      `project ${env.project} roles/monitoring.metricWriter`,
+      `project ${env.project} roles/container.defaultNodeServiceAccount`,
       `repository ${p}-images roles/artifactregistry.reader`,
+      `repository ${p}-mirror roles/artifactregistry.reader`,
     ],
     allUsers: [`run ${p}-gateway roles/run.invoker`],
     [`serviceAccount:${env.project}.svc.id.goog[${env.kubernetes.namespace}/${env.kubernetes.runnerServiceAccount}]`]: [
@@ -86,7 +101,8 @@ test('no owner, editor, admin or basic role anywhere; IAM only added to, never s
 test('one account per workload, the ids k8s/ annotates with; GKE nodes have their own', () => {
   for (const [, stack] of eachStack()) {
     const ids = resources(stack, 'google_service_account').map((a) => a.account_id).sort();
-    assert.equal(ids, ['itemgen-gateway', 'itemgen-jenkins', 'itemgen-nodes', 'itemgen-rabbitmq', 'itemgen-runner']);
+    // The delivery accounts (jenkins, review, terraform, planner) are the bootstrap's, not Terraform's.
+    assert.equal(ids, ['itemgen-deployer', 'itemgen-gateway', 'itemgen-nodes', 'itemgen-rabbitmq', 'itemgen-runner']);
   }
 });
 
@@ -98,18 +114,24 @@ test('Workload Identity bindings wait for the cluster (its identity pool exists 
   }
 });
 
-test('outputs hold names and addresses, nothing secret', () => {
-  for (const [, stack] of eachStack()) {
+test('outputs hold names and addresses, nothing secret; the CI home\'s name its Jenkins VM and agent template', () => {
+  for (const [env, stack] of eachStack()) {
     const outputs = stack.output ?? {};
     assert.equal(Object.keys(outputs).sort(), [
       'cluster_name',
       'database_instance',
+      'deployer_email',
+      'gateway_service',
       'gateway_url',
       'image_bucket',
-      'jenkins_instance',
+      'image_repository',
+      ...(env.name === ci.home ? ['jenkins_instance'] : []),
+      'mirror_repository',
       'model_bucket',
       'rabbitmq_address',
+      ...(env.name === ci.home ? ['review_agent_template'] : []),
     ]);
+    assert.is(resolve(stack, outputs.deployer_email!.value), 'itemgen-deployer');
     for (const [name, output] of Object.entries(outputs)) {
       const value = JSON.stringify(output.value);
       assert.not.match(value, /secret|password|google_sql_user|token/i, name);

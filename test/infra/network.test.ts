@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { IAP_RANGE } from '../../infra/jenkins.ts';
+import { ci, deliveryAccountEmail } from '../../infra/environments.ts';
+import { AGENT_PROVISIONER_PERMISSIONS, IAP_RANGE } from '../../infra/jenkins.ts';
 import { cidrsOverlap, eachStack, inCidr, one, resolve, resources } from '../helpers/terraform.ts';
 
 test('the GKE subnet carries the pods and services ranges the cluster uses; Cloud Run egress has its own subnet', () => {
@@ -17,14 +18,18 @@ test('the GKE subnet carries the pods and services ranges the cluster uses; Clou
 
     const cloudRun = one(stack, 'google_compute_subnetwork', ['name', `${env.prefix}-cloud-run`]);
     assert.is(cloudRun.ip_cidr_range, env.network.cloudRunCidr);
-    assert.is(resources(stack, 'google_compute_subnetwork').length, 2);
+    // Review agents, in the CI home only, apart from the nodes (GKE's rules trust the nodes range).
+    const names = resources(stack, 'google_compute_subnetwork').map((n) => n.name).sort();
+    const ciHome = env.name === ci.home;
+    assert.equal(names, [...(ciHome ? [`${env.prefix}-ci-agents`] : []), `${env.prefix}-cloud-run`, `${env.prefix}-nodes`]);
+    if (ciHome) assert.is(one(stack, 'google_compute_subnetwork', ['name', `${env.prefix}-ci-agents`]).ip_cidr_range, env.network.ciAgentsCidr);
   }
 });
 
 test('no two ranges of an environment overlap, and RabbitMQ\'s address lies in the nodes range', () => {
   for (const [env] of eachStack()) {
-    const { nodesCidr, podsCidr, servicesCidr, masterCidr, cloudRunCidr, rabbitmqAddress } = env.network;
-    const ranges = [nodesCidr, podsCidr, servicesCidr, masterCidr, cloudRunCidr];
+    const { nodesCidr, podsCidr, servicesCidr, masterCidr, cloudRunCidr, ciAgentsCidr, rabbitmqAddress } = env.network;
+    const ranges = [nodesCidr, podsCidr, servicesCidr, masterCidr, cloudRunCidr, ...(ciAgentsCidr ? [ciAgentsCidr] : [])];
     for (const [i, a] of ranges.entries()) {
       for (const b of ranges.slice(i + 1)) assert.not.ok(cidrsOverlap(a, b), `${env.name}: ${a} overlaps ${b}`);
     }
@@ -32,11 +37,14 @@ test('no two ranges of an environment overlap, and RabbitMQ\'s address lies in t
   }
 });
 
-test('Cloud NAT serves the private nodes\' subnet', () => {
+test('Cloud NAT serves the private nodes\' subnet and the review agents\'', () => {
   for (const [env, stack] of eachStack()) {
     const nat = one(stack, 'google_compute_router_nat');
     assert.is(nat.source_subnetwork_ip_ranges_to_nat, 'LIST_OF_SUBNETWORKS');
-    assert.equal(nat.subnetwork.map((s: { name: string }) => resolve(stack, s.name)), [`${env.prefix}-nodes`]);
+    assert.equal(
+      nat.subnetwork.map((s: { name: string }) => resolve(stack, s.name)),
+      [`${env.prefix}-nodes`, ...(env.name === ci.home ? [`${env.prefix}-ci-agents`] : [])],
+    );
     assert.is(resolve(stack, nat.router), `${env.prefix}-router`);
   }
 });
@@ -130,10 +138,10 @@ test('no firewall rule anywhere is open to the internet; each names its sources 
     for (const rule of resources(stack, 'google_compute_firewall')) {
       count++;
       assert.is(rule.direction, 'INGRESS', rule.name);
-      // An ingress rule without source ranges or tags would apply to every source.
-      assert.ok(rule.source_ranges?.length > 0, `${rule.name} names its sources`);
+      // An ingress rule without source ranges, tags or accounts would apply to every source.
+      assert.ok((rule.source_ranges?.length > 0) !== (rule.source_service_accounts?.length > 0), `${rule.name} names its sources, one way`);
       assert.is(rule.source_tags, undefined);
-      for (const range of rule.source_ranges) {
+      for (const range of rule.source_ranges ?? []) {
         assert.not.ok(['0.0.0.0/0', '::/0'].includes(range), `${rule.name} is open to ${range}`);
         assert.ok(allowedSources.includes(range), `${rule.name}: unexpected source ${range}`);
       }
@@ -141,11 +149,17 @@ test('no firewall rule anywhere is open to the internet; each names its sources 
       assert.is(rule.deny, undefined);
     }
   }
+  // dev: control plane → nodes, IAP → Jenkins, Jenkins → review agents; prod: control plane → nodes.
   assert.is(count, 4);
 });
 
-test('Jenkins: no external address, shielded, OS Login; SSH and the UI only through IAP', () => {
+test('Jenkins, in the CI home only: no external address, shielded, OS Login, the bootstrap\'s account; SSH and the UI only through IAP', () => {
   for (const [env, stack] of eachStack()) {
+    if (env.name !== ci.home) {
+      assert.equal(resources(stack, 'google_compute_instance'), [], `${env.name} runs no Jenkins VM`);
+      assert.equal(resources(stack, 'google_compute_instance_template'), []);
+      continue;
+    }
     const vm = one(stack, 'google_compute_instance');
     assert.is(vm.name, `${env.prefix}-jenkins`);
     assert.equal(vm.network_interface.length, 1);
@@ -153,12 +167,55 @@ test('Jenkins: no external address, shielded, OS Login; SSH and the UI only thro
     assert.is(resolve(stack, vm.network_interface[0].subnetwork), `${env.prefix}-nodes`);
     assert.equal(vm.shielded_instance_config, { enable_secure_boot: true, enable_vtpm: true, enable_integrity_monitoring: true });
     assert.is(vm.metadata['enable-oslogin'], 'TRUE');
-    assert.is(resolve(stack, vm.service_account.email), 'itemgen-jenkins');
+    assert.is(vm.service_account.email, deliveryAccountEmail(env, 'jenkins'));
+    assert.is(deliveryAccountEmail(env, 'jenkins'), 'itemgen-jenkins@itemgen-dev.iam.gserviceaccount.com');
 
     const rule = one(stack, 'google_compute_firewall', ['name', `${env.prefix}-jenkins-from-iap`]);
     assert.equal(rule.source_ranges, ['35.235.240.0/20']);
     assert.equal(rule.allow, [{ protocol: 'tcp', ports: ['22', '8080'] }]);
-    assert.equal(rule.target_service_accounts.map((a: string) => resolve(stack, a)), ['itemgen-jenkins']);
+    assert.equal(rule.target_service_accounts, [deliveryAccountEmail(env, 'jenkins')]);
+  }
+});
+
+test('review agents\' template: no external address, shielded, Spot, the review account, its own subnet; SSH from the controller only', () => {
+  for (const [env, stack] of eachStack()) {
+    if (env.name !== ci.home) continue;
+    const template = one(stack, 'google_compute_instance_template');
+    assert.is(template.name, `${env.prefix}-review-agent`);
+    assert.equal(template.labels, { 'jenkins-label': ci.reviewLabel });
+    assert.equal(template.network_interface.length, 1);
+    assert.is(template.network_interface[0].access_config, undefined);
+    assert.is(resolve(stack, template.network_interface[0].subnetwork), `${env.prefix}-ci-agents`);
+    assert.equal(template.shielded_instance_config, { enable_secure_boot: true, enable_vtpm: true, enable_integrity_monitoring: true });
+    assert.equal(template.service_account, { email: 'itemgen-review@itemgen-dev.iam.gserviceaccount.com', scopes: ['cloud-platform'] });
+    assert.is(template.scheduling.provisioning_model, 'SPOT');
+    assert.is(template.scheduling.instance_termination_action, 'DELETE');
+    // The plugin's one-time key is instance metadata, which OS Login would ignore (jenkins.ts);
+    // project-wide keys are refused and the host key is published for the plugin to verify.
+    assert.equal(template.metadata, { 'enable-oslogin': 'FALSE', 'block-project-ssh-keys': 'TRUE', 'enable-guest-attributes': 'TRUE' });
+
+    const rule = one(stack, 'google_compute_firewall', ['name', `${env.prefix}-review-agents-from-jenkins`]);
+    assert.equal(rule.source_service_accounts, [deliveryAccountEmail(env, 'jenkins')]);
+    assert.equal(rule.target_service_accounts, [deliveryAccountEmail(env, 'review')]);
+    assert.equal(rule.allow, [{ protocol: 'tcp', ports: ['22'] }]);
+    // No other rule reaches the agents (not IAP: nobody logs in to one).
+    const toAgents = resources(stack, 'google_compute_firewall').filter((r) => r.target_service_accounts.includes(deliveryAccountEmail(env, 'review')));
+    assert.is(toAgents.length, 1);
+  }
+});
+
+test('the controller creates agents with a custom role cut from compute.instanceAdmin.v1, and attaches the review account only', () => {
+  for (const [env, stack] of eachStack()) {
+    if (env.name !== ci.home) continue;
+    const role = one(stack, 'google_project_iam_custom_role', ['role_id', 'itemgenAgentProvisioner']);
+    assert.equal(role.permissions, [...AGENT_PROVISIONER_PERMISSIONS]);
+    // Nothing that reaches beyond instances made from the template: no IAM, no firewall, no network change.
+    for (const permission of role.permissions as string[]) {
+      assert.match(permission, /^compute\.(disks\.create|instanceTemplates\.(get|list|useReadOnly)|instances\.[a-zA-Z]+|machineTypes\.(get|list)|regions\.list|subnetworks\.use|zoneOperations\.get|zones\.(get|list))$/);
+      assert.not.match(permission, /setIamPolicy|firewalls|networks\.(update|create)|instances\.(setIamPolicy|osAdminLogin)/);
+    }
+    const users = resources(stack, 'google_service_account_iam_member').filter((m) => m.role === 'roles/iam.serviceAccountUser' && m.member === `serviceAccount:${deliveryAccountEmail(env, 'jenkins')}`);
+    assert.equal(users.map((m) => m.service_account_id), [`projects/${env.project}/serviceAccounts/${deliveryAccountEmail(env, 'review')}`]);
   }
 });
 

@@ -16,6 +16,10 @@ test('each stack configures the Google provider for its own project and region',
   }
 });
 
+test('each stack requires a Terraform that sends write-only arguments (1.11 or later)', () => {
+  for (const [, stack] of eachStack()) assert.is(stack.terraform.required_version, '>= 1.11');
+});
+
 test('infra/ imports provider submodules only, never the whole provider package', () => {
   const dir = path.resolve(import.meta.dirname, '../../infra');
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
