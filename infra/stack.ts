@@ -6,7 +6,8 @@
 // state bucket, the secrets (no payload passes through Terraform) and the delivery accounts. Two
 // variables: `gateway_image`, the digest the Cloud Run service is created with (pushed before the
 // first apply; later the one running, which CI owns), and `database_password`, sent write-only to
-// Cloud SQL (deploy plans export it from the bootstrap secret; review plans leave it empty).
+// Cloud SQL (deploy plans and applies export it from the bootstrap secret; review plans leave it
+// empty); ephemeral, so neither the state nor a saved plan holds it.
 import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
 import { GcsBackend, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
@@ -68,6 +69,9 @@ export class ItemgenStack extends TerraformStack {
       default: '',
       description: 'Cloud SQL user password (the database-password secret), sent write-only',
     });
+    // Ephemeral (Terraform 1.10+): its value is kept out of the saved plan file as well as the state,
+    // so terraform-apply.sh passes it again. cdktf 0.21 has no field for it.
+    databasePassword.addOverride('ephemeral', true);
 
     const jenkinsEmail = deliveryAccountEmail(env, 'jenkins');
     const identities = new Identities(this, 'identities', { project, jenkins: jenkinsEmail });

@@ -41,7 +41,7 @@ test('max_connections is set to the environment\'s value', () => {
   }
 });
 
-test('the database user\'s password is write-only, from the sensitive database_password variable (empty by default)', () => {
+test('the database user\'s password is write-only, from the sensitive database_password variable (ephemeral, empty by default)', () => {
   for (const [, stack] of eachStack()) {
     const user = one(stack, 'google_sql_user');
     assert.is(user.name, 'itemgen');
@@ -52,6 +52,8 @@ test('the database user\'s password is write-only, from the sensitive database_p
     assert.equal(stack.variable?.database_password, {
       type: 'string',
       sensitive: true,
+      // Kept out of saved plan files too (write-only arguments accept ephemeral values).
+      ephemeral: true,
       default: '',
       description: stack.variable?.database_password?.description,
     });
