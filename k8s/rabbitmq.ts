@@ -10,6 +10,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { serviceAccountEmail, type Environment } from '../infra/environments.ts';
 import { cpu, mebibytes, memory, restrictedContainer, selectorLabels } from './common.ts';
+import { mirroredFromDockerHub } from './images.ts';
 import { rabbitmqSecret } from './secrets.ts';
 
 export const AMQP_PORT = 5672;
@@ -25,7 +26,8 @@ export const MANAGEMENT_SERVICE = 'rabbitmq-management';
 const RABBITMQ_UID = 999;
 /**
  * The last release of the 3.13 series (the management plugin is enabled by our enabled_plugins, not
- * by a `-management` image). Its peer discovery asks the
+ * by a `-management` image), by digest (images.lock.json), pulled through the environment's mirror
+ * of Docker Hub. Its peer discovery asks the
  * API for the headless Service's endpoints (the Role below); the 4.x series reworked Kubernetes
  * peer discovery, so moving to it means revisiting this construct, not only the tag.
  */
@@ -114,7 +116,7 @@ export class RabbitMq extends Construct {
     const nodeDomain = `${HEADLESS_SERVICE}.${namespace}.svc.cluster.local`;
     const container = this.statefulSet.addContainer({
       name: 'rabbitmq',
-      image: IMAGE,
+      image: mirroredFromDockerHub(env, IMAGE),
       // A pinned tag: pulled once per node, not at every restart.
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       ports: [

@@ -14,7 +14,7 @@ test('a StatefulSet of 3 nodes in prod (quorum queues), 1 in dev, on the officia
     assert.is(sts.spec.replicas, env.rabbitmq.replicas);
     assert.is(sts.spec.serviceName, 'rabbitmq-headless');
     const broker = container(sts, 'rabbitmq');
-    assert.match(broker.image, /^rabbitmq:3\.13\.\d+$/);
+    assert.match(broker.image, /\/library\/rabbitmq:3\.13\.\d+@sha256:[0-9a-f]{64}$/);
     assert.not.match(broker.image, /management/);
   }
   assert.equal(replicas, { dev: 1, prod: 3 });
