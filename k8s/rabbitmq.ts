@@ -1,19 +1,23 @@
 // RabbitMQ as a StatefulSet: one node per replica (three in prod, so quorum queues survive the loss
 // of one), each with its own persistent volume, clustered by the Kubernetes peer discovery plugin.
-// Reached by the runners inside the cluster, and by the gateway on Cloud Run through an internal
-// load balancer at a fixed VPC address, AMQP only. The management API, the old system's public
+// Reached by the runners inside the cluster over plaintext AMQP (a ClusterIP Service), and by the
+// gateway on Cloud Run through an internal load balancer at a fixed VPC address, AMQP over TLS only:
+// that is where the traffic leaves the cluster for the VPC. The management API, the old system's public
 // weak point, serves one reader: KEDA's operator, which needs the count of messages runners hold
 // (AMQP reports only waiting ones). It is on a ClusterIP Service, admitted by NetworkPolicy from
 // KEDA's operator alone, and the broker's one user has the `monitoring` tag, not `administrator`.
 import { ApiObject, Duration, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { AMQPS_PORT } from '../infra/bootstrap.ts';
 import { serviceAccountEmail, type Environment } from '../infra/environments.ts';
 import { cpu, mebibytes, memory, restrictedContainer, selectorLabels } from './common.ts';
 import { mirroredFromDockerHub } from './images.ts';
-import { rabbitmqSecret } from './secrets.ts';
+import { rabbitmqSecret, rabbitmqTlsSecret, RUNNER_AMQP_SERVICE } from './secrets.ts';
 
 export const AMQP_PORT = 5672;
+/** AMQP over TLS: the only port of the internal load balancer (infra/bootstrap.ts, shared with the gateway's URL). */
+export { AMQPS_PORT };
 /** Erlang's port mapper and the inter-node distribution port: clustering traffic only. */
 export const EPMD_PORT = 4369;
 export const DIST_PORT = 25672;
@@ -34,6 +38,8 @@ const RABBITMQ_UID = 999;
 const IMAGE = 'rabbitmq:3.13.7';
 const HEADLESS_SERVICE = 'rabbitmq-headless';
 const DATA_VOLUME = 'data';
+/** Where the rabbitmq-tls Secret is mounted; not under /etc/rabbitmq, which the ConfigMap replaces. */
+const TLS_DIR = '/etc/rabbitmq-tls';
 
 export interface RabbitMqProps {
   env: Environment;
@@ -83,7 +89,7 @@ export class RabbitMq extends Construct {
       metadata: { name: 'rabbitmq-config' },
       data: {
         'enabled_plugins': '[rabbitmq_peer_discovery_k8s,rabbitmq_management].\n',
-        'rabbitmq.conf': rabbitmqConf(namespace, settings.memory),
+        'rabbitmq.conf': rabbitmqConf(namespace, settings),
       },
     });
 
@@ -121,6 +127,7 @@ export class RabbitMq extends Construct {
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       ports: [
         { name: 'amqp', number: AMQP_PORT },
+        { name: 'amqps', number: AMQPS_PORT },
         { name: 'epmd', number: EPMD_PORT },
         { name: 'dist', number: DIST_PORT },
         { name: 'management', number: MANAGEMENT_PORT },
@@ -161,6 +168,18 @@ export class RabbitMq extends Construct {
       securityContext: restrictedContainer(RABBITMQ_UID, false),
     });
     container.mount('/etc/rabbitmq', kplus.Volume.fromConfigMap(this, 'config-volume', config, { name: 'config' }), { readOnly: true });
+    // The TLS listener's files. Owned by root, group 999 (fsGroup): 0440 lets the broker read the
+    // key and nobody else.
+    const tls = kplus.Volume.fromSecret(this, 'tls-volume', kplus.Secret.fromSecretName(this, 'tls-secret', rabbitmqTlsSecret.name), {
+      name: 'tls',
+      defaultMode: 0o440,
+      items: {
+        [rabbitmqTlsSecret.ca]: { path: rabbitmqTlsSecret.ca },
+        [rabbitmqTlsSecret.cert]: { path: rabbitmqTlsSecret.cert },
+        [rabbitmqTlsSecret.key]: { path: rabbitmqTlsSecret.key },
+      },
+    });
+    container.mount(TLS_DIR, tls, { readOnly: true });
 
     // cdk8s-plus has no volume claim templates; the claim is the pod's data directory.
     ApiObject.of(this.statefulSet).addJsonPatch(
@@ -200,19 +219,27 @@ export class RabbitMq extends Construct {
     });
     management.select(kplus.Pods.select(this, 'management-nodes', { labels: this.podLabels }));
 
-    // The gateway (Cloud Run, direct VPC egress) reaches the broker here. Internal: an address in
-    // the nodes' subnet, reserved by infra/, never a public one. `Local` keeps the client's address
-    // as the source, so the NetworkPolicy can admit Cloud Run's range and nothing else. The
-    // source ranges also admit the cluster's pods: the runners use the same AMQP URL as the gateway
-    // (one secret, infra/stack.ts), so they come through this address too.
+    // The runners reach the broker here, inside the cluster, plaintext: the traffic never leaves
+    // the cluster's pod network, and network-policies.ts admits 5672 from the runner pods alone.
+    const amqp = new kplus.Service(this, 'amqp', {
+      metadata: { name: RUNNER_AMQP_SERVICE },
+      type: kplus.ServiceType.CLUSTER_IP,
+      ports: [{ name: 'amqp', port: AMQP_PORT, targetPort: AMQP_PORT }],
+    });
+    amqp.select(kplus.Pods.select(this, 'amqp-nodes', { labels: this.podLabels }));
+
+    // The gateway (Cloud Run, direct VPC egress) reaches the broker here, over TLS: this hop leaves
+    // the cluster for the VPC. Internal: an address in the nodes' subnet, reserved by infra/, never
+    // a public one. `Local` keeps the client's address as the source, so the NetworkPolicy can admit
+    // Cloud Run's range and nothing else; the source range is Cloud Run's alone.
     const internal = new kplus.Service(this, 'internal-lb', {
       metadata: {
         name: 'rabbitmq',
         annotations: { 'networking.gke.io/load-balancer-type': 'Internal' },
       },
       type: kplus.ServiceType.LOAD_BALANCER,
-      ports: [{ name: 'amqp', port: AMQP_PORT, targetPort: AMQP_PORT }],
-      loadBalancerSourceRanges: [env.network.cloudRunCidr, env.network.podsCidr],
+      ports: [{ name: 'amqps', port: AMQPS_PORT, targetPort: AMQPS_PORT }],
+      loadBalancerSourceRanges: [env.network.cloudRunCidr],
     });
     internal.select(kplus.Pods.select(this, 'nodes', { labels: this.podLabels }));
     // Patch paths name the cdk8s props (loadBalancerIp), which become the API's fields on output.
@@ -227,12 +254,22 @@ export class RabbitMq extends Construct {
  * The whole configuration: the ConfigMap replaces /etc/rabbitmq, hiding the image's conf.d
  * defaults (which let `guest` in from anywhere).
  */
-function rabbitmqConf(namespace: string, memoryLimit: string): string {
+function rabbitmqConf(namespace: string, settings: Environment['rabbitmq']): string {
   // Erlang sees the machine's memory, not the container's limit: without this the memory alarm
   // would trip only after the kernel has killed the pod. 80% leaves room for the VM's own overhead.
-  const memoryBytes = Math.floor(mebibytes(memoryLimit) * 1024 * 1024 * 0.8);
+  const memoryBytes = Math.floor(mebibytes(settings.memory) * 1024 * 1024 * 0.8);
   return [
     `listeners.tcp.default = ${AMQP_PORT}`,
+    // TLS for the clients outside the cluster (the gateway). They authenticate with the password,
+    // so no client certificate is asked for; they verify ours against ca.crt. TLS 1.2 and 1.3 only.
+    `listeners.ssl.default = ${AMQPS_PORT}`,
+    `ssl_options.cacertfile = ${TLS_DIR}/${rabbitmqTlsSecret.ca}`,
+    `ssl_options.certfile = ${TLS_DIR}/${rabbitmqTlsSecret.cert}`,
+    `ssl_options.keyfile = ${TLS_DIR}/${rabbitmqTlsSecret.key}`,
+    'ssl_options.verify = verify_none',
+    'ssl_options.fail_if_no_peer_cert = false',
+    'ssl_options.versions.1 = tlsv1.3',
+    'ssl_options.versions.2 = tlsv1.2',
     'log.console = true',
     'log.console.level = info',
     'log.file = false',
