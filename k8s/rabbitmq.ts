@@ -120,9 +120,21 @@ export class RabbitMq extends Construct {
 
     const secret = kplus.Secret.fromSecretName(this, 'secret', rabbitmqSecret.name);
     const nodeDomain = `${HEADLESS_SERVICE}.${namespace}.svc.cluster.local`;
+    // The broker and the definitions exporter below address the same node with the same cookie.
+    const nodeVariables = {
+      POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
+      // Node names from the stable pod DNS names, so a node keeps its identity (and its data)
+      // across restarts and rescheduling.
+      RABBITMQ_USE_LONGNAME: kplus.EnvValue.fromValue('true'),
+      RABBITMQ_NODENAME: kplus.EnvValue.fromValue(`rabbit@$(POD_NAME).${nodeDomain}`),
+      // A variable rather than a mounted file: a Secret volume under an fsGroup is group-readable,
+      // and Erlang refuses a cookie file that anyone but its owner can read.
+      RABBITMQ_ERLANG_COOKIE: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.erlangCookie }),
+    };
+    const image = mirroredFromDockerHub(env, IMAGE);
     const container = this.statefulSet.addContainer({
       name: 'rabbitmq',
-      image: mirroredFromDockerHub(env, IMAGE),
+      image,
       // A pinned tag: pulled once per node, not at every restart.
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       ports: [
@@ -133,16 +145,9 @@ export class RabbitMq extends Construct {
         { name: 'management', number: MANAGEMENT_PORT },
       ],
       envVariables: {
-        POD_NAME: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),
-        // Node names from the stable pod DNS names, so a node keeps its identity (and its data)
-        // across restarts and rescheduling.
-        RABBITMQ_USE_LONGNAME: kplus.EnvValue.fromValue('true'),
-        RABBITMQ_NODENAME: kplus.EnvValue.fromValue(`rabbit@$(POD_NAME).${nodeDomain}`),
+        ...nodeVariables,
         RABBITMQ_DEFAULT_USER: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.username }),
         RABBITMQ_DEFAULT_PASS: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.password }),
-        // A variable rather than a mounted file: a Secret volume under an fsGroup is group-readable,
-        // and Erlang refuses a cookie file that anyone but its owner can read.
-        RABBITMQ_ERLANG_COOKIE: kplus.EnvValue.fromSecretValue({ secret, key: rabbitmqSecret.erlangCookie }),
       },
       // Ready once the node accepts AMQP connections; alive while it answers the CLI at all. Both
       // are CLI calls that start an Erlang VM, hence the generous timeouts and periods.
@@ -181,6 +186,30 @@ export class RabbitMq extends Construct {
     });
     container.mount(TLS_DIR, tls, { readOnly: true });
 
+    // Definitions (vhosts, users and their permissions, policies, queues, exchanges, bindings),
+    // exported every hour by each node onto its own volume, the last week kept: what an operator's
+    // mistake (a deleted policy, vhost or queue) is restored from, with
+    // `rabbitmqctl import_definitions <file>` (k8s/README.md). In prod each of the three zonal disks
+    // holds a copy. Why an export rather than definitions imported at boot from a ConfigMap: boot
+    // import makes RabbitMQ skip creating the default user, and the user's password must not be in a
+    // ConfigMap; and the application declares its queues and exchanges itself
+    // (src/queue/rabbitmq.ts), so the export holds what was made by hand as well. The file holds the
+    // users' salted password hashes, as the node's own database on the same disk does. A sidecar
+    // rather than a CronJob: the CLI must reach the node over Erlang distribution with its cookie and
+    // a resolvable long node name, which the node's own pod has, and the disk is ReadWriteOnce.
+    this.statefulSet.addContainer({
+      name: 'definitions-backup',
+      image,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      command: ['sh', '-c', definitionsBackupScript()],
+      envVariables: nodeVariables,
+      resources: {
+        cpu: { request: cpu('100m'), limit: cpu('100m') },
+        memory: { request: memory('256Mi'), limit: memory('256Mi') },
+      },
+      securityContext: restrictedContainer(RABBITMQ_UID, false),
+    });
+
     // cdk8s-plus has no volume claim templates; the claim is the pod's data directory.
     ApiObject.of(this.statefulSet).addJsonPatch(
       JsonPatch.add('/spec/volumeClaimTemplates', [
@@ -193,12 +222,32 @@ export class RabbitMq extends Construct {
         },
       ]),
       JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/-', { name: DATA_VOLUME, mountPath: '/var/lib/rabbitmq' }),
+      // The exporter has no other mount, hence no list to append to.
+      JsonPatch.add('/spec/template/spec/containers/1/volumeMounts', [{ name: DATA_VOLUME, mountPath: '/var/lib/rabbitmq' }]),
     );
     if (settings.replicas > 1) {
       // One node per machine: losing a machine costs one quorum member, never two.
       this.statefulSet.scheduling.separate(kplus.Pods.select(this, 'peers', { labels: this.podLabels }), {
         topology: kplus.Topology.HOSTNAME,
       });
+      // And one per zone: the cluster is regional (infra/cluster.ts), so losing a zone costs one
+      // member too. DoNotSchedule: a node waits for a machine in the right zone (the autoscaler
+      // makes one) rather than doubling up. minDomains counts zones without a node yet, so the
+      // third node is not put beside one of the first two while only two zones have machines;
+      // nodeTaintsPolicy Honor leaves out the GPU nodes, which the broker cannot run on. Each
+      // node's disk is zonal, so once placed a node stays in its zone.
+      ApiObject.of(this.statefulSet).addJsonPatch(
+        JsonPatch.add('/spec/template/spec/topologySpreadConstraints', [
+          {
+            maxSkew: 1,
+            minDomains: settings.replicas,
+            topologyKey: 'topology.kubernetes.io/zone',
+            whenUnsatisfiable: 'DoNotSchedule',
+            nodeTaintsPolicy: 'Honor',
+            labelSelector: { matchLabels: this.podLabels },
+          },
+        ]),
+      );
     }
 
     // A voluntary disruption (node upgrade, drain) takes one node at a time: quorum kept.
@@ -283,6 +332,13 @@ function rabbitmqConf(namespace: string, settings: Environment['rabbitmq']): str
     'cluster_formation.node_cleanup.only_log_warning = true',
     // The minority side of a partition pauses instead of serving a diverging copy.
     'cluster_partition_handling = pause_minority',
+    // Quorum queues get a member on every node, and get it back when it is missing: after a node is
+    // replaced with an empty disk, or when a queue was declared while a node was down. Checked
+    // hourly and shortly after a node joins. Members on a node that is gone are kept (auto_remove
+    // off): the node is expected back with its disk, as cluster_formation.node_cleanup says too.
+    'quorum_queue.continuous_membership_reconciliation.enabled = true',
+    `quorum_queue.continuous_membership_reconciliation.target_group_size = ${settings.replicas}`,
+    'quorum_queue.continuous_membership_reconciliation.auto_remove = false',
     `total_memory_available_override_value = ${memoryBytes}`,
     'disk_free_limit.absolute = 2GB',
     `management.tcp.port = ${MANAGEMENT_PORT}`,
@@ -290,6 +346,32 @@ function rabbitmqConf(namespace: string, settings: Environment['rabbitmq']): str
     // management API, but not administer the broker (users, policies): that is `rabbitmqctl` in a pod.
     'default_user_tags.administrator = false',
     'default_user_tags.monitoring = true',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The definitions exporter: waits for the node, then exports every hour (every five minutes after
+ * a failure) into a temporary file renamed into place, so a listed file is always a whole export,
+ * and keeps the newest 168. A TERM (pod stopping) ends it at once instead of at the grace period.
+ */
+function definitionsBackupScript(): string {
+  return [
+    "trap 'exit 0' TERM",
+    'dir=/var/lib/rabbitmq/definitions-backup',
+    'mkdir -p "$dir"',
+    'tmp="$dir/.export.json"',
+    'sleep 300 & wait $!',
+    'while true; do',
+    '  if rabbitmqctl -q export_definitions "$tmp"; then',
+    '    mv "$tmp" "$dir/definitions-$(date -u +%Y%m%dT%H%M%SZ).json"',
+    '    ls -1 "$dir"/definitions-*.json | sort -r | tail -n +169 | xargs -r rm -f',
+    '    sleep 3600 & wait $!',
+    '  else',
+    '    echo "definitions export failed; trying again in 5 minutes" >&2',
+    '    sleep 300 & wait $!',
+    '  fi',
+    'done',
     '',
   ].join('\n');
 }

@@ -172,18 +172,68 @@ test('the management API stays inside the cluster: only a ClusterIP Service has 
   }
 });
 
-test('disruptions take one node at a time; prod spreads nodes over machines', () => {
+test('disruptions take one node at a time; prod spreads nodes over machines and over zones', () => {
+  const spread: Record<string, unknown> = {};
   for (const [env, objects] of eachEnvironment()) {
     const pdb = one(objects, 'PodDisruptionBudget', 'rabbitmq');
     assert.equal(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } } });
-    const affinity = one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec.affinity;
+    const pod = one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec;
+    spread[env.name] = pod.topologySpreadConstraints;
     if (env.rabbitmq.replicas > 1) {
-      assert.equal(affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
+      assert.equal(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
         { labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } }, topologyKey: 'kubernetes.io/hostname' },
       ]);
     } else {
-      assert.is(affinity, undefined);
+      assert.is(pod.affinity, undefined);
     }
+  }
+  // The cluster is regional (infra/cluster.ts: location = region, node pools in every zone), so
+  // there are zones to spread over; a zone down costs one quorum member, never two.
+  assert.equal(spread, {
+    dev: undefined,
+    prod: [
+      {
+        maxSkew: 1,
+        minDomains: 3,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'DoNotSchedule',
+        nodeTaintsPolicy: 'Honor',
+        labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } },
+      },
+    ],
+  });
+});
+
+test('quorum queue membership is reconciled up to one member per node (a node back, or replaced, gets its members again)', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const conf: string = one(objects, 'ConfigMap', 'rabbitmq-config').data['rabbitmq.conf'];
+    assert.match(conf, /^quorum_queue\.continuous_membership_reconciliation\.enabled = true$/m);
+    assert.match(conf, new RegExp(`^quorum_queue\\.continuous_membership_reconciliation\\.target_group_size = ${env.rabbitmq.replicas}$`, 'm'));
+    // A node gone for a while is expected back with its disk: its members are kept, not removed.
+    assert.match(conf, /^quorum_queue\.continuous_membership_reconciliation\.auto_remove = false$/m);
+  }
+});
+
+test('every node exports the definitions hourly onto its own volume, a week of them kept', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const sts = one(objects, 'StatefulSet', 'rabbitmq');
+    const broker = container(sts, 'rabbitmq');
+    const backup = container(sts, 'definitions-backup');
+    assert.is(backup.image, broker.image);
+    const script: string = backup.command.at(-1);
+    assert.equal(backup.command.slice(0, 2), ['sh', '-c']);
+    assert.match(script, /rabbitmqctl -q export_definitions "\$tmp"/);
+    assert.match(script, /\/var\/lib\/rabbitmq\/definitions-backup/);
+    assert.match(script, /tail -n \+169/);
+    assert.match(script, /sleep 3600/);
+    assert.match(script, /trap 'exit 0' TERM/, 'stops at once with the pod, not at the end of the grace period');
+    // It talks to the node of its own pod, with the broker's node name and cookie.
+    const vars = envOf(backup);
+    const brokerVars = envOf(broker);
+    for (const name of ['POD_NAME', 'RABBITMQ_USE_LONGNAME', 'RABBITMQ_NODENAME', 'RABBITMQ_ERLANG_COOKIE']) {
+      assert.equal(vars[name], brokerVars[name], name);
+    }
+    assert.ok(backup.volumeMounts.some((m: any) => m.name === 'data' && m.mountPath === '/var/lib/rabbitmq'));
   }
 });
 
