@@ -37,6 +37,10 @@ const RABBITMQ_UID = 999;
  */
 const IMAGE = 'rabbitmq:3.13.7';
 const HEADLESS_SERVICE = 'rabbitmq-headless';
+/** What peer discovery reads; the deployer holds it too, to be allowed to apply the Role (deployer-rbac.ts). */
+export const PEER_DISCOVERY_RULES: kplus.k8s.PolicyRule[] = [
+  { apiGroups: [''], resources: ['endpoints'], resourceNames: [HEADLESS_SERVICE], verbs: ['get'] },
+];
 const DATA_VOLUME = 'data';
 /** Where the rabbitmq-tls Secret is mounted; not under /etc/rabbitmq, which the ConfigMap replaces. */
 const TLS_DIR = '/etc/rabbitmq-tls';
@@ -79,11 +83,12 @@ export class RabbitMq extends Construct {
     });
 
     // The plugin reads exactly one object: the headless Service's endpoints.
-    const role = new kplus.Role(this, 'peer-discovery', { metadata: { name: 'rabbitmq-peer-discovery' } });
-    role.allowGet({ apiGroup: 'core', resourceType: 'endpoints', resourceName: HEADLESS_SERVICE });
-    new kplus.RoleBinding(this, 'peer-discovery-binding', { metadata: { name: 'rabbitmq-peer-discovery' }, role }).addSubjects(
-      serviceAccount,
-    );
+    const role = new kplus.k8s.KubeRole(this, 'peer-discovery', { metadata: { name: 'rabbitmq-peer-discovery' }, rules: PEER_DISCOVERY_RULES });
+    new kplus.k8s.KubeRoleBinding(this, 'peer-discovery-binding', {
+      metadata: { name: 'rabbitmq-peer-discovery' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.name },
+      subjects: [{ kind: 'ServiceAccount', name: serviceAccount.name, namespace }],
+    });
 
     const config = new kplus.ConfigMap(this, 'config', {
       metadata: { name: 'rabbitmq-config' },
