@@ -103,7 +103,11 @@ export class RabbitMq extends Construct {
       service: headless,
       replicas: settings.replicas,
       select: false,
-      podMetadata: { labels: this.podLabels },
+      podMetadata: {
+        labels: this.podLabels,
+        // `kubectl exec` / `logs` without -c mean the broker, not the definitions exporter.
+        annotations: { 'kubectl.kubernetes.io/default-container': 'rabbitmq' },
+      },
       // All nodes start at once: after a full stop the last node to stop must boot first, and an
       // ordered start (rabbitmq-0 first, waiting to be ready) could wait for it forever.
       podManagementPolicy: kplus.PodManagementPolicy.PARALLEL,

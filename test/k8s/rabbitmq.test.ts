@@ -234,6 +234,7 @@ test('every node exports the definitions hourly onto its own volume, a week of t
       assert.equal(vars[name], brokerVars[name], name);
     }
     assert.ok(backup.volumeMounts.some((m: any) => m.name === 'data' && m.mountPath === '/var/lib/rabbitmq'));
+    assert.is(sts.spec.template.metadata.annotations['kubectl.kubernetes.io/default-container'], 'rabbitmq');
   }
 });
 
