@@ -1,13 +1,14 @@
-// One environment's manifests: the namespace and, in it, RabbitMQ, the runners, their autoscaling
-// and the network policies, each one construct. Everything an environment differs in comes from
+// One environment's manifests: the namespace, what CI's deploy identity may do in it, and, in it,
+// RabbitMQ, the runners, their autoscaling and the network policies, each one construct. Everything an environment differs in comes from
 // infra/environments.ts.
 import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import type { Environment } from '../infra/environments.ts';
 import { RunnerAutoscaling } from './autoscaling.ts';
+import { DeployerRbac } from './deployer-rbac.ts';
 import { NetworkPolicies } from './network-policies.ts';
-import { RabbitMq } from './rabbitmq.ts';
+import { PEER_DISCOVERY_RULES, RabbitMq } from './rabbitmq.ts';
 import { Runner } from './runner.ts';
 
 export interface ItemgenChartProps {
@@ -36,6 +37,8 @@ export class ItemgenChart extends Chart {
     });
     // The chart's namespace goes on every object; a Namespace itself has none.
     ApiObject.of(namespace).addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+    // Right after the Namespace: an apply sets what CI may do before the objects it applies.
+    new DeployerRbac(this, 'deployer-rbac', { env, heldRules: PEER_DISCOVERY_RULES });
     const rabbitmq = new RabbitMq(this, 'rabbitmq', { env });
     const runner = new Runner(this, 'runner', { env, imageTag: props.runnerImageTag });
     new RunnerAutoscaling(this, 'autoscaling', { env, runners: runner.deployment });

@@ -1,13 +1,13 @@
 // Who may open connections to whom in the namespace (Dataplane V2 enforces it). Nothing gets in
-// unless a policy below lets it: AMQP from the runners and from Cloud Run's egress range (the
-// gateway, through the internal load balancer); the management API from KEDA's operator only (it
+// unless a policy below lets it: plaintext AMQP from the runners, AMQP over TLS from Cloud Run's
+// egress range (the gateway, through the internal load balancer); the management API from KEDA's operator only (it
 // reads the queue length); Erlang clustering between RabbitMQ nodes only. The runners accept no connections: their health
 // port is probed by the kubelet, and traffic from a pod's own node is always allowed by
 // NetworkPolicy semantics, so no rule is needed for the probes. Egress is not restricted.
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { Environment } from '../infra/environments.ts';
-import { AMQP_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from './rabbitmq.ts';
+import { AMQP_PORT, AMQPS_PORT, DIST_PORT, EPMD_PORT, MANAGEMENT_PORT } from './rabbitmq.ts';
 
 /** Where the KEDA Helm chart runs its operator, and the operator pods' label. */
 const KEDA_NAMESPACE = 'keda';
@@ -30,10 +30,14 @@ export class NetworkPolicies extends Construct {
       ingress: { default: kplus.NetworkPolicyTrafficDefault.DENY },
     });
 
+    // Plaintext AMQP from the runners alone (inside the cluster); AMQP over TLS from Cloud Run's
+    // range alone (through the internal load balancer).
     const amqp = new kplus.NetworkPolicy(this, 'amqp', { metadata: { name: 'rabbitmq-amqp' }, selector: rabbitmq });
-    const amqpPort = [kplus.NetworkPolicyPort.tcp(AMQP_PORT)];
-    amqp.addIngressRule(kplus.Pods.select(this, 'runners', { labels: props.runnerPods }), amqpPort);
-    amqp.addIngressRule(kplus.NetworkPolicyIpBlock.ipv4(this, 'cloud-run', props.env.network.cloudRunCidr), amqpPort);
+    amqp.addIngressRule(kplus.Pods.select(this, 'runners', { labels: props.runnerPods }), [kplus.NetworkPolicyPort.tcp(AMQP_PORT)]);
+    const amqps = new kplus.NetworkPolicy(this, 'amqps', { metadata: { name: 'rabbitmq-amqps' }, selector: rabbitmq });
+    amqps.addIngressRule(kplus.NetworkPolicyIpBlock.ipv4(this, 'cloud-run', props.env.network.cloudRunCidr), [
+      kplus.NetworkPolicyPort.tcp(AMQPS_PORT),
+    ]);
 
     const management = new kplus.NetworkPolicy(this, 'management', { metadata: { name: 'rabbitmq-management' }, selector: rabbitmq });
     management.addIngressRule(

@@ -7,6 +7,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { bucketName, imageRepository, serviceAccountEmail, type Environment } from '../infra/environments.ts';
 import { cpu, memory, restrictedContainer, selectorLabels } from './common.ts';
+import { pinned } from './images.ts';
 import { runnerSecret } from './secrets.ts';
 
 /** RUNNER_HEALTH_PORT: GET /healthz (200 while consuming) and GET /metrics (src/runner/health.ts). */
@@ -15,8 +16,14 @@ const HEALTH_PORT = 8081;
 const SHUTDOWN_MARGIN_SECONDS = 15;
 const RUNNER_UID = 1000;
 const MODEL_DIR = '/models';
-/** The Cloud SDK image the model is copied with; `gcloud storage` is in every variant. */
-const GCLOUD_IMAGE = 'gcr.io/google.com/cloudsdktool/google-cloud-cli:slim';
+/**
+ * The Cloud SDK image the model is copied with; `gcloud storage` is in every variant. By digest
+ * (images.lock.json) straight from gcr.io rather than through a mirror: it is Google's own registry
+ * (served by Artifact Registry), reached from the private nodes through Private Google Access, with
+ * no pull limits to shield against; the digest fixes the bytes, which `:slim` alone (rebuilt with
+ * every SDK release) would not.
+ */
+const GCLOUD_IMAGE = pinned('gcr.io/google.com/cloudsdktool/google-cloud-cli:slim');
 
 export interface RunnerProps {
   env: Environment;

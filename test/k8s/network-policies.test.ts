@@ -20,15 +20,17 @@ test('ingress is denied to every pod of the namespace unless a policy admits it'
   }
 });
 
-test('AMQP is admitted from exactly the runners and the Cloud Run range', () => {
+test('plaintext AMQP (5672) is admitted from the runners alone; AMQPS (5671) from the Cloud Run range alone', () => {
   for (const [env, objects] of eachEnvironment()) {
     const amqp = one(objects, 'NetworkPolicy', 'rabbitmq-amqp');
     assert.equal(amqp.spec.podSelector, rabbitmqPods);
-    const port = [{ port: 5672, protocol: 'TCP' }];
-    assert.equal(admitted(amqp), [
-      [{ podSelector: runnerPods }, port],
-      [{ ipBlock: { cidr: env.network.cloudRunCidr } }, port],
-    ]);
+    assert.equal(admitted(amqp), [[{ podSelector: runnerPods }, [{ port: 5672, protocol: 'TCP' }]]]);
+    const amqps = one(objects, 'NetworkPolicy', 'rabbitmq-amqps');
+    assert.equal(amqps.spec.podSelector, rabbitmqPods);
+    assert.equal(admitted(amqps), [[{ ipBlock: { cidr: env.network.cloudRunCidr } }, [{ port: 5671, protocol: 'TCP' }]]]);
+    const ports = ofKind(objects, 'NetworkPolicy').flatMap((p) => admitted(p).flatMap(([, ps]: any) => ps.map((x: any) => x.port)));
+    assert.is(ports.filter((p) => p === 5672).length, 1, 'one rule admits 5672');
+    assert.is(ports.filter((p) => p === 5671).length, 1, 'one rule admits 5671');
   }
 });
 

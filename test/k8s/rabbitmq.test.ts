@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serviceAccountEmail } from '../../infra/environments.ts';
-import { rabbitmqSecret } from '../../k8s/secrets.ts';
+import { AMQPS_PORT } from '../../infra/bootstrap.ts';
+import { rabbitmqSecret, rabbitmqTlsSecret, runnerAmqpHost } from '../../k8s/secrets.ts';
 import { container, eachEnvironment, envOf, ofKind, one } from '../helpers/manifests.ts';
 
 const byName = (obj: { metadata: { name: string } }) => obj.metadata.name;
@@ -14,7 +15,7 @@ test('a StatefulSet of 3 nodes in prod (quorum queues), 1 in dev, on the officia
     assert.is(sts.spec.replicas, env.rabbitmq.replicas);
     assert.is(sts.spec.serviceName, 'rabbitmq-headless');
     const broker = container(sts, 'rabbitmq');
-    assert.match(broker.image, /^rabbitmq:3\.13\.\d+$/);
+    assert.match(broker.image, /\/library\/rabbitmq:3\.13\.\d+@sha256:[0-9a-f]{64}$/);
     assert.not.match(broker.image, /management/);
   }
   assert.equal(replicas, { dev: 1, prod: 3 });
@@ -88,20 +89,73 @@ test('clustering: k8s peer discovery through the headless Service, with exactly 
   }
 });
 
-test('Cloud Run reaches AMQP through an internal load balancer at the reserved address, port 5672 only', () => {
+test('Cloud Run reaches the broker through an internal load balancer at the reserved address, AMQPS (5671) only, from its range only', () => {
   for (const [env, objects] of eachEnvironment()) {
     const lb = one(objects, 'Service', 'rabbitmq');
     assert.is(lb.spec.type, 'LoadBalancer');
     assert.is(lb.metadata.annotations['networking.gke.io/load-balancer-type'], 'Internal');
     assert.is(lb.spec.loadBalancerIP, env.network.rabbitmqAddress);
-    assert.equal(lb.spec.ports, [{ name: 'amqp', port: 5672, targetPort: 5672 }]);
-    assert.equal(lb.spec.loadBalancerSourceRanges, [env.network.cloudRunCidr, env.network.podsCidr]);
+    assert.equal(lb.spec.ports, [{ name: 'amqps', port: AMQPS_PORT, targetPort: AMQPS_PORT }]);
+    assert.equal(lb.spec.loadBalancerSourceRanges, [env.network.cloudRunCidr]);
     assert.is(lb.spec.externalTrafficPolicy, 'Local', 'the client address must survive for the NetworkPolicy');
     assert.equal(lb.spec.selector, { 'app.kubernetes.io/name': 'rabbitmq' });
   }
 });
 
-test('the management API stays inside the cluster: only a ClusterIP Service has port 15672, the one user cannot administer, one LoadBalancer (AMQP)', () => {
+test('the runners reach plaintext AMQP (5672) on a ClusterIP Service inside the cluster, the name their URL carries', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const amqp = one(objects, 'Service', 'rabbitmq-amqp');
+    assert.is(amqp.spec.type, 'ClusterIP');
+    assert.equal(amqp.spec.ports, [{ name: 'amqp', port: 5672, targetPort: 5672 }]);
+    assert.equal(amqp.spec.selector, { 'app.kubernetes.io/name': 'rabbitmq' });
+    assert.is(runnerAmqpHost(env), 'rabbitmq-amqp.itemgen.svc.cluster.local');
+    const with5672 = ofKind(objects, 'Service').filter((s) => s.spec.ports.some((p: any) => p.port === 5672));
+    assert.equal(with5672.map((s) => [s.metadata.name, s.spec.type ?? 'ClusterIP']).sort(), [
+      ['rabbitmq-amqp', 'ClusterIP'],
+      ['rabbitmq-headless', 'ClusterIP'],
+    ]);
+  }
+});
+
+test('TLS listener on 5671 from the rabbitmq-tls Secret: TLS 1.2+, password clients (no client certificates)', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const conf: string = one(objects, 'ConfigMap', 'rabbitmq-config').data['rabbitmq.conf'];
+    const lines = new Set(conf.split('\n'));
+    for (const line of [
+      'listeners.tcp.default = 5672',
+      'listeners.ssl.default = 5671',
+      'ssl_options.cacertfile = /etc/rabbitmq-tls/ca.crt',
+      'ssl_options.certfile = /etc/rabbitmq-tls/tls.crt',
+      'ssl_options.keyfile = /etc/rabbitmq-tls/tls.key',
+      'ssl_options.verify = verify_none',
+      'ssl_options.fail_if_no_peer_cert = false',
+      'ssl_options.versions.1 = tlsv1.3',
+      'ssl_options.versions.2 = tlsv1.2',
+    ]) {
+      assert.ok(lines.has(line), `rabbitmq.conf lacks: ${line}`);
+    }
+    assert.not.match(conf, /tlsv1(\.1)?$/m, 'no TLS 1.0 or 1.1');
+
+    const sts = one(objects, 'StatefulSet', 'rabbitmq');
+    const broker = container(sts, 'rabbitmq');
+    assert.ok(broker.ports.some((p: any) => p.containerPort === AMQPS_PORT && p.name === 'amqps'));
+    const mount = broker.volumeMounts.find((m: any) => m.mountPath === '/etc/rabbitmq-tls');
+    assert.ok(mount, 'the TLS Secret is mounted');
+    assert.is(mount.readOnly, true);
+    const volume = sts.spec.template.spec.volumes.find((v: any) => v.name === mount.name);
+    assert.is(volume.secret.secretName, rabbitmqTlsSecret.name);
+    assert.is(rabbitmqTlsSecret.name, 'rabbitmq-tls');
+    assert.equal(
+      volume.secret.items.map((i: any) => i.key).sort(),
+      [rabbitmqTlsSecret.ca, rabbitmqTlsSecret.cert, rabbitmqTlsSecret.key].sort(),
+    );
+    assert.equal([rabbitmqTlsSecret.ca, rabbitmqTlsSecret.cert, rabbitmqTlsSecret.key], ['ca.crt', 'tls.crt', 'tls.key']);
+    // The broker runs as 999 with fsGroup 999: group-readable, nobody else.
+    assert.is(volume.secret.defaultMode, 0o440);
+  }
+});
+
+test('the management API stays inside the cluster: only a ClusterIP Service has port 15672, the one user cannot administer, one LoadBalancer (AMQPS)', () => {
   for (const [, objects] of eachEnvironment()) {
     const withManagement = ofKind(objects, 'Service').filter((s) => JSON.stringify(s.spec.ports).includes('15672'));
     assert.equal(withManagement.map((s) => [s.metadata.name, s.spec.type]), [['rabbitmq-management', 'ClusterIP']]);
@@ -118,18 +172,69 @@ test('the management API stays inside the cluster: only a ClusterIP Service has 
   }
 });
 
-test('disruptions take one node at a time; prod spreads nodes over machines', () => {
+test('disruptions take one node at a time; prod spreads nodes over machines and over zones', () => {
+  const spread: Record<string, unknown> = {};
   for (const [env, objects] of eachEnvironment()) {
     const pdb = one(objects, 'PodDisruptionBudget', 'rabbitmq');
     assert.equal(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } } });
-    const affinity = one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec.affinity;
+    const pod = one(objects, 'StatefulSet', 'rabbitmq').spec.template.spec;
+    spread[env.name] = pod.topologySpreadConstraints;
     if (env.rabbitmq.replicas > 1) {
-      assert.equal(affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
+      assert.equal(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
         { labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } }, topologyKey: 'kubernetes.io/hostname' },
       ]);
     } else {
-      assert.is(affinity, undefined);
+      assert.is(pod.affinity, undefined);
     }
+  }
+  // The cluster is regional (infra/cluster.ts: location = region, node pools in every zone), so
+  // there are zones to spread over; a zone down costs one quorum member, never two.
+  assert.equal(spread, {
+    dev: undefined,
+    prod: [
+      {
+        maxSkew: 1,
+        minDomains: 3,
+        topologyKey: 'topology.kubernetes.io/zone',
+        whenUnsatisfiable: 'DoNotSchedule',
+        nodeTaintsPolicy: 'Honor',
+        labelSelector: { matchLabels: { 'app.kubernetes.io/name': 'rabbitmq' } },
+      },
+    ],
+  });
+});
+
+test('quorum queue membership is reconciled up to one member per node (a node back, or replaced, gets its members again)', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const conf: string = one(objects, 'ConfigMap', 'rabbitmq-config').data['rabbitmq.conf'];
+    assert.match(conf, /^quorum_queue\.continuous_membership_reconciliation\.enabled = true$/m);
+    assert.match(conf, new RegExp(`^quorum_queue\\.continuous_membership_reconciliation\\.target_group_size = ${env.rabbitmq.replicas}$`, 'm'));
+    // A node gone for a while is expected back with its disk: its members are kept, not removed.
+    assert.match(conf, /^quorum_queue\.continuous_membership_reconciliation\.auto_remove = false$/m);
+  }
+});
+
+test('every node exports the definitions hourly onto its own volume, a week of them kept', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const sts = one(objects, 'StatefulSet', 'rabbitmq');
+    const broker = container(sts, 'rabbitmq');
+    const backup = container(sts, 'definitions-backup');
+    assert.is(backup.image, broker.image);
+    const script: string = backup.command.at(-1);
+    assert.equal(backup.command.slice(0, 2), ['sh', '-c']);
+    assert.match(script, /rabbitmqctl -q export_definitions "\$tmp"/);
+    assert.match(script, /\/var\/lib\/rabbitmq\/definitions-backup/);
+    assert.match(script, /tail -n \+169/);
+    assert.match(script, /sleep 3600/);
+    assert.match(script, /trap 'exit 0' TERM/, 'stops at once with the pod, not at the end of the grace period');
+    // It talks to the node of its own pod, with the broker's node name and cookie.
+    const vars = envOf(backup);
+    const brokerVars = envOf(broker);
+    for (const name of ['POD_NAME', 'RABBITMQ_USE_LONGNAME', 'RABBITMQ_NODENAME', 'RABBITMQ_ERLANG_COOKIE']) {
+      assert.equal(vars[name], brokerVars[name], name);
+    }
+    assert.ok(backup.volumeMounts.some((m: any) => m.name === 'data' && m.mountPath === '/var/lib/rabbitmq'));
+    assert.is(sts.spec.template.metadata.annotations['kubectl.kubernetes.io/default-container'], 'rabbitmq');
   }
 });
 

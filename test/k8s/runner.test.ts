@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bucketName, imageRepository, serviceAccountEmail } from '../../infra/environments.ts';
-import { runnerSecret } from '../../k8s/secrets.ts';
+import { runnerAmqpHost, runnerSecret } from '../../k8s/secrets.ts';
 import { parseRunnerConfig } from '../../src/runner/config.ts';
 import { container, eachEnvironment, envOf, one } from '../helpers/manifests.ts';
 
@@ -69,7 +69,7 @@ test('secrets by reference; the ConfigMap and the Secret make a configuration th
     const config = parseRunnerConfig({
       ...data,
       RUNNER_TOKEN: 'a-bootstrap-token-of-32-characters',
-      AMQP_URL: 'amqp://itemgen:secret@rabbitmq.itemgen.svc:5672',
+      AMQP_URL: `amqp://itemgen:secret@${runnerAmqpHost(env)}:5672`,
       GATEWAY_URL: 'https://gateway.example',
     });
     assert.is(config.modelDir, '/models');

@@ -6,6 +6,8 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
 import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
@@ -22,6 +24,8 @@ const models: Record<string, new (data: any) => { validate(): void }> = {
   'v1/Service': Service,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apps/v1/StatefulSet': StatefulSet,
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
@@ -59,12 +63,18 @@ test('no null anywhere: every patched value (quantities above all) synthesized',
   }
 });
 
-test('every object is named once per kind and lives in the environment namespace', () => {
+/** Kinds without a namespace; every other object must be in the environment's. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+
+test('every object is named once per kind and lives in the environment namespace (cluster-scoped kinds in none)', () => {
   for (const [env, objects] of eachEnvironment()) {
     const ids = objects.map((o) => `${o.kind}/${o.metadata.name}`);
     assert.equal(ids, [...new Set(ids)]);
     assert.equal(ids[0], `Namespace/${env.kubernetes.namespace}`, 'the Namespace comes first');
-    for (const obj of objects.slice(1)) assert.is(obj.metadata.namespace, env.kubernetes.namespace, `${obj.kind}/${obj.metadata.name}`);
+    for (const obj of objects) {
+      const expected = CLUSTER_SCOPED.has(obj.kind) ? undefined : env.kubernetes.namespace;
+      assert.is(obj.metadata.namespace, expected, `${obj.kind}/${obj.metadata.name}`);
+    }
   }
 });
 
