@@ -4,7 +4,7 @@
 // A reference is `name:tag@sha256:…`: the tag says what it is, the digest decides what is pulled
 // (a tag alone can be moved under a running cluster; the digest cannot).
 import fs from 'node:fs';
-import type { Environment } from '../infra/environments.ts';
+import { mirrorRepository, type Environment } from '../infra/environments.ts';
 
 const LOCK_FILE = new URL('../images.lock.json', import.meta.url);
 
@@ -29,8 +29,8 @@ export function pinned(nameAndTag: string): string {
  * The environment's Artifact Registry remote repository (infra/ makes it, upstream Docker Hub): the
  * nodes pull Docker Hub's images through it, in the region, with the nodes' own identity, without
  * Docker Hub's pull limits or its availability on the path of a rescheduled broker. Docker Hub's
- * official images are under `library/`. The same path as infra's mirrorRepository().
+ * official images are under `library/`.
  */
 export function mirroredFromDockerHub(env: Environment, nameAndTag: string): string {
-  return `${env.region}-docker.pkg.dev/${env.project}/${env.prefix}-mirror/library/${pinned(nameAndTag)}`;
+  return `${mirrorRepository(env)}/library/${pinned(nameAndTag)}`;
 }
