@@ -63,11 +63,6 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     if (applied.length) log.info('migrations applied', { applied });
 
     const keys = await countActiveApiKeys(db);
-    if (keys === 0 && !config.loopback) {
-      throw new ConfigError(
-        `refusing to listen on ${config.host} without authentication: create an API key first (npm run keys -- create --name NAME)`,
-      );
-    }
     if (!config.publicUrl && !config.loopback && config.allowedHosts.length === 0) {
       throw new ConfigError(
         `PUBLIC_URL is required when listening on ${config.host}: links in answers would otherwise copy the request's Host header (or list the host names clients use in ALLOWED_HOSTS)`,
@@ -76,11 +71,23 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     if (!config.runnerToken && !config.loopback) {
       throw new ConfigError(`RUNNER_TOKEN is required when listening on ${config.host}`);
     }
-    const open = keys === 0;
+    // Without keys the API is open on loopback (this machine only). Elsewhere it starts locked,
+    // so a first deploy on an empty database comes up and the first key can be made through it.
+    const open = keys === 0 && config.loopback;
+    const locked = keys === 0 && !config.loopback;
     if (open) {
       log.warn('no API keys configured: the API is open to this machine only (loopback) until the first key is created', {
         host: config.host,
       });
+    }
+    if (locked) {
+      log.warn(
+        'no API key exists yet: every API request is refused (401) until the first is created, ' +
+          (config.adminToken
+            ? 'with ADMIN_TOKEN set: npm run keys -- --url <this gateway> create --name NAME (the admin API, POST /admin/v1/keys)'
+            : 'with DATABASE_URL set: npm run keys -- create --name NAME (no ADMIN_TOKEN, so no admin API)'),
+        { host: config.host },
+      );
     }
 
     const queue = config.amqpUrl
@@ -126,6 +133,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
 
     const settings: GatewaySettings = {
       open,
+      locked,
       runnerToken: config.runnerToken ?? randomBytes(32).toString('base64url'),
       leaseSeconds: config.leaseSeconds,
       maxBodyBytes: config.maxBodyBytes,
@@ -159,7 +167,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     // For `npm run keys` on this machine: a wildcard address is reached on loopback.
     const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? `http://127.0.0.1:${port}` : url;
     await db.lock?.announce({ url: local, admin_token: settings.adminToken });
-    log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open });
+    log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
     return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
   } catch (err) {
     await closeAll();
