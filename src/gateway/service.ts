@@ -9,7 +9,7 @@ import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
-import { openDb } from '../store/db.ts';
+import { databaseOptions, openDb } from '../store/db.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys, listApiKeyUsage } from '../store/sql/apiKeys.ts';
@@ -47,11 +47,8 @@ export interface GatewayOverrides {
 export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
   const log = overrides.log ?? createLogger(config.logLevel, 'gateway');
   const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
+    ...databaseOptions(config),
     poolSize: config.databasePoolSize,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.databaseQueryTimeoutMs,
     ...(overrides.schema ? { schema: overrides.schema } : {}),
   });
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
@@ -91,7 +88,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     }
 
     const queue = config.amqpUrl
-      ? await connectRabbitMq({ url: config.amqpUrl, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
+      ? await connectRabbitMq({ url: config.amqpUrl, caCert: config.amqpCaCert, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
       : createMemoryQueue({ deliveryLimit: config.deliveryLimit });
     cleanup.push(() => queue.close());
     if (queue.kind === 'memory') {
