@@ -47,6 +47,7 @@ export const sharedEnv = {
   DATA_DIR: z.string().trim().min(1).default('./data'),
   AMQP_URL: envUrl(/^amqps?:$/),
   AMQP_CA_CERT: envPem(),
+  AMQP_CONNECT_TIMEOUT_MS: envInt(10_000, 100, 120_000),
   AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
   QUEUE_DELIVERY_LIMIT: envInt(5, 1, 100),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
@@ -130,6 +131,8 @@ export interface Config {
   amqpUrl: string | undefined;
   /** With an amqps URL: the CA certificates the broker's chain is verified against (default: Node's). */
   amqpCaCert: string | undefined;
+  /** Longest a broker connection (TCP, TLS, AMQP handshake) may take to open; then it is tried again. */
+  amqpConnectTimeoutMs: number;
   amqpPrefix: string;
   deliveryLimit: number;
   runnerToken: string | undefined;
@@ -211,6 +214,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     dataDir: path.resolve(e.DATA_DIR),
     amqpUrl: e.AMQP_URL,
     amqpCaCert: e.AMQP_CA_CERT,
+    amqpConnectTimeoutMs: e.AMQP_CONNECT_TIMEOUT_MS,
     amqpPrefix: e.AMQP_PREFIX,
     deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
     runnerToken: e.RUNNER_TOKEN,

@@ -88,7 +88,14 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     }
 
     const queue = config.amqpUrl
-      ? await connectRabbitMq({ url: config.amqpUrl, caCert: config.amqpCaCert, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
+      ? await connectRabbitMq({
+          url: config.amqpUrl,
+          caCert: config.amqpCaCert,
+          connectTimeoutMs: config.amqpConnectTimeoutMs,
+          prefix: config.amqpPrefix,
+          deliveryLimit: config.deliveryLimit,
+          log,
+        })
       : createMemoryQueue({ deliveryLimit: config.deliveryLimit });
     cleanup.push(() => queue.close());
     if (queue.kind === 'memory') {

@@ -63,6 +63,11 @@ export interface RabbitOptions {
   url: string;
   /** With an amqps URL: PEM CA certificates the broker's chain is verified against, instead of Node's (host name checked as usual). */
   caCert?: string | undefined;
+  /**
+   * Longest a connection may take to open (TCP, TLS and AMQP handshakes), then it is tried again;
+   * without it a broker that accepts and never answers (a partition) holds the attempt for good.
+   */
+  connectTimeoutMs?: number | undefined;
   prefix: string;
   deliveryLimit: number;
   log: Logger;
@@ -99,6 +104,7 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
 
   const connection = await amqp.connect(options.url, {
     ...(options.caCert ? { ca: [options.caCert] } : {}),
+    ...(options.connectTimeoutMs ? { timeout: options.connectTimeoutMs } : {}),
     recovery: {
       waitForConnect: false,
       initialDelay: options.initialDelayMs ?? 200,
@@ -129,8 +135,8 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
   connection.on('connect-failed', (err: Error) => {
     if (isCertificateError(err)) log.error("broker's TLS certificate refused (AMQP_CA_CERT, AMQP_URL's host); retrying", { err });
   });
-  connection.on('reconnect-scheduled', ({ attempt, delay }) =>
-    log.debug('broker reconnect scheduled', { attempt, delay_ms: delay }),
+  connection.on('reconnect-scheduled', ({ attempt, delay, error }) =>
+    log.debug('broker reconnect scheduled', { attempt, delay_ms: delay, err: error }),
   );
   connection.on('connect', () => {
     log.info('broker connected', { exchange: t.exchange, queue: t.workQueue });

@@ -49,6 +49,8 @@ export interface RunnerConfig {
   amqpUrl: string | undefined;
   /** With an amqps URL: the CA certificates the broker's chain is verified against (default: Node's). */
   amqpCaCert: string | undefined;
+  /** Longest a broker connection may take to open; then it is tried again. */
+  amqpConnectTimeoutMs: number;
   amqpPrefix: string;
   deliveryLimit: number;
   prefetch: number;
@@ -82,6 +84,7 @@ export function parseRunnerConfig(env: Record<string, string | undefined> = proc
     runnerId: e.RUNNER_ID ?? `${os.hostname()}-${process.pid}`,
     amqpUrl: e.AMQP_URL,
     amqpCaCert: e.AMQP_CA_CERT,
+    amqpConnectTimeoutMs: e.AMQP_CONNECT_TIMEOUT_MS,
     amqpPrefix: e.AMQP_PREFIX,
     deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
     prefetch: e.RUNNER_PREFETCH,

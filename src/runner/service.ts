@@ -86,6 +86,7 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
       const connected = await connectRabbitMq({
         url: config.amqpUrl!,
         caCert: config.amqpCaCert,
+        connectTimeoutMs: config.amqpConnectTimeoutMs,
         prefix: config.amqpPrefix,
         deliveryLimit: config.deliveryLimit,
         log,

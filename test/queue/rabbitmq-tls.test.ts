@@ -2,6 +2,7 @@
 // (amqps, AMQP_CA_CERT): against the real test broker behind a proxy that terminates TLS, with
 // certificates made by openssl for this run. The proxy reaches the broker from loopback, where
 // guest may log in.
+import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeJobMessage } from '../../src/core/message.ts';
@@ -85,5 +86,29 @@ for (const [name, url, ca, problem] of [
     }
   });
 }
+
+it('a broker address that accepts and never answers the TLS handshake: the attempt times out and is tried again, not held for good', async ({ certs }) => {
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((s) => sockets.add(s.on('error', () => {})));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const log = recordingLogger();
+  const queue = await connectRabbitMq({
+    url: `amqps://guest:guest@127.0.0.1:${(silent.address() as net.AddressInfo).port}`,
+    caCert: certs.ca,
+    connectTimeoutMs: 200,
+    prefix: uniqueName('itemgen-tls'),
+    deliveryLimit: 5,
+    log,
+  });
+  try {
+    const retried = await within(5000, 'a timed-out attempt', log.waitFor((e) => e.msg === 'broker reconnect scheduled'));
+    assert.match(String((retried.fields.err as Error).message), /ETIMEDOUT/);
+    assert.not.ok(queue.isConnected());
+  } finally {
+    await queue.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
 
 it.run();
