@@ -2,6 +2,7 @@
 // the code base reads process.env. Invalid configuration fails fast with every problem listed.
 import path from 'node:path';
 import { z } from 'zod';
+import { pemProblem } from './tls.ts';
 
 /** An integer variable with a default and bounds. */
 export const envInt = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
@@ -13,6 +14,16 @@ export const envUrl = (protocols: RegExp) =>
     .trim()
     .optional()
     .refine((v) => v === undefined || (URL.canParse(v) && protocols.test(new URL(v).protocol)), 'must be a valid URL');
+
+/** Optional PEM text of CA certificates (a secret's payload, newlines included), checked at start. */
+export const envPem = () =>
+  z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      const problem = v === undefined ? null : pemProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
 
 /** A rate limit as `COUNT/SECONDS` (a bucket of COUNT tokens refilling in SECONDS), or `off`. */
 const ratePolicy = (name: string, def: string) =>
@@ -35,6 +46,8 @@ const ratePolicy = (name: string, def: string) =>
 export const sharedEnv = {
   DATA_DIR: z.string().trim().min(1).default('./data'),
   AMQP_URL: envUrl(/^amqps?:$/),
+  AMQP_CA_CERT: envPem(),
+  AMQP_CONNECT_TIMEOUT_MS: envInt(10_000, 100, 120_000),
   AMQP_PREFIX: z.string().regex(/^[a-zA-Z0-9_.-]{1,100}$/, 'letters, digits, _ . - only').default('itemgen'),
   QUEUE_DELIVERY_LIMIT: envInt(5, 1, 100),
   GCS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$/, 'must be a valid bucket name').optional(),
@@ -63,6 +76,13 @@ const gatewayEnv = {
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   PORT: envInt(8080, 0, 65535),
   DATABASE_URL: envUrl(/^postgres(ql)?:$/),
+  DATABASE_PASSWORD: z.string().max(1024, 'at most 1024 characters').optional().refine((v) => v === undefined || !v.includes('\0'), 'must not contain NUL'),
+  DATABASE_CA_CERT: envPem(),
+  DATABASE_TLS_SERVER_NAME: z
+    .string()
+    .trim()
+    .optional()
+    .refine((v) => v === undefined || /^[A-Za-z0-9][A-Za-z0-9.:_-]{0,252}$/.test(v), 'a host name or a name like project:instance (letters, digits, . : _ -, at most 253)'),
   DATABASE_POOL_SIZE: envInt(20, 1, 500),
   DATABASE_CONNECT_TIMEOUT_MS: envInt(2000, 100, 60_000),
   DATABASE_QUERY_TIMEOUT_MS: envInt(2000, 100, 600_000),
@@ -98,6 +118,10 @@ export interface Config {
   /** Whether HOST only accepts connections from this machine (the open embedded mode is allowed only then). */
   loopback: boolean;
   databaseUrl: string | undefined;
+  /** Used instead of the URL's password (a secret apart from the URL). */
+  databasePassword: string | undefined;
+  /** TLS required, the server's chain verified against `ca` and its name against `serverName` (default: the URL's host). */
+  databaseTls: { ca: string; serverName: string | undefined } | undefined;
   databasePoolSize: number;
   /** Longest wait for a new database connection. */
   databaseConnectTimeoutMs: number;
@@ -105,6 +129,10 @@ export interface Config {
   databaseQueryTimeoutMs: number;
   dataDir: string;
   amqpUrl: string | undefined;
+  /** With an amqps URL: the CA certificates the broker's chain is verified against (default: Node's). */
+  amqpCaCert: string | undefined;
+  /** Longest a broker connection (TCP, TLS, AMQP handshake) may take to open; then it is tried again. */
+  amqpConnectTimeoutMs: number;
   amqpPrefix: string;
   deliveryLimit: number;
   runnerToken: string | undefined;
@@ -151,18 +179,42 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/** Variables that mean something only with another one; ConfigError naming each one set alone. */
+export function requireCompanions(pairs: [string, unknown, string, unknown][]): void {
+  const lines = pairs.filter(([, v, , needed]) => v !== undefined && needed === undefined).map(([name, , needs]) => `  ${name}: needs ${needs}`);
+  if (lines.length) throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}
+
+/** AMQP_CA_CERT means something only for a TLS broker URL (shared with the runner). */
+export const amqpCaCompanion = (e: { AMQP_CA_CERT?: string | undefined; AMQP_URL?: string | undefined }): [string, unknown, string, unknown] => [
+  'AMQP_CA_CERT',
+  e.AMQP_CA_CERT,
+  'an amqps:// AMQP_URL',
+  /^amqps:/i.test(e.AMQP_URL ?? '') ? e.AMQP_URL : undefined,
+];
+
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
   const e = parseEnv(gatewayEnv, env);
+  requireCompanions([
+    ['DATABASE_PASSWORD', e.DATABASE_PASSWORD, 'DATABASE_URL', e.DATABASE_URL],
+    ['DATABASE_CA_CERT', e.DATABASE_CA_CERT, 'DATABASE_URL', e.DATABASE_URL],
+    ['DATABASE_TLS_SERVER_NAME', e.DATABASE_TLS_SERVER_NAME, 'DATABASE_CA_CERT', e.DATABASE_CA_CERT],
+    amqpCaCompanion(e),
+  ]);
   return {
     host: e.HOST,
     port: e.PORT,
     loopback: isLoopback(e.HOST),
     databaseUrl: e.DATABASE_URL,
+    databasePassword: e.DATABASE_PASSWORD,
+    databaseTls: e.DATABASE_CA_CERT ? { ca: e.DATABASE_CA_CERT, serverName: e.DATABASE_TLS_SERVER_NAME } : undefined,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
     dataDir: path.resolve(e.DATA_DIR),
     amqpUrl: e.AMQP_URL,
+    amqpCaCert: e.AMQP_CA_CERT,
+    amqpConnectTimeoutMs: e.AMQP_CONNECT_TIMEOUT_MS,
     amqpPrefix: e.AMQP_PREFIX,
     deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
     runnerToken: e.RUNNER_TOKEN,

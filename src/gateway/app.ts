@@ -34,6 +34,7 @@ export function createApp(deps: GatewayDeps) {
   const auth = apiKeyAuth({
     db: deps.db,
     open: settings.open,
+    locked: settings.locked ? noKeyYet(settings.adminToken !== null) : null,
     anonymousMaxUnfinished: settings.defaultMaxUnfinished,
     defaultMaxUnfinishedCost: settings.defaultMaxUnfinishedCost,
     cacheMs: settings.apiKeyCacheMs,
@@ -76,9 +77,25 @@ export function createApp(deps: GatewayDeps) {
         description: 'Game-item images in the house style of Tsuki Adventure, as asynchronous generation jobs.',
       },
     }));
-  app.route('/', systemRoutes(deps, openapi));
+  app.route('/', systemRoutes(deps, openapi, auth.mode));
 
   app.notFound((c) => problem(c, new AppError(404, 'route_not_found', `No route ${c.req.method} ${c.req.path}.`)));
   app.onError(errorHandler(deps.log));
   return Object.assign(app, { auth });
+}
+
+/** The refusal of a gateway started without keys off loopback: how the first key is made. */
+function noKeyYet(adminApi: boolean): AppError {
+  const ways = adminApi
+    ? 'through the admin API (POST /admin/v1/keys with "Authorization: Bearer $ADMIN_TOKEN", e.g. ' +
+      '`ADMIN_TOKEN=… npm run keys -- --url <this gateway> create --name NAME`), or with ' +
+      '`npm run keys -- create --name NAME` where DATABASE_URL reaches its database'
+    : 'with `npm run keys -- create --name NAME` where DATABASE_URL reaches its database (this gateway has no ADMIN_TOKEN, so no admin API)';
+  return new AppError(
+    401,
+    'no_api_key',
+    `No API key exists yet, so the API is locked. Create the first key ${ways}; then send it as "Authorization: Bearer <key>".`,
+    {},
+    { 'WWW-Authenticate': 'Bearer realm="itemgen"' },
+  );
 }

@@ -34,6 +34,11 @@ export interface ApiKeyAuthOptions {
   db: Queryable;
   /** Started open (loopback, no keys): requests without a key act as the anonymous owner until a key exists. */
   open: boolean;
+  /**
+   * Started locked (off loopback, no keys): every request is refused with this error, which says
+   * how to create the first key, until a key exists. null: not locked.
+   */
+  locked: AppError | null;
   anonymousMaxUnfinished: number;
   /** The compute budget of keys without their own, and of the open mode. */
   defaultMaxUnfinishedCost: number;
@@ -48,30 +53,34 @@ export interface ApiKeyAuthOptions {
 
 export interface ApiKeyAuth {
   middleware: MiddlewareHandler<AuthEnv>;
-  /** Whether requests without a key are still let in (the open mode has not ended). */
-  isOpen(): boolean;
-  /** A key was created or revoked here: forget cached lookups, and end the open mode. */
+  /** What requests without a valid key meet now: let in (open), refused as locked, or refused. */
+  mode(): 'open' | 'locked' | 'keys';
+  /** A key was created or revoked here: forget cached lookups, and end the open or locked mode. */
   keysChanged(): void;
 }
 
 /**
- * Bearer API keys, looked up by hash and cached for `cacheMs`. The open mode ends for good once a
- * key exists: when this gateway creates one at once, when another process does within `cacheMs`
- * (each request without a key checks, at most once per `cacheMs`).
+ * Bearer API keys, looked up by hash and cached for `cacheMs`. The open and the locked mode end
+ * for good once a key exists: when this gateway creates one at once, when another process does
+ * within `cacheMs` (each request without a valid key checks, at most once per `cacheMs`). A key
+ * made elsewhere works at once either way: lookups go to the database.
  */
 export function apiKeyAuth(o: ApiKeyAuthOptions): ApiKeyAuth {
   const cache = new Map<string, { principal: Principal | null; until: number }>();
   const now = o.now ?? Date.now;
-  let open = o.open;
+  let noKeys = o.open || o.locked !== null;
   let keysCheckedAt = -Infinity;
-  const stillOpen = async () => {
-    if (open && now() - keysCheckedAt >= o.cacheMs) {
+  const stillNoKeys = async () => {
+    if (noKeys && now() - keysCheckedAt >= o.cacheMs) {
       keysCheckedAt = now();
-      if ((await countActiveApiKeys(o.db)) > 0) open = false;
+      if ((await countActiveApiKeys(o.db)) > 0) noKeys = false;
     }
-    return open;
+    return noKeys;
   };
-  const refuse = async (c: Context, err: AppError) => (o.refuseUnknown ? o.refuseUnknown(c, err) : err);
+  const refuse = async (c: Context, err: AppError) => {
+    const reason = o.locked && (await stillNoKeys()) ? o.locked : err;
+    return o.refuseUnknown ? o.refuseUnknown(c, reason) : reason;
+  };
   const lookup = async (key: string): Promise<Principal | null> => {
     const hash = hashKey(key);
     const hit = cache.get(hash);
@@ -87,14 +96,14 @@ export function apiKeyAuth(o: ApiKeyAuthOptions): ApiKeyAuth {
     return principal;
   };
   return {
-    isOpen: () => open,
+    mode: () => (!noKeys ? 'keys' : o.open ? 'open' : 'locked'),
     keysChanged() {
       cache.clear();
-      open = false;
+      noKeys = false;
     },
     middleware: async (c, next) => {
       const header = c.req.header('Authorization');
-      if (header === undefined && (await stillOpen())) {
+      if (header === undefined && o.open && (await stillNoKeys())) {
         c.set('principal', { apiKeyId: ANONYMOUS_KEY_ID, maxUnfinished: o.anonymousMaxUnfinished, maxUnfinishedCost: o.defaultMaxUnfinishedCost });
         return next();
       }

@@ -28,6 +28,8 @@ export interface GatewayDeps {
 export interface GatewaySettings {
   /** Started without API keys on loopback: open until a key exists. */
   open: boolean;
+  /** Started without API keys off loopback: every API request is 401, saying how to create the first key, until one exists. */
+  locked: boolean;
   runnerToken: string;
   leaseSeconds: number;
   maxBodyBytes: number;

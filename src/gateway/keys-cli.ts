@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, parseConfig, type Config } from '../core/config.ts';
 import { DataDirInUseError, lockHolder } from '../store/data-dir-lock.ts';
-import { openDb } from '../store/db.ts';
+import { databaseOptions, openDb } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { createKey, listKeys, newKeySchema, revokeKey, type CreatedKey, type KeyView, type NewKey } from './keys.ts';
 
@@ -66,13 +66,7 @@ async function openKeyAdmin(config: Config, url: string | undefined): Promise<Ke
       throw new DataDirInUseError(config.dataDir, holder);
     }
   }
-  const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: 1,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.databaseQueryTimeoutMs,
-  });
+  const db = await openDb({ ...databaseOptions(config), poolSize: 1 });
   try {
     await migrate(db);
   } catch (err) {

@@ -9,7 +9,7 @@ import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
-import { openDb } from '../store/db.ts';
+import { databaseOptions, openDb } from '../store/db.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys, listApiKeyUsage } from '../store/sql/apiKeys.ts';
@@ -47,11 +47,8 @@ export interface GatewayOverrides {
 export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
   const log = overrides.log ?? createLogger(config.logLevel, 'gateway');
   const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
+    ...databaseOptions(config),
     poolSize: config.databasePoolSize,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.databaseQueryTimeoutMs,
     ...(overrides.schema ? { schema: overrides.schema } : {}),
   });
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
@@ -63,11 +60,6 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     if (applied.length) log.info('migrations applied', { applied });
 
     const keys = await countActiveApiKeys(db);
-    if (keys === 0 && !config.loopback) {
-      throw new ConfigError(
-        `refusing to listen on ${config.host} without authentication: create an API key first (npm run keys -- create --name NAME)`,
-      );
-    }
     if (!config.publicUrl && !config.loopback && config.allowedHosts.length === 0) {
       throw new ConfigError(
         `PUBLIC_URL is required when listening on ${config.host}: links in answers would otherwise copy the request's Host header (or list the host names clients use in ALLOWED_HOSTS)`,
@@ -76,15 +68,34 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     if (!config.runnerToken && !config.loopback) {
       throw new ConfigError(`RUNNER_TOKEN is required when listening on ${config.host}`);
     }
-    const open = keys === 0;
+    // Without keys the API is open on loopback (this machine only). Elsewhere it starts locked,
+    // so a first deploy on an empty database comes up and the first key can be made through it.
+    const open = keys === 0 && config.loopback;
+    const locked = keys === 0 && !config.loopback;
     if (open) {
       log.warn('no API keys configured: the API is open to this machine only (loopback) until the first key is created', {
         host: config.host,
       });
     }
+    if (locked) {
+      log.warn(
+        'no API key exists yet: every API request is refused (401) until the first is created, ' +
+          (config.adminToken
+            ? 'with ADMIN_TOKEN set: npm run keys -- --url <this gateway> create --name NAME (the admin API, POST /admin/v1/keys)'
+            : 'with DATABASE_URL set: npm run keys -- create --name NAME (no ADMIN_TOKEN, so no admin API)'),
+        { host: config.host },
+      );
+    }
 
     const queue = config.amqpUrl
-      ? await connectRabbitMq({ url: config.amqpUrl, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log })
+      ? await connectRabbitMq({
+          url: config.amqpUrl,
+          caCert: config.amqpCaCert,
+          connectTimeoutMs: config.amqpConnectTimeoutMs,
+          prefix: config.amqpPrefix,
+          deliveryLimit: config.deliveryLimit,
+          log,
+        })
       : createMemoryQueue({ deliveryLimit: config.deliveryLimit });
     cleanup.push(() => queue.close());
     if (queue.kind === 'memory') {
@@ -126,6 +137,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
 
     const settings: GatewaySettings = {
       open,
+      locked,
       runnerToken: config.runnerToken ?? randomBytes(32).toString('base64url'),
       leaseSeconds: config.leaseSeconds,
       maxBodyBytes: config.maxBodyBytes,
@@ -159,7 +171,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     // For `npm run keys` on this machine: a wildcard address is reached on loopback.
     const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? `http://127.0.0.1:${port}` : url;
     await db.lock?.announce({ url: local, admin_token: settings.adminToken });
-    log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open });
+    log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
     return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
   } catch (err) {
     await closeAll();

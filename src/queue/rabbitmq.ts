@@ -6,6 +6,7 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { encodeJobMessage, type JobMessage } from '../core/message.ts';
 import type { Logger } from '../core/log.ts';
+import { isCertificateError } from '../core/tls.ts';
 import { QueueUnavailableError, type Consumer, type DeadLetter, type Delivery, type JobQueue } from './types.ts';
 
 export interface Topology {
@@ -60,6 +61,13 @@ export async function deleteTopology(url: string, prefix: string): Promise<void>
 
 export interface RabbitOptions {
   url: string;
+  /** With an amqps URL: PEM CA certificates the broker's chain is verified against, instead of Node's (host name checked as usual). */
+  caCert?: string | undefined;
+  /**
+   * Longest a connection may take to open (TCP, TLS and AMQP handshakes), then it is tried again;
+   * without it a broker that accepts and never answers (a partition) holds the attempt for good.
+   */
+  connectTimeoutMs?: number | undefined;
   prefix: string;
   deliveryLimit: number;
   log: Logger;
@@ -95,6 +103,8 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
   };
 
   const connection = await amqp.connect(options.url, {
+    ...(options.caCert ? { ca: [options.caCert] } : {}),
+    ...(options.connectTimeoutMs ? { timeout: options.connectTimeoutMs } : {}),
     recovery: {
       waitForConnect: false,
       initialDelay: options.initialDelayMs ?? 200,
@@ -120,8 +130,13 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
     for (const s of subscriptions) s.channel = null;
     if (!closing) log.warn('broker connection lost; reconnecting', { err });
   });
-  connection.on('reconnect-scheduled', ({ attempt, delay }) =>
-    log.debug('broker reconnect scheduled', { attempt, delay_ms: delay }),
+  // A broker that is down is retried quietly; a certificate refused is a configuration problem
+  // that no retry mends, so it is said at every attempt.
+  connection.on('connect-failed', (err: Error) => {
+    if (isCertificateError(err)) log.error("broker's TLS certificate refused (AMQP_CA_CERT, AMQP_URL's host); retrying", { err });
+  });
+  connection.on('reconnect-scheduled', ({ attempt, delay, error }) =>
+    log.debug('broker reconnect scheduled', { attempt, delay_ms: delay, err: error }),
   );
   connection.on('connect', () => {
     log.info('broker connected', { exchange: t.exchange, queue: t.workQueue });

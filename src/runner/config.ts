@@ -4,7 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { envInt as int, envUrl, parseEnv, sharedEnv } from '../core/config.ts';
+import { amqpCaCompanion, envInt as int, envUrl, parseEnv, requireCompanions, sharedEnv } from '../core/config.ts';
 import type { ExecutionProvider } from './pipeline/model.ts';
 
 const runnerEnv = {
@@ -47,6 +47,10 @@ export interface RunnerConfig {
   runnerToken: string;
   runnerId: string;
   amqpUrl: string | undefined;
+  /** With an amqps URL: the CA certificates the broker's chain is verified against (default: Node's). */
+  amqpCaCert: string | undefined;
+  /** Longest a broker connection may take to open; then it is tried again. */
+  amqpConnectTimeoutMs: number;
   amqpPrefix: string;
   deliveryLimit: number;
   prefetch: number;
@@ -70,6 +74,7 @@ export interface RunnerConfig {
 
 export function parseRunnerConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
   const e = parseEnv(runnerEnv, env);
+  requireCompanions([amqpCaCompanion(e)]);
   const retryMaxMs = e.RUNNER_RETRY_MAX_SECONDS * 1000;
   return {
     modelDir: e.MODEL_DIR === undefined ? undefined : path.resolve(e.MODEL_DIR),
@@ -78,6 +83,8 @@ export function parseRunnerConfig(env: Record<string, string | undefined> = proc
     runnerToken: e.RUNNER_TOKEN,
     runnerId: e.RUNNER_ID ?? `${os.hostname()}-${process.pid}`,
     amqpUrl: e.AMQP_URL,
+    amqpCaCert: e.AMQP_CA_CERT,
+    amqpConnectTimeoutMs: e.AMQP_CONNECT_TIMEOUT_MS,
     amqpPrefix: e.AMQP_PREFIX,
     deliveryLimit: e.QUEUE_DELIVERY_LIMIT,
     prefetch: e.RUNNER_PREFETCH,

@@ -83,7 +83,14 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
 
     let queue = overrides.queue;
     if (!queue) {
-      const connected = await connectRabbitMq({ url: config.amqpUrl!, prefix: config.amqpPrefix, deliveryLimit: config.deliveryLimit, log });
+      const connected = await connectRabbitMq({
+        url: config.amqpUrl!,
+        caCert: config.amqpCaCert,
+        connectTimeoutMs: config.amqpConnectTimeoutMs,
+        prefix: config.amqpPrefix,
+        deliveryLimit: config.deliveryLimit,
+        log,
+      });
       cleanup.push(() => connected.close());
       queue = connected;
     }

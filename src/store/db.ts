@@ -1,4 +1,5 @@
 // Opens the database the configuration names: a PostgreSQL server, or PGlite under DATA_DIR.
+import type { Config } from '../core/config.ts';
 import type { Db } from './types.ts';
 
 export interface OpenDbOptions {
@@ -11,6 +12,22 @@ export interface OpenDbOptions {
   connectTimeoutMs?: number;
   /** PostgreSQL server only: longest a statement may take, waiting for a pooled connection included (default: no limit). */
   queryTimeoutMs?: number;
+  /** PostgreSQL server only: used instead of the URL's password. */
+  password?: string | undefined;
+  /** PostgreSQL server only: TLS required, verified against these CA certificates (and this server name, default the URL's host). */
+  tls?: { ca: string; serverName: string | undefined } | undefined;
+}
+
+/** How the gateway and `npm run keys` reach the configured database, alike. */
+export function databaseOptions(config: Config): Omit<OpenDbOptions, 'poolSize'> {
+  return {
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
+    password: config.databasePassword,
+    tls: config.databaseTls,
+  };
 }
 
 export async function openDb(options: OpenDbOptions): Promise<Db> {
@@ -22,6 +39,8 @@ export async function openDb(options: OpenDbOptions): Promise<Db> {
       schema: options.schema,
       connectTimeoutMs: options.connectTimeoutMs,
       queryTimeoutMs: options.queryTimeoutMs,
+      password: options.password,
+      tls: options.tls,
     });
   }
   const { openPglite } = await import('./pglite.ts');

@@ -1,6 +1,7 @@
 // Failures of the database connection, as opposed to a statement the database refused: the
 // PostgreSQL driver's connection errors, the server's connection and shutdown states, and a
 // statement that got no answer in time all become one error class the HTTP layer answers with 503.
+import { isCertificateError } from '../core/tls.ts';
 
 export class DatabaseUnavailableError extends Error {
   override name = 'DatabaseUnavailableError';
@@ -35,6 +36,14 @@ export function classifyDatabaseError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return err;
   const message = `database unavailable: ${(err as Error).message}`;
+  // The handshake failed before any statement went out; no retry mends it, the configuration must.
+  if (isCertificateError(err)) {
+    return new DatabaseUnavailableError(
+      `database unavailable: the server's TLS certificate was refused (DATABASE_CA_CERT, DATABASE_TLS_SERVER_NAME): ${(err as Error).message}`,
+      'not_applied',
+      { cause: err },
+    );
+  }
   if (NOT_SENT.has(code)) return new DatabaseUnavailableError(message, 'not_applied', { cause: err });
   // SQLSTATE class 08: connection exceptions.
   if (BROKEN.has(code) || code.startsWith('08')) return new DatabaseUnavailableError(message, 'unknown', { cause: err });

@@ -3,7 +3,9 @@
 // connection and the answer, so an unreachable server costs a request `queryTimeoutMs`, not the
 // TCP timeouts; connection failures surface as DatabaseUnavailableError, which says whether the
 // statement may have run.
+import type { ConnectionOptions } from 'node:tls';
 import postgres from 'postgres';
+import { serverIdentityCheck } from '../core/tls.ts';
 import type { Db, Row } from './types.ts';
 import { classifyDatabaseError, DatabaseUnavailableError } from './errors.ts';
 
@@ -16,6 +18,30 @@ export interface PostgresOptions {
   connectTimeoutMs?: number | undefined;
   /** Longest a statement may take, queueing for a connection included; also the server's statement_timeout (default: none). */
   queryTimeoutMs?: number | undefined;
+  /** Used instead of the URL's password. */
+  password?: string | undefined;
+  /**
+   * TLS required (whatever the URL's sslmode says), the server's chain verified against `ca`, and
+   * its certificate's name against `serverName` (CN or DNS name), or the URL's host without one.
+   */
+  tls?: { ca: string; serverName?: string | undefined } | undefined;
+}
+
+/** The driver's connection options that the pool and the schema connection share. */
+function connectionOptions(o: PostgresOptions) {
+  const ssl: ConnectionOptions | undefined = o.tls && {
+    ca: o.tls.ca,
+    rejectUnauthorized: true,
+    // The driver hands tls.connect no host (it passes its socket) and no servername for an IP
+    // address, so Node would check the name against "localhost": the host is named here.
+    checkServerIdentity: serverIdentityCheck(new URL(o.url).hostname.replace(/^\[|\]$/g, ''), o.tls.serverName, 'DATABASE_TLS_SERVER_NAME'),
+  };
+  return {
+    onnotice: () => {},
+    ...(o.connectTimeoutMs === undefined ? {} : { connect_timeout: o.connectTimeoutMs / 1000 }),
+    ...(o.password === undefined ? {} : { password: o.password }),
+    ...(ssl ? { ssl } : {}),
+  };
 }
 
 async function guarded<T>(work: () => Promise<T> | PromiseLike<T>): Promise<T> {
@@ -64,10 +90,10 @@ function admission(capacity: number) {
 }
 
 export async function openPostgres(o: PostgresOptions): Promise<Db> {
-  const timeouts = o.connectTimeoutMs === undefined ? {} : { connect_timeout: o.connectTimeoutMs / 1000 };
+  const shared = connectionOptions(o);
   const queryTimeoutMs = o.queryTimeoutMs;
   if (o.schema) {
-    const admin = postgres(o.url, { max: 1, onnotice: () => {}, ...timeouts });
+    const admin = postgres(o.url, { max: 1, ...shared });
     try {
       await guarded(() => admin.unsafe(`CREATE SCHEMA IF NOT EXISTS "${o.schema}"`));
     } finally {
@@ -76,8 +102,7 @@ export async function openPostgres(o: PostgresOptions): Promise<Db> {
   }
   const sql = postgres(o.url, {
     max: o.poolSize,
-    onnotice: () => {},
-    ...timeouts,
+    ...shared,
     // Reconnect soon after the server is back: the driver's own backoff grows to 20 s after a few
     // failed attempts (seen: 9 s without a finished job after a 3 s cut); ours stops at 1 s.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),

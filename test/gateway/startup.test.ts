@@ -1,8 +1,10 @@
-// Who may start how: open only on loopback with no keys; anywhere else authentication is required.
+// Who may start how: open only on loopback with no keys; elsewhere locked until the first key exists,
+// and never without the runner token.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../src/core/config.ts';
 import { createKey } from '../../src/gateway/keys.ts';
+import { runKeysCli } from '../../src/gateway/keys-cli.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { parseResponse, rawConnection } from '../helpers/raw-http.ts';
 
@@ -50,21 +52,86 @@ test('loopback with keys configured requires a key', async () => {
   }
 });
 
-test('a non-loopback address without keys or without a runner token refuses to start', async () => {
-  for (const env of [{ HOST: '0.0.0.0' } as Record<string, string>, { HOST: '0.0.0.0', RUNNER_TOKEN: '' }]) {
+test('off loopback an empty database starts locked: healthy, ready, every API route 401 saying how to make the first key; a key made through the admin API works at once', async () => {
+  const adminToken = 'admin-token-for-tests-0123456789';
+  const t = await startTestGateway({ store: 'postgres', env: { HOST: '0.0.0.0', PUBLIC_URL: 'https://gw.example', ADMIN_TOKEN: adminToken } });
+  try {
+    assert.not.ok(t.gw.settings.open, 'off loopback the API is never open');
+    assert.is((await t.call('GET', '/healthz')).status, 200);
+    const ready = await t.call('GET', '/readyz');
+    assert.is(ready.status, 200, 'keys are no condition of readiness: the first one is made through this gateway');
+    assert.equal(await ready.json(), {
+      status: 'ready',
+      database: true,
+      broker: true,
+      api_keys: 0,
+      api: 'locked: no API key exists yet; every API request is 401 until the first is created (README "API keys")',
+    });
+    for (const [method, route, key] of [
+      ['POST', '/v1/generations', undefined],
+      ['GET', '/v1/generations', undefined],
+      ['GET', '/v1/events', undefined],
+      ['POST', '/generate', undefined],
+      ['GET', '/v1/generations', 'igk_not-a-key-of-this-gateway'],
+    ] as const) {
+      const res = await t.call(method, route, { ...(method === 'POST' ? { body: { prompt: 'x' } } : {}), ...(key ? { key } : {}) });
+      assert.is(res.status, 401, `${method} ${route}`);
+      assert.is(res.headers.get('content-type'), 'application/problem+json');
+      const problem = (await res.json()) as { code: string; detail: string };
+      assert.is(problem.code, 'no_api_key');
+      assert.match(problem.detail, /No API key exists yet/);
+      assert.match(problem.detail, /POST \/admin\/v1\/keys with "Authorization: Bearer \$ADMIN_TOKEN"/);
+      assert.match(problem.detail, /npm run keys -- --url <this gateway> create --name NAME/);
+    }
+    assert.is(await t.countGenerations(), 0);
+
+    // The documented first step after a deploy: the CLI against the gateway's admin API.
+    const lines: string[] = [];
+    assert.is(await runKeysCli(['--url', t.url, 'create', '--name', 'first'], (l) => lines.push(l), { ADMIN_TOKEN: adminToken }), 0);
+    const key = lines[0]!;
+    assert.match(key, /^igk_/);
+    assert.is((await t.call('POST', '/v1/generations', { key, body: { prompt: 'a lantern' } })).status, 202);
+    const after = (await (await t.call('GET', '/readyz')).json()) as { api_keys: number; api: string };
+    assert.is(after.api_keys, 1);
+    assert.match(after.api, /^keys:/);
+    const anonymous = await t.call('GET', '/v1/generations');
+    assert.is(anonymous.status, 401);
+    assert.is(((await anonymous.json()) as { code: string }).code, 'unauthorized', 'no longer locked: the ordinary refusal');
+  } finally {
+    await t.stop();
+  }
+});
+
+test('locked without an admin API (no ADMIN_TOKEN), the refusal names npm run keys on the database; a key another process makes ends it', async () => {
+  const t = await startTestGateway({ store: 'postgres', env: { HOST: '0.0.0.0', PUBLIC_URL: 'https://gw.example', API_KEY_CACHE_MS: '0' } });
+  try {
+    const refused = await t.call('GET', '/v1/generations');
+    assert.is(refused.status, 401);
+    const problem = (await refused.json()) as { code: string; detail: string };
+    assert.is(problem.code, 'no_api_key');
+    assert.match(problem.detail, /npm run keys -- create --name NAME` where DATABASE_URL reaches its database/);
+    assert.not.match(problem.detail, /admin\/v1/);
+    assert.is((await t.call('POST', '/admin/v1/keys', { body: { name: 'x' } })).status, 404, 'no admin API without ADMIN_TOKEN');
+    // As `npm run keys -- create` with DATABASE_URL would, from another process.
+    const created = await createKey(t.gw.db, { name: 'first' }, 10);
+    assert.is((await t.call('POST', '/v1/generations', { key: created.key, body: { prompt: 'x' } })).status, 202);
+    const later = await t.call('GET', '/v1/generations');
+    assert.is(((await later.json()) as { code: string }).code, 'unauthorized');
+  } finally {
+    await t.stop();
+  }
+});
+
+test('a non-loopback address without a runner token refuses to start', async () => {
+  for (const keys of [[], [{ name: 'k' }]]) {
     try {
-      await startTestGateway({ store: 'postgres', env });
-      assert.unreachable('started without authentication');
+      const t = await startTestGateway({ store: 'postgres', keys, env: { HOST: '0.0.0.0', RUNNER_TOKEN: '', PUBLIC_URL: 'https://gw.example' } });
+      await t.stop();
+      assert.unreachable('started without a runner token');
     } catch (err) {
       assert.instance(err, ConfigError);
-      assert.match((err as Error).message, /without authentication|RUNNER_TOKEN/);
+      assert.match((err as Error).message, /RUNNER_TOKEN is required/);
     }
-  }
-  try {
-    await startTestGateway({ store: 'postgres', keys: [{ name: 'k' }], env: { HOST: '0.0.0.0', RUNNER_TOKEN: '', PUBLIC_URL: 'https://gw.example' } });
-    assert.unreachable('started without a runner token');
-  } catch (err) {
-    assert.match((err as Error).message, /RUNNER_TOKEN is required/);
   }
 });
 

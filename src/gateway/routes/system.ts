@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Hono } from 'hono';
+import { countActiveApiKeys } from '../../store/sql/apiKeys.ts';
 import type { GatewayDeps } from '../deps.ts';
 
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -28,20 +29,29 @@ const DOCS_HTML = `<!doctype html>
 </body>
 </html>`;
 
-export function systemRoutes(deps: GatewayDeps, openapi: () => unknown) {
+/** How the API treats requests without a valid key now (src/gateway/auth.ts). */
+const API_MODES = {
+  open: 'open: no API key exists yet; requests without a key are let in (loopback only) until the first is created',
+  locked: 'locked: no API key exists yet; every API request is 401 until the first is created (README "API keys")',
+  keys: 'keys: every API request needs a key',
+} as const;
+
+export function systemRoutes(deps: GatewayDeps, openapi: () => unknown, apiMode: () => keyof typeof API_MODES) {
   const app = new Hono();
   const assetCache = new Map<string, Buffer>();
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
+  // Ready when the database and the broker are reachable. Keys are not a condition (a gateway
+  // without any must come up so the first can be created through it), but it says whether any
+  // exist, so an operator sees a locked API.
   app.get('/readyz', async (c) => {
-    const database = await deps.db
-      .query('SELECT 1')
-      .then(() => true)
-      .catch(() => false);
+    const apiKeys = await countActiveApiKeys(deps.db).catch(() => null);
+    const database = apiKeys !== null;
     const broker = deps.queue.isConnected();
     const ready = database && broker;
-    return c.json({ status: ready ? 'ready' : 'unavailable', database, broker }, ready ? 200 : 503);
+    const api = API_MODES[apiKeys ? 'keys' : apiMode()];
+    return c.json({ status: ready ? 'ready' : 'unavailable', database, broker, api_keys: apiKeys, api }, ready ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => {
