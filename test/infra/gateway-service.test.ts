@@ -9,6 +9,7 @@ import { gatewayPoolSize } from '../../infra/gateway-service.ts';
 import { ItemgenStack } from '../../infra/stack.ts';
 import { parseConfig } from '../../src/core/config.ts';
 import { eachStack, one, resolve, type Block } from '../helpers/terraform.ts';
+import { makeCertificates } from '../helpers/tls.ts';
 
 const container = (service: Block) => {
   assert.is(service.template.containers.length, 1);
@@ -134,31 +135,45 @@ test('traffic: all to the latest revision; later traffic and images are CI\'s', 
   }
 });
 
-test('the environment is a valid gateway configuration: public bind, https links, the bucket, a pool that fits', () => {
-  for (const [env, stack] of eachStack()) {
-    const service = one(stack, 'google_cloud_run_v2_service');
-    const placeholders: Record<string, string> = {
-      DATABASE_PASSWORD: 'pw',
-      AMQP_URL: `amqps://itemgen:pw@${env.network.rabbitmqAddress}:5671`,
-      AMQP_CA_CERT: '-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n',
-      ADMIN_TOKEN: 'a'.repeat(32),
-      RUNNER_TOKEN: 'x'.repeat(32),
-    };
-    const vars = Object.fromEntries(
-      envOf(service).map((e) => [e.name, e.value === undefined ? placeholders[e.name] : resolve(stack, e.value).replace(/\$\{[^}]+\}/g, '123456789')]),
-    );
-    const config = parseConfig(vars);
-    assert.is(config.host, '0.0.0.0');
-    assert.is(config.loopback, false);
-    assert.is(config.publicUrl, `https://${env.prefix}-gateway-123456789.${env.region}.run.app`);
-    assert.is(config.gcsBucket, bucketName(env, 'images'));
-    assert.is(config.gcsPublic, false);
-    assert.is(config.amqpPrefix, env.amqpPrefix);
-    assert.is(config.trustedProxyHops, 1, 'the client address is the one Cloud Run appends to X-Forwarded-For');
-    assert.is(container(service).ports.container_port, config.port);
-    // Every instance at full scale: its pool and its LISTEN connection, under max_connections.
-    const connections = env.gateway.maxInstances * (config.databasePoolSize + 1);
-    assert.ok(connections <= env.database.maxConnections, `${connections} > ${env.database.maxConnections}`);
+test('the environment is a valid gateway configuration: public bind, https links, the bucket, a pool that fits', async () => {
+  // The CA certificates are checked as PEM at start: real ones stand in for the instance's and the broker's.
+  const certs = await makeCertificates({});
+  try {
+    for (const [env, stack] of eachStack()) {
+      const service = one(stack, 'google_cloud_run_v2_service');
+      const secrets: Record<string, string> = {
+        DATABASE_PASSWORD: 'pw',
+        AMQP_URL: `amqps://itemgen:pw@${env.network.rabbitmqAddress}:5671`,
+        AMQP_CA_CERT: certs.otherCa,
+        ADMIN_TOKEN: 'a'.repeat(32),
+        RUNNER_TOKEN: 'x'.repeat(32),
+      };
+      const computed: Record<string, string> = { DATABASE_CA_CERT: certs.ca };
+      const vars = Object.fromEntries(
+        envOf(service).map((e) => [
+          e.name,
+          e.value === undefined ? secrets[e.name] : (computed[e.name] ?? resolve(stack, e.value).replace(/\$\{[^}]+\}/g, '123456789')),
+        ]),
+      );
+      const config = parseConfig(vars);
+      assert.is(config.databasePassword, 'pw');
+      assert.equal(config.databaseTls, { ca: certs.ca, serverName: `${env.project}:${env.prefix}-pg` });
+      assert.is(config.amqpCaCert, certs.otherCa);
+      assert.is(config.adminToken, 'a'.repeat(32));
+      assert.is(config.host, '0.0.0.0');
+      assert.is(config.loopback, false);
+      assert.is(config.publicUrl, `https://${env.prefix}-gateway-123456789.${env.region}.run.app`);
+      assert.is(config.gcsBucket, bucketName(env, 'images'));
+      assert.is(config.gcsPublic, false);
+      assert.is(config.amqpPrefix, env.amqpPrefix);
+      assert.is(config.trustedProxyHops, 1, 'the client address is the one Cloud Run appends to X-Forwarded-For');
+      assert.is(container(service).ports.container_port, config.port);
+      // Every instance at full scale: its pool and its LISTEN connection, under max_connections.
+      const connections = env.gateway.maxInstances * (config.databasePoolSize + 1);
+      assert.ok(connections <= env.database.maxConnections, `${connections} > ${env.database.maxConnections}`);
+    }
+  } finally {
+    await certs.remove();
   }
 });
 

@@ -44,14 +44,14 @@ export function systemRoutes(deps: GatewayDeps, openapi: () => unknown, apiMode:
 
   // Ready when the database and the broker are reachable. Keys are not a condition (a gateway
   // without any must come up so the first can be created through it), but it says whether any
-  // exist, so an operator sees a locked API.
+  // exist, so an operator sees a locked API; not how many (the route is public).
   app.get('/readyz', async (c) => {
     const apiKeys = await countActiveApiKeys(deps.db).catch(() => null);
     const database = apiKeys !== null;
     const broker = deps.queue.isConnected();
     const ready = database && broker;
     const api = API_MODES[apiKeys ? 'keys' : apiMode()];
-    return c.json({ status: ready ? 'ready' : 'unavailable', database, broker, api_keys: apiKeys, api }, ready ? 200 : 503);
+    return c.json({ status: ready ? 'ready' : 'unavailable', database, broker, api }, ready ? 200 : 503);
   });
 
   app.get('/metrics', async (c) => {
