@@ -278,7 +278,7 @@ test('the Jenkinsfile: no agent at the top; pull requests on review agents; depl
   for (const name of ['Build', 'Deploy dev', 'Plan prod', 'Deploy prod']) {
     const body = stageBody(name);
     assert.match(agentOf(body) ?? '', /^\{ node \{ label 'itemgen-deploy'; customWorkspace "itemgen-deliver\/\$\{env\.BUILD_TAG\}" \} \}$/, `${name} on the deploy agent, in this build's folder`);
-    assert.match(ownPart(body), /when \{[^}]*beforeAgent true[^}]*branch 'main'/s, `${name}: main only, decided before an agent is taken`);
+    assert.match(ownPart(body), /when \{[^}]*beforeAgent true\s+beforeOptions true[^}]*branch 'main'/s, `${name}: main only, decided before an agent or a lock is taken`);
   }
   assert.is(agentOf(stageBody('Approve prod')), 'none', 'the approval waits without an executor');
   // Nothing a pull request runs can deploy: no deploy script in Checks.
