@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes, once per environment and idempotently, what must exist before the first terraform apply, from the lists in infra/bootstrap.ts: runs preflight.sh first, enables the APIs, the state bucket (versioned, uniform access, public access prevention), the secrets (generated here, values only in files, never on a command line; an existing secret is never replaced), the delivery accounts (terraform and planner in the project, jenkins and review in the CI home's) with their roles, custom roles, state-bucket and secret grants, and who may impersonate whom. Needs: gcloud, jq, openssl, node 24; run by a person who may administer the project's IAM (owner), with their own gcloud login. Usage: bootstrap.sh <env>
+# Makes, once per environment and idempotently, what must exist before the first terraform apply, from the lists in infra/bootstrap.ts: runs preflight.sh first, enables the APIs, the state bucket (versioned, uniform access, public access prevention), the secrets (generated here, values only in files, never on a command line; an existing secret is never replaced), the delivery accounts (terraform and planner in the project, jenkins and review in the CI home's) with their roles, custom roles, state-bucket and secret grants, and who may impersonate whom (plus the operator, for 24 hours, terraform: the first apply). Needs: gcloud, jq, openssl, node 24; run by a person who may administer the project's IAM (owner), with their own gcloud login; BOOTSTRAP_OPERATOR (optional: the IAM member allowed the first apply, default the gcloud account). Usage: bootstrap.sh <env>
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools gcloud jq openssl
@@ -164,4 +164,19 @@ gcloud iam service-accounts add-iam-policy-binding "$TERRAFORM_ACCOUNT" "${p[@]}
   --member="serviceAccount:$JENKINS_ACCOUNT" --role=roles/iam.serviceAccountTokenCreator --format=none
 gcloud iam service-accounts add-iam-policy-binding "$PLANNER_ACCOUNT" "${p[@]}" \
   --member="serviceAccount:$REVIEW_ACCOUNT" --role=roles/iam.serviceAccountTokenCreator --format=none
+# 10. The first apply has no Jenkins VM to run it yet (the dev stack makes it): the person
+#     bootstrapping (or BOOTSTRAP_OPERATOR, e.g. group:platform@example.com) may act as terraform
+#     for 24 hours, by an IAM condition that expires on its own; afterwards only Jenkins can.
+operator=${BOOTSTRAP_OPERATOR:-}
+if [ -z "$operator" ]; then
+  me=$(gcloud config get-value account 2>/dev/null || true)
+  [ -n "$me" ] || die "no gcloud account: run gcloud auth login, or set BOOTSTRAP_OPERATOR"
+  case $me in *.gserviceaccount.com) operator="serviceAccount:$me" ;; *) operator="user:$me" ;; esac
+fi
+until=$(date -u -d '+24 hours' +%Y-%m-%dT%H:%M:%SZ)
+expiry="$CI_TMP/operator-condition.json"
+jq -n --arg until "$until" '{title: "bootstrap operator, first apply", description: "expires by itself", expression: ("request.time < timestamp(\"" + $until + "\")")}' >"$expiry"
+gcloud iam service-accounts add-iam-policy-binding "$TERRAFORM_ACCOUNT" "${p[@]}" \
+  --member="$operator" --role=roles/iam.serviceAccountTokenCreator --condition-from-file="$expiry" --format=none
+say "$operator may act as $TERRAFORM_ACCOUNT until $until (the first apply)"
 say "$ENV_NAME ($PROJECT) is bootstrapped; next: the first apply (README, Deploying)"

@@ -353,6 +353,7 @@ test('bootstrap: preflight first, the lists of infra/bootstrap.ts, no secret on 
     // A new project: only serviceusage is on until bootstrap enables the rest.
     gcloud: `${preflightGcloud(`'services list --enabled'*) [ -e "$CI_OUT/enabled" ] && printf '%s\\n' $FAKE_APIS || echo serviceusage.googleapis.com ;;`)}
   'services enable'*) touch "$CI_OUT/enabled" ;;
+  'config get-value account'*) echo alice@example.com ;;
   'secrets describe ${existing} '*) echo projects/x/secrets/${existing} ;;
   'secrets describe'*) exit 1 ;;
   'iam service-accounts describe'*) exit 1 ;;
@@ -415,8 +416,19 @@ test('bootstrap: preflight first, the lists of infra/bootstrap.ts, no secret on 
     assert.equal(bucketGrants, [`--member=serviceAccount:${TERRAFORM} --role=roles/storage.objectAdmin`, `--member=serviceAccount:${PLANNER} --role=roles/storage.objectViewer`]);
     const secretGrant = callsOf(calls, 'gcloud', 'secrets', 'add-iam-policy-binding');
     assert.equal(secretGrant.map((c) => [c.argv[2], c.argv.find((a) => a.startsWith('--member='))]), [['itemgen-dev-database-password', `--member=serviceAccount:${TERRAFORM}`]]);
-    const impersonation = callsOf(calls, 'gcloud', 'iam', 'service-accounts', 'add-iam-policy-binding').map((c) => `${c.argv.find((a) => a.startsWith('--member='))!.slice(24)} -> ${c.argv[3]}`);
-    assert.equal(impersonation, [`${deliveryAccountEmail(dev, 'jenkins')} -> ${TERRAFORM}`, `${deliveryAccountEmail(dev, 'review')} -> ${PLANNER}`]);
+    const impersonation = callsOf(calls, 'gcloud', 'iam', 'service-accounts', 'add-iam-policy-binding');
+    assert.equal(impersonation.map((c) => `${c.argv.find((a) => a.startsWith('--member='))!.slice(9)} -> ${c.argv[3]}`), [
+      `serviceAccount:${deliveryAccountEmail(dev, 'jenkins')} -> ${TERRAFORM}`,
+      `serviceAccount:${deliveryAccountEmail(dev, 'review')} -> ${PLANNER}`,
+      `user:alice@example.com -> ${TERRAFORM}`,
+    ]);
+    assert.ok(impersonation.slice(0, 2).every((c) => c.argv.every((a) => !a.startsWith('--condition'))), 'standing grants for the two agents');
+    const operator = impersonation[2]!;
+    const condition = JSON.parse(Object.values(operator.files)[0]!) as { expression: string };
+    const until = /^request\.time < timestamp\("([^"]+)"\)$/.exec(condition.expression)?.[1];
+    assert.ok(until, condition.expression);
+    const hours = (Date.parse(until) - Date.now()) / 3600e3;
+    assert.ok(hours > 23 && hours <= 24, 'the operator\'s grant expires within a day');
     const accounts = callsOf(calls, 'gcloud', 'iam', 'service-accounts', 'create').map((c) => `${c.argv[3]}@${c.argv.find((a) => a.startsWith('--project='))!.slice(10)}`);
     assert.equal(accounts, ['itemgen-terraform@itemgen-dev', 'itemgen-planner@itemgen-dev', 'itemgen-jenkins@itemgen-dev', 'itemgen-review@itemgen-dev']);
   } finally {
