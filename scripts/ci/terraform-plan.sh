@@ -41,6 +41,7 @@ elif [ -n "${GATEWAY_IMAGE:-}" ]; then
   gateway_image=$GATEWAY_IMAGE
 elif [ "$review" = false ] && [ -s "$(images_file "$ENV_NAME")" ]; then
   # The first apply of a pipeline run: the image push-images.sh has just pushed.
+  # shellcheck disable=SC1090 # written by push-images.sh: KEY='value' lines only
   gateway_image=$(. "$(images_file "$ENV_NAME")" && printf '%s' "${GATEWAY_IMAGE:-}")
 else
   die "$CLOUD_RUN_SERVICE does not exist yet: set GATEWAY_IMAGE=$GATEWAY_REPOSITORY@sha256:<digest> (or run push-images.sh $ENV_NAME first, which records it in $(images_file "$ENV_NAME"))"
