@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shared by scripts/ci/*.sh (sourced, does nothing on its own): messages, checks of tools and variables, an environment's settings, Google Cloud login. Needs: none itself.
+# Shared by scripts/ci/*.sh (sourced, does nothing on its own): messages, checks of tools and variables, an environment's settings, the Google identity a step acts as (impersonation, no key files), the digests of the images being delivered. Needs: none itself.
 # Sourcing it sets `-euo pipefail`, moves to the repository root and gives the script a private
 # temporary folder ($CI_TMP, removed on exit) for credentials and config that must not outlive it.
 set -euo pipefail
@@ -70,20 +70,88 @@ image_tag() {
   printf '%s\n' "$sha"
 }
 
-# gcp_login: with GOOGLE_APPLICATION_CREDENTIALS (a service-account key file that Jenkins binds with
-# withCredentials), gcloud uses that account in a config private to this script, so nothing is left
-# on the agent; terraform reads the same variable. Without it, the caller's own gcloud login and
-# application default credentials are used (a developer's machine, or a VM's attached account).
-gcp_login() {
+# use_identity terraform|planner|deployer: every Google call of this script acts as that account of
+# the environment (load_settings first), by impersonation: the caller's own credentials (the Jenkins
+# VM's or a review agent's attached account, or a person's gcloud login) only mint short-lived tokens
+# for it, which needs roles/iam.serviceAccountTokenCreator on the account (bootstrap.sh, infra/).
+# No key file exists: GOOGLE_APPLICATION_CREDENTIALS is refused rather than silently used.
+#   gcloud, and kubectl through gke-gcloud-auth-plugin (which asks gcloud): CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT
+#   terraform (the google provider and the gcs backend):                     GOOGLE_IMPERSONATE_SERVICE_ACCOUNT
+#   docker:                                                                   docker_login, below
+use_identity() {
+  local who=${1:-} account
+  case $who in
+    terraform) account=$TERRAFORM_ACCOUNT ;;
+    planner) account=$PLANNER_ACCOUNT ;;
+    deployer) account=$DEPLOYER_ACCOUNT ;;
+    *) die "use_identity: unknown identity '$who' (terraform, planner or deployer)" ;;
+  esac
+  [ -z "${GOOGLE_APPLICATION_CREDENTIALS:-}" ] \
+    || die "GOOGLE_APPLICATION_CREDENTIALS is set ($GOOGLE_APPLICATION_CREDENTIALS): delivery uses no key files; unset it, the step impersonates $account"
   need_tools gcloud
-  if [ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}" ]; then
-    [ -r "$GOOGLE_APPLICATION_CREDENTIALS" ] || die "GOOGLE_APPLICATION_CREDENTIALS ($GOOGLE_APPLICATION_CREDENTIALS) is not a readable file"
-    export CLOUDSDK_CONFIG="$CI_TMP/gcloud"
-    gcloud auth activate-service-account --key-file="$GOOGLE_APPLICATION_CREDENTIALS" --quiet >/dev/null 2>&1 \
-      || die "gcloud could not log in with the key file in GOOGLE_APPLICATION_CREDENTIALS"
-  fi
-  local account
-  account=$(gcloud config get-value account 2>/dev/null || true)
-  [ -n "$account" ] || die "no Google Cloud credentials: set GOOGLE_APPLICATION_CREDENTIALS or run gcloud auth login"
+  export CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT=$account GOOGLE_IMPERSONATE_SERVICE_ACCOUNT=$account
+  # One token up front, so a missing grant fails here with a message rather than deep in terraform.
+  gcloud auth print-access-token >/dev/null 2>&1 \
+    || die "cannot impersonate $account: the caller ($(CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT='' gcloud config get-value account 2>/dev/null || echo 'no gcloud account')) needs roles/iam.serviceAccountTokenCreator on it (scripts/ci/bootstrap.sh, infra/)"
+  IDENTITY=$account
   say "acting as $account"
+}
+
+# docker_login: docker talks to the environment's Artifact Registry host as the current identity,
+# with a short-lived token in a docker config private to this script ($CI_TMP): it never stays on
+# the agent, and the agent's own docker config is left alone.
+docker_login() {
+  need_tools docker
+  [ -n "${IDENTITY:-}" ] || die "docker_login: call use_identity first"
+  export DOCKER_CONFIG="$CI_TMP/docker"
+  mkdir -p "$DOCKER_CONFIG"
+  gcloud auth print-access-token | docker login -u oauth2accesstoken --password-stdin "https://$REGISTRY_HOST" >/dev/null \
+    || die "docker login to $REGISTRY_HOST as $IDENTITY failed"
+}
+
+# The digests push-images.sh recorded for an environment (GATEWAY_DIGEST, RUNNER_DIGEST, IMAGE_TAG):
+# deploys name images by digest, never by a tag.
+images_file() { printf '%s/images/%s.env\n' "$CI_OUT" "$1"; }
+load_images() {
+  local file
+  file=$(images_file "$1")
+  [ -s "$file" ] || die "$file is missing: run scripts/ci/push-images.sh $1 first"
+  GATEWAY_DIGEST='' RUNNER_DIGEST=''
+  # shellcheck disable=SC1090 # written by push-images.sh: KEY='value' lines only
+  source "$file"
+  is_digest "$GATEWAY_DIGEST" || die "$file holds no GATEWAY_DIGEST=sha256:<64 hex>"
+  is_digest "$RUNNER_DIGEST" || die "$file holds no RUNNER_DIGEST=sha256:<64 hex>"
+}
+is_digest() { [[ ${1:-} =~ ^sha256:[0-9a-f]{64}$ ]]; }
+
+# k8s_credentials: a kubeconfig private to this script for the environment's cluster (as the
+# current identity; the auth plugin asks gcloud, so impersonation applies to kubectl as well).
+k8s_credentials() {
+  need_tools kubectl gke-gcloud-auth-plugin
+  export KUBECONFIG="$CI_TMP/kubeconfig"
+  # shellcheck disable=SC2086 # the optional flags are words
+  gcloud container clusters get-credentials "$GKE_CLUSTER" --location "$GKE_LOCATION" --project "$PROJECT" ${GKE_GET_CREDENTIALS_FLAGS:-} >&2
+}
+
+# apply_runners <tag|sha256:…> <record dir>: k8s/dist/<env> with the runner image pinned, applied
+# server-side, and every workload's rollout awaited; fails (after ROLLOUT_TIMEOUT) on the first
+# that does not become ready.
+apply_runners() {
+  local image=$1 out=$2 resource timeout=${ROLLOUT_TIMEOUT:-20m}
+  mkdir -p "$out"
+  node --import tsx scripts/ci/delivery.ts pin-image "$K8S_DIST" "$RUNNER_REPOSITORY" "$image" >"$out/manifests.yaml" \
+    || die "cannot pin the runner image in $K8S_DIST"
+  # --force-conflicts: CI owns these fields; a hand-made change (kubectl edit, rollout undo) is
+  # replaced by what the repository says.
+  kubectl apply --server-side --force-conflicts --field-manager=itemgen-ci -f "$out/manifests.yaml" -o name | tee "$out/applied.txt" >&2
+  while read -r resource; do
+    case $resource in
+      deployment.apps/* | statefulset.apps/* | daemonset.apps/*)
+        say "waiting for $resource"
+        # A GPU node may have to be created first: the timeout allows for that.
+        kubectl -n "$K8S_NAMESPACE" rollout status "$resource" --timeout="$timeout" >&2 \
+          || die "$resource did not roll out within $timeout"
+        ;;
+    esac
+  done <"$out/applied.txt"
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs `npm test` against throwaway PostgreSQL 16 and RabbitMQ 3.13 containers when docker is there, else against the services scripts/services.sh starts. Needs: node 24, dependencies installed; docker (optional); TEST_DATABASE_URL and TEST_AMQP_URL (optional: use those servers instead).
+# Runs `npm test` against throwaway PostgreSQL 16 and RabbitMQ 3.13.7 (by digest) containers when docker is there, else against the services scripts/services.sh starts. Needs: node 24, dependencies installed; docker (optional); TEST_DATABASE_URL and TEST_AMQP_URL (optional: use those servers instead).
 source "$(dirname "$0")/lib.sh"
 need_node
 
@@ -10,12 +10,14 @@ elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   run_id=$(printf '%s' "${BUILD_TAG:-local}-$$" | tr -c 'a-zA-Z0-9_.-' '-')
   pg="itemgen-ci-pg-$run_id" mq="itemgen-ci-mq-$run_id"
   on_exit "docker rm -f '$pg' '$mq' >/dev/null 2>&1"
-  say "starting postgres:16 and rabbitmq:3.13"
+  # RabbitMQ by the digest the cluster runs (images.lock.json); postgres:16 stands in for Cloud SQL.
+  mq_image="rabbitmq:3.13.7@$(node -p "require('./images.lock.json')['rabbitmq:3.13.7']")"
+  say "starting postgres:16 and $mq_image"
   docker run -d --name "$pg" -p 127.0.0.1::5432 \
     -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16 >/dev/null
   # guest may only log in from loopback, and the tests come in through docker's port mapping.
   docker run -d --name "$mq" -p 127.0.0.1::5672 \
-    -e RABBITMQ_DEFAULT_USER=itemgen -e RABBITMQ_DEFAULT_PASS=itemgen rabbitmq:3.13 >/dev/null
+    -e RABBITMQ_DEFAULT_USER=itemgen -e RABBITMQ_DEFAULT_PASS=itemgen "$mq_image" >/dev/null
   # docker's port proxy accepts connections before the server does; ask the servers themselves.
   for _ in $(seq 1 120); do
     docker exec "$pg" pg_isready -q -h 127.0.0.1 -U postgres -d test && break

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { environments, imageRepository } from '../../infra/environments.ts';
+import { deliveryAccountEmail, environments, imageRepository, serviceAccountEmail } from '../../infra/environments.ts';
 import { synthInfra } from '../../infra/main.ts';
 import { synthK8s } from '../../k8s/main.ts';
-import { deploySettings, pinImage, readManifests, shellAssignments, stackName } from '../../scripts/ci/delivery.ts';
+import { bootstrapPlan, deploySettings, pinImage, readManifests, shellArrays, shellAssignments, stackName } from '../../scripts/ci/delivery.ts';
+import { makeFakes } from './fakes.ts';
 
 const read = (file: string) => fs.readFileSync(file, 'utf8');
 const jenkinsfile = read('Jenkinsfile');
@@ -23,6 +24,11 @@ const isExecutable = (file: string) => (fs.statSync(file).mode & 0o111) === 0o11
 
 /** The scripts the Jenkinsfile's `sh` steps run. */
 const jenkinsScripts = [...new Set([...jenkinsfile.matchAll(/\bsh\s+['"](scripts\/ci\/[\w.-]+)/g)].map((m) => m[1]!))];
+
+/** images.lock.json: `name:tag` → `sha256:…`, the one place third-party image digests live. */
+const imagesLock = JSON.parse(read('images.lock.json')) as Record<string, string>;
+/** `name:tag@sha256:…` split; the tag part alone is what the older checks look at. */
+const untagged = (ref: string) => ref.replace(/@sha256:[0-9a-f]{64}$/, '');
 
 /** Instructions of a Dockerfile's last stage (the image), continuation lines joined, comments dropped. */
 function finalStage(file: string): { from: string; args: Record<string, string>; lines: string[] } {
@@ -105,7 +111,7 @@ test('a CI script stops with a clear message when a variable or tool is missing'
 test('the gateway image: small base, production dependencies only, no CUDA download, non-root, the documented entry point', () => {
   const text = read('Dockerfile.gateway');
   const { from, lines } = finalStage('Dockerfile.gateway');
-  assert.match(from, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`));
+  assert.match(untagged(from), new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`));
   assert.match(text, /npm ci --omit=dev/);
   assert.match(text, /ONNXRUNTIME_NODE_INSTALL=skip/);
   assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
@@ -120,7 +126,7 @@ test('the gateway image: small base, production dependencies only, no CUDA downl
 test('the runner image: CUDA 12 + cuDNN runtime, onnxruntime-node CUDA libraries installed, non-root, the documented entry point', () => {
   const text = read('Dockerfile.runner');
   const { from, lines } = finalStage('Dockerfile.runner');
-  assert.match(from, /^nvidia\/cuda:12\.\d+(\.\d+)?-cudnn9?-runtime-ubuntu22\.04$/);
+  assert.match(untagged(from), /^nvidia\/cuda:12\.\d+(\.\d+)?-cudnn9?-runtime-ubuntu22\.04$/);
   assert.match(text, /npm ci --omit=dev/);
   assert.match(userOf(lines), /^[1-9]\d*(:[1-9]\d*)?$/, 'a non-root uid, by number');
   assert.ok(lines.includes('EXPOSE 8081'));
@@ -152,7 +158,7 @@ test('the runner image: CUDA 12 + cuDNN runtime, onnxruntime-node CUDA libraries
 
 test('one Node.js version: engines, the images, the CI scripts, and the node npm test runs on', () => {
   assert.ok(nodeMajor, `engines.node names one major version ("${pkg.engines.node}")`);
-  assert.match(finalStage('Dockerfile.runner').args.NODE_IMAGE!, new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`), 'the runner copies node from this image');
+  assert.match(untagged(finalStage('Dockerfile.runner').args.NODE_IMAGE!), new RegExp(`^node:${nodeMajor}-[a-z]+-slim$`), 'the runner copies node from this image');
   assert.match(read('scripts/node24.sh'), new RegExp(`^NODE24_VERSION=${nodeMajor}\\.\\d+\\.\\d+$`, 'm'), 'the version npm test downloads');
   assert.match(read('scripts/ci/lib.sh'), new RegExp(`\\[ "\\$major" = ${nodeMajor} \\]`), 'need_node');
   assert.is(process.versions.node.split('.')[0], nodeMajor, 'these tests run on it (scripts/test.sh)');
@@ -213,14 +219,180 @@ test('the Jenkinsfile holds no secret and takes credentials only through withCre
   for (const id of new Set(ids)) assert.ok(readme.includes(`\`${id}\``), `README lists the credential ${id}`);
 });
 
-test('the Jenkinsfile: every branch is tested and synth-checked; pull requests reviewed; main deploys dev, then prod after input', () => {
-  const stageOrder = [...jenkinsfile.matchAll(/stage\('([^']+)'\)/g)].map((m) => m[1]!);
-  assert.equal(stageOrder, ['Install', 'Typecheck', 'Test', 'Synth', 'Review', 'Images', 'Deploy dev', 'Plan prod', 'Approve prod', 'Deploy prod']);
-  assert.match(jenkinsfile, /when \{ changeRequest\(\) \}/);
-  assert.match(jenkinsfile, /archiveArtifacts artifacts: 'ci-out\/review\/\*\*'/);
-  assert.match(jenkinsfile, /input\(/);
-  const prod = jenkinsfile.slice(jenkinsfile.indexOf("stage('Deploy prod')"));
-  assert.match(prod, /environment name: 'DEPLOY_PROD', value: 'true'/);
+/** The text of the `{ … }` block that opens first after `from` (braces balanced). */
+function blockAt(text: string, from: number): string {
+  const open = text.indexOf('{', from);
+  assert.ok(open >= 0 && from >= 0, 'a block follows');
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '{') depth++;
+    else if (text[i] === '}' && --depth === 0) return text.slice(open + 1, i);
+  }
+  throw new Error('unbalanced braces in the Jenkinsfile');
+}
+/** A stage's body, by name. */
+const stageBody = (name: string) => blockAt(jenkinsfile, jenkinsfile.indexOf(`stage('${name}')`));
+/** The part of a block outside its nested `stages { … }` (its own agent, when, options, post). */
+function ownPart(body: string): string {
+  const i = body.search(/\bstages\s*\{/);
+  return i < 0 ? body : body.slice(0, i) + body.slice(i + blockAt(body, i).length + 'stages {}'.length);
+}
+const topStages = () => {
+  const pipeline = blockAt(jenkinsfile, jenkinsfile.indexOf('pipeline {'));
+  const stages = blockAt(pipeline, pipeline.search(/\bstages\s*\{/));
+  const names: string[] = [];
+  let i = 0;
+  for (let m; (m = /stage\('([^']+)'\)/g.exec(stages.slice(i))); ) {
+    names.push(m[1]!);
+    const at = i + m.index;
+    i = at + m[0].length + blockAt(stages, at).length + 2;
+  }
+  return names;
+};
+const agentOf = (body: string) => /\bagent\s*(none|\{[^\n]*\})/.exec(ownPart(body))?.[1];
+
+test('the Jenkinsfile: every branch is tested and synth-checked; pull requests reviewed and images built; main deploys dev, then prod after input', () => {
+  assert.equal(topStages(), ['Checks', 'Build', 'Deploy dev', 'Plan prod', 'Approve prod', 'Deploy prod']);
+  const checks = stageBody('Checks');
+  const inChecks = [...checks.matchAll(/stage\('([^']+)'\)/g)].map((m) => m[1]!);
+  assert.equal(inChecks, ['Install', 'Typecheck', 'Test', 'Synth', 'Review', 'Build images']);
+  assert.match(stageBody('Review'), /when \{ changeRequest\(\) \}/);
+  assert.match(stageBody('Review'), /archiveArtifacts artifacts: 'ci-out\/review\/\*\*'/);
+  assert.match(stageBody('Build images'), /when \{ changeRequest\(\) \}/);
+  assert.match(stageBody('Build images'), /sh 'scripts\/ci\/build-images\.sh'/, 'pull requests build both images');
+  assert.match(stageBody('Approve prod'), /input\(/);
+  assert.match(stageBody('Deploy prod'), /environment name: 'DEPLOY_PROD', value: 'true'/);
+  const order = (body: string) => [...body.matchAll(/sh '(scripts\/ci\/[\w.-]+\.sh[^']*)'/g)].map((m) => m[1]!);
+  assert.equal(order(stageBody('Deploy dev')), ['push-images.sh dev', 'terraform-plan.sh dev', 'terraform-apply.sh dev', 'deploy-gateway.sh dev', 'deploy-runners.sh dev', 'smoke.sh dev', 'promote-gateway.sh dev', 'rollback.sh dev'].map((x) => `scripts/ci/${x}`));
+  assert.equal(order(stageBody('Plan prod')), ['scripts/ci/push-images.sh prod --from dev', 'scripts/ci/terraform-plan.sh prod'], 'prod gets dev\'s digests, copied');
+  assert.equal(order(stageBody('Deploy prod')), ['terraform-apply.sh prod', 'deploy-gateway.sh prod', 'deploy-runners.sh prod', 'smoke.sh prod', 'promote-gateway.sh prod', 'rollback.sh prod'].map((x) => `scripts/ci/${x}`));
+  assert.equal(order(stageBody('Build')), ['scripts/ci/install.sh', 'scripts/ci/synth-check.sh', 'scripts/ci/build-images.sh'], 'built once, on main');
+});
+
+test('the Jenkinsfile: no agent at the top; pull requests on review agents; deploys on the deploy agent; approval holds none', () => {
+  const pipeline = blockAt(jenkinsfile, jenkinsfile.indexOf('pipeline {'));
+  assert.match(ownPart(pipeline).split(/\bstages\s*\{/)[0]!, /^\s*agent none$/m);
+  assert.is(agentOf(stageBody('Checks')), `{ label '${'itemgen-review'}' }`);
+  assert.is(environments.dev && 'itemgen-review', 'itemgen-review');
+  for (const name of ['Install', 'Typecheck', 'Test', 'Synth', 'Review', 'Build images']) assert.is(agentOf(stageBody(name)), undefined, `${name} runs on the Checks agent`);
+  for (const name of ['Build', 'Deploy dev', 'Plan prod', 'Deploy prod']) {
+    const body = stageBody(name);
+    assert.match(agentOf(body) ?? '', /^\{ node \{ label 'itemgen-deploy'; customWorkspace "itemgen-deliver\/\$\{env\.BUILD_TAG\}" \} \}$/, `${name} on the deploy agent, in this build's folder`);
+    assert.match(ownPart(body), /when \{[^}]*beforeAgent true\s+beforeOptions true[^}]*branch 'main'/s, `${name}: main only, decided before an agent or a lock is taken`);
+  }
+  assert.is(agentOf(stageBody('Approve prod')), 'none', 'the approval waits without an executor');
+  // Nothing a pull request runs can deploy: no deploy script in Checks.
+  for (const script of ['push-images', 'terraform-apply', 'deploy-gateway', 'deploy-runners', 'promote-gateway', 'rollback']) assert.not.ok(checks().includes(script), script);
+  assert.match(stageBody('Review'), /terraform-plan\.sh dev --review[\s\S]*terraform-plan\.sh prod --review/);
+});
+const checks = () => stageBody('Checks');
+
+test('the Jenkinsfile: newer main builds supersede older ones (lock with inversePrecedence, milestones around the input), no disableConcurrentBuilds', () => {
+  assert.not.match(jenkinsfile, /disableConcurrentBuilds/);
+  const lockOf = (name: string) => /options \{ lock\(resource: '([\w-]+)', inversePrecedence: true\) \}/.exec(ownPart(stageBody(name)))?.[1];
+  assert.is(lockOf('Deploy dev'), 'itemgen-dev');
+  assert.is(lockOf('Plan prod'), 'itemgen-prod');
+  assert.is(lockOf('Deploy prod'), 'itemgen-prod');
+  const milestones = [...jenkinsfile.matchAll(/milestone\(ordinal: (\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(milestones, [...milestones].sort((a, b) => a - b), 'ordinals rise through the file');
+  assert.is(new Set(milestones).size, milestones.length);
+  const approve = stageBody('Approve prod');
+  const input = approve.indexOf('input(');
+  assert.ok(approve.lastIndexOf('milestone(', input) >= 0, 'a milestone before the input');
+  assert.ok(approve.indexOf('milestone(', input) > input, 'and one after it');
+  for (const name of ['Deploy dev', 'Deploy prod']) {
+    // Inside the lock, first thing: the newest build that got the lock aborts older ones waiting.
+    const body = stageBody(name);
+    const stages = blockAt(body, body.search(/\bstages\s*\{/));
+    assert.match(blockAt(stages, 0), /^\s*steps \{\s*milestone\(ordinal: \d+/);
+    assert.match(ownPart(body), /post \{\s*failure \{ sh 'scripts\/ci\/rollback\.sh (dev|prod)' \}/, `${name}: a failure rolls back`);
+  }
+});
+
+test('the Jenkinsfile: no Google credentials at all; only the GitHub token and the smoke test keys', () => {
+  assert.not.match(jenkinsfile, /\bfile\(credentialsId/);
+  assert.not.match(jenkinsfile, /GOOGLE_APPLICATION_CREDENTIALS/);
+  const ids = [...new Set([...jenkinsfile.matchAll(/credentialsId:\s*'([^']+)'/g)].map((m) => m[1]!))].sort();
+  assert.equal(ids, ['itemgen-dev-smoke-api-key', 'itemgen-github-token', 'itemgen-prod-smoke-api-key']);
+  assert.match(stageBody('Review'), /credentialsId: 'itemgen-github-token'/);
+  assert.match(stageBody('dev: smoke'), /credentialsId: 'itemgen-dev-smoke-api-key'/);
+  assert.match(stageBody('prod: smoke'), /credentialsId: 'itemgen-prod-smoke-api-key'/);
+});
+
+test('no key files in any CI script: identities by impersonation, from the settings', () => {
+  for (const file of ciScripts) {
+    const text = read(file);
+    assert.not.match(text, /activate-service-account|--key-file|GOOGLE_APPLICATION_CREDENTIALS=/, file);
+  }
+  const lib = read('scripts/ci/lib.sh');
+  assert.not.match(lib, /gcp_login/);
+  assert.match(lib, /export CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT=\$account GOOGLE_IMPERSONATE_SERVICE_ACCOUNT=\$account/);
+  const s = deploySettings('prod');
+  assert.is(s.TERRAFORM_ACCOUNT, deliveryAccountEmail(environments.prod, 'terraform'));
+  assert.is(s.PLANNER_ACCOUNT, deliveryAccountEmail(environments.prod, 'planner'));
+  assert.is(s.DEPLOYER_ACCOUNT, serviceAccountEmail(environments.prod, 'deployer'));
+  assert.is(s.JENKINS_ACCOUNT, 'itemgen-jenkins@itemgen-dev.iam.gserviceaccount.com', 'jenkins lives in the CI home');
+  const uses = (file: string) => [...read(file).matchAll(/^\s*use_identity (\w+)/gm)].map((m) => m[1]);
+  assert.equal(uses('scripts/ci/terraform-plan.sh'), ['planner', 'terraform']);
+  assert.equal(uses('scripts/ci/terraform-apply.sh'), ['terraform']);
+  for (const f of ['push-images', 'deploy-gateway', 'deploy-runners', 'promote-gateway', 'rollback']) assert.equal(uses(`scripts/ci/${f}.sh`), ['deployer'], f);
+});
+
+test('images by digest: the Dockerfiles\' base images are images.lock.json\'s; no :latest pushed or deployed', () => {
+  assert.equal(Object.keys(imagesLock).sort(), ['gcr.io/google.com/cloudsdktool/google-cloud-cli:slim', 'node:24-bookworm-slim', 'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04', 'rabbitmq:3.13.7']);
+  for (const d of Object.values(imagesLock)) assert.match(d, /^sha256:[0-9a-f]{64}$/);
+  for (const file of ['Dockerfile.gateway', 'Dockerfile.runner']) {
+    const text = read(file).replace(/\\\n/g, ' ');
+    assert.not.match(text, /^# syntax=/m, `${file}: no frontend image by tag`);
+    const args = Object.fromEntries([...text.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const froms = [...text.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!.replace(/^\$\{(\w+)\}$/, (_, n: string) => args[n] ?? n));
+    assert.ok(froms.length >= 2, file);
+    for (const ref of froms) {
+      const m = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(ref);
+      assert.ok(m, `${file}: FROM ${ref} is by digest`);
+      assert.is(imagesLock[m[1]!], m[2], `${file}: ${m[1]} carries the lock's digest`);
+    }
+  }
+  for (const file of [...ciScripts, 'Jenkinsfile']) assert.not.match(read(file), /:latest\b/, `${file} names no :latest`);
+  assert.match(read('scripts/ci/deploy-gateway.sh'), /image="\$GATEWAY_REPOSITORY@\$GATEWAY_DIGEST"/);
+  assert.match(read('scripts/ci/deploy-runners.sh'), /apply_runners "\$RUNNER_DIGEST"/);
+});
+
+test('pin-images.sh refreshes the lock and the Dockerfiles\' ARG defaults from the registry', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-pin-'));
+  try {
+    // A copy of what it edits, in a tree of its own (lib.sh moves to the repository root).
+    fs.mkdirSync(path.join(work, 'scripts/ci'), { recursive: true });
+    for (const f of ['scripts/ci/pin-images.sh', 'scripts/ci/lib.sh', 'images.lock.json', 'Dockerfile.gateway', 'Dockerfile.runner']) fs.copyFileSync(f, path.join(work, f));
+    fs.chmodSync(path.join(work, 'scripts/ci/pin-images.sh'), 0o755);
+    const fresh = `sha256:${'d'.repeat(64)}`;
+    const f = makeFakes({ docker: `'buildx imagetools inspect node:24-bookworm-slim --format'*) echo '{"digest":"${fresh}"}' ;;
+  'buildx imagetools inspect '*) echo "{\\"digest\\":\\"$(jq -r --arg n "$4" '.[$n]' images.lock.json)\\"}" ;;` });
+    try {
+      const r = f.run(path.join(work, 'scripts/ci/pin-images.sh'), []);
+      assert.is(r.status, 0, r.stderr);
+      const lock = JSON.parse(fs.readFileSync(path.join(work, 'images.lock.json'), 'utf8')) as Record<string, string>;
+      assert.equal(lock, { ...imagesLock, 'node:24-bookworm-slim': fresh });
+      for (const file of ['Dockerfile.gateway', 'Dockerfile.runner']) {
+        const text = fs.readFileSync(path.join(work, file), 'utf8');
+        assert.match(text, new RegExp(`^ARG NODE_IMAGE=node:24-bookworm-slim@${fresh}$`, 'm'), file);
+        assert.is(text.replaceAll(fresh, imagesLock['node:24-bookworm-slim']!), read(file), `${file}: nothing else changed`);
+      }
+      assert.equal(f.calls().map((c) => c.argv.slice(0, 4).join(' ')), Object.keys(imagesLock).map((n) => `buildx imagetools inspect ${n}`));
+    } finally {
+      f.cleanup();
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('bootstrap plan: the lists of infra/bootstrap.ts reach bash as arrays, unchanged', () => {
+  const plan = bootstrapPlan('dev');
+  const r = spawnSync('bash', ['-c', 'eval "$1"; printf "%s\\n" "${#TERRAFORM_ROLES[@]}" "${SECRET_IDS[0]}" "${CUSTOM_ROLE_TITLES[0]}" "${QUOTED[1]}"', 'bash', shellArrays({ ...plan, QUOTED: ['a', `it's "x" $y`] })], { encoding: 'utf8' });
+  assert.equal(r.stdout.split('\n').slice(0, 4), [String(plan.TERRAFORM_ROLES!.length), plan.SECRET_IDS![0], plan.CUSTOM_ROLE_TITLES![0], `it's "x" $y`]);
+  assert.is(plan.TERRAFORM_ROLES!.length, plan.TERRAFORM_CONDITION_EXPRESSIONS!.length);
+  assert.ok(plan.TERRAFORM_ROLES!.every((r) => r !== 'roles/owner' && r !== 'roles/editor'));
 });
 
 test('settings: names from infra/environments.ts, the service and cluster from the synthesized stacks', () => {
@@ -297,6 +469,11 @@ test('pinImage: tags, digests and quotes; other images and lookalike names untou
     `        image: europe-west4-docker.pkg.dev/p/p-images/runnerx:1`,
   ]);
   assert.throws(() => pinImage(yaml, repo, 'bad tag'), /not a valid image tag/);
+  const d = `sha256:${'c'.repeat(64)}`;
+  const byDigest = pinImage(yaml, repo, d);
+  assert.is(byDigest.count, 3);
+  assert.is(byDigest.text.split('\n')[1], `      - image: "${repo}@${d}"`, 'a digest pins repo@sha256:…');
+  assert.throws(() => pinImage(yaml, repo, 'sha256:abc'), /not a valid image tag or digest/);
 });
 
 test.run();
