@@ -74,12 +74,6 @@ grant() { # <email> <role> <condition title> <condition expression>
 for i in "${!TERRAFORM_ROLES[@]}"; do
   grant "$TERRAFORM_ACCOUNT" "${TERRAFORM_ROLES[$i]}" "${TERRAFORM_CONDITION_TITLES[$i]}" "${TERRAFORM_CONDITION_EXPRESSIONS[$i]}"
 done
-# The custom roles are Terraform's (it manages IAM of secrets it holds no payload of), unless the
-# list already grants them.
-for role in "${CUSTOM_ROLE_IDS[@]}"; do
-  full="projects/$PROJECT/roles/$role"
-  printf '%s\n' "${TERRAFORM_ROLES[@]}" | grep -qxF "$full" || grant "$TERRAFORM_ACCOUNT" "$full" '' ''
-done
 for i in "${!PLANNER_ROLES[@]}"; do
   grant "$PLANNER_ACCOUNT" "${PLANNER_ROLES[$i]}" "${PLANNER_CONDITION_TITLES[$i]}" "${PLANNER_CONDITION_EXPRESSIONS[$i]}"
 done

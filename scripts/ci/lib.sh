@@ -97,6 +97,19 @@ use_identity() {
   say "acting as $account"
 }
 
+# export_database_password: the Cloud SQL user's password for Terraform's write-only argument, read
+# from Secret Manager as the terraform account (the only one that may read this secret) into the
+# environment, never argv or a file. The variable is ephemeral, so neither the state nor a saved plan
+# holds it, and the apply of a saved plan needs it again.
+export_database_password() {
+  [ "${IDENTITY:-}" = "${TERRAFORM_ACCOUNT:-}" ] || die "export_database_password: call use_identity terraform first"
+  local password
+  password=$(gcloud secrets versions access latest --secret="$DATABASE_PASSWORD_SECRET" --project="$PROJECT") \
+    || die "cannot read the secret $DATABASE_PASSWORD_SECRET as $TERRAFORM_ACCOUNT (scripts/ci/bootstrap.sh makes it and the grant)"
+  [ -n "$password" ] || die "the secret $DATABASE_PASSWORD_SECRET is empty"
+  export TF_VAR_database_password=$password
+}
+
 # docker_login: docker talks to the environment's Artifact Registry host as the current identity,
 # with a short-lived token in a docker config private to this script ($CI_TMP): it never stays on
 # the agent, and the agent's own docker config is left alone.

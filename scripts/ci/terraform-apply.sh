@@ -7,8 +7,9 @@ plan="$STACK_DIR/tfplan"
 [ -f "$plan" ] || die "$plan is missing: run scripts/ci/terraform-plan.sh $ENV_NAME first"
 on_exit "rm -f '$plan'"
 use_identity terraform
-# The saved plan carries the variables it was made with (TF_VAR_database_password included), so
-# none is read again here. A plan made against an older state is refused by terraform ("Saved plan
-# is stale"): plan again.
+# The saved plan carries the variables it was made with except the ephemeral database password,
+# which terraform asks for again. A plan made against an older state is refused by terraform
+# ("Saved plan is stale"): plan again.
+export_database_password
 terraform -chdir="$STACK_DIR" apply -input=false -no-color -lock-timeout=10m tfplan
 say "$STACK applied"

@@ -22,13 +22,8 @@ else
   use_identity terraform
   lock=(-lock-timeout=10m)
   out="$CI_OUT/plan/$ENV_NAME/plan.txt"
-  # The Cloud SQL user's password goes to its write-only argument (never into state); terraform,
-  # and only terraform, may read this one secret. Through the environment, never argv or a file.
-  password=$(gcloud secrets versions access latest --secret="$DATABASE_PASSWORD_SECRET" --project="$PROJECT") \
-    || die "cannot read the secret $DATABASE_PASSWORD_SECRET as $TERRAFORM_ACCOUNT (scripts/ci/bootstrap.sh makes it and the grant)"
-  [ -n "$password" ] || die "the secret $DATABASE_PASSWORD_SECRET is empty"
-  export TF_VAR_database_password=$password
-  unset password
+  # The Cloud SQL user's password goes to its write-only argument (never into state or the plan).
+  export_database_password
 fi
 
 # The image Cloud Run runs now: CI owns the service's image after the first apply (Terraform ignores
@@ -51,9 +46,9 @@ fi
 export TF_VAR_gateway_image=$gateway_image
 mkdir -p "$(dirname "$out")"
 
-# The saved plan holds the variables' values (the password among them) in the clear: it stays in
-# the stack folder (ignored by git, never archived) until terraform-apply.sh applies and deletes
-# it; a review plan has no secret in it and is deleted at once all the same.
+# The saved plan holds no secret (the password variable is ephemeral), but it is this build's
+# reviewed change: it stays in the stack folder (ignored by git, never archived) until
+# terraform-apply.sh applies and deletes it; a review plan is deleted at once.
 terraform -chdir="$STACK_DIR" init -input=false -no-color >&2
 terraform -chdir="$STACK_DIR" plan -input=false -no-color "${lock[@]}" -out=tfplan >&2
 terraform -chdir="$STACK_DIR" show -no-color tfplan >"$out"

@@ -85,7 +85,16 @@ test('deploy plan: as terraform, the database password from Secret Manager in th
     assert.not.ok(allArgv(calls).includes(PASSWORD), 'the password is on no command line');
     assert.not.ok(r.stdout.includes(PASSWORD) || r.stderr.includes(PASSWORD), 'nor in the log');
     assert.ok(fs.existsSync(path.join(stacks, 'stacks/itemgen-dev/tfplan')), 'the saved plan stays for terraform-apply.sh');
-    fs.rmSync(path.join(stacks, 'stacks/itemgen-dev/tfplan'));
+
+    // The password variable is ephemeral (kept out of the saved plan): the apply passes it again.
+    const applied = f.run('scripts/ci/terraform-apply.sh', ['dev']);
+    assert.is(applied.status, 0, applied.stderr);
+    const apply = callsOf(f.calls(), 'terraform').filter((c) => c.argv.includes('apply'));
+    assert.is(apply.length, 1);
+    assert.is(apply[0]!.env.GOOGLE_IMPERSONATE_SERVICE_ACCOUNT, TERRAFORM);
+    assert.is(apply[0]!.env.TF_VAR_database_password, PASSWORD);
+    assert.not.ok(allArgv(f.calls()).includes(PASSWORD), 'on no command line');
+    assert.not.ok(fs.existsSync(path.join(stacks, 'stacks/itemgen-dev/tfplan')), 'the applied plan is deleted');
 
     const tag = f.run('scripts/ci/terraform-plan.sh', ['dev'], { GATEWAY_IMAGE: `${GW}:latest` });
     assert.is(tag.status, 1);
@@ -376,10 +385,11 @@ test('bootstrap: preflight first, the lists of infra/bootstrap.ts, no secret on 
 
     const roles = (who: string) => callsOf(calls, 'gcloud', 'projects', 'add-iam-policy-binding')
       .filter((c) => c.argv.includes(`--member=serviceAccount:${who}`)).map((c) => c.argv.find((a) => a.startsWith('--role='))!.slice(7));
-    const custom = 'projects/itemgen-dev/roles/itemgenSecretIamAdmin';
-    assert.equal(roles(TERRAFORM).filter((x) => x !== custom), terraformProjectRoles(dev).map((g) => g.role));
+    // Exactly the lists: each custom role goes to its holder alone (the planner's read role is not terraform's).
+    assert.equal(roles(TERRAFORM), terraformProjectRoles(dev).map((g) => g.role));
     assert.equal(roles(PLANNER), planProjectRoles(dev).map((g) => g.role));
-    assert.ok(roles(TERRAFORM).includes(custom) || terraformProjectRoles(dev).some((g) => g.role === custom));
+    assert.ok(roles(TERRAFORM).includes('projects/itemgen-dev/roles/itemgenSecretIamAdmin'));
+    assert.ok(roles(PLANNER).includes('projects/itemgen-dev/roles/itemgenPlanReader'));
     assert.ok(callsOf(calls, 'gcloud', 'iam', 'roles', 'create').some((c) => c.argv.includes('itemgenSecretIamAdmin')));
 
     const created = callsOf(calls, 'gcloud', 'secrets', 'create').map((c) => c.argv[2]);
