@@ -85,6 +85,11 @@ export interface Environment {
   };
   /** RabbitMQ names prefix (AMQP_PREFIX); the work queue is `${amqpPrefix}.generate`. */
   amqpPrefix: string;
+  /**
+   * The environment whose images this one deploys, copied by digest (push-images.sh --from): the
+   * bytes tested there are the bytes run here. Unset: images are pushed from the build.
+   */
+  imagesFrom?: EnvironmentName;
 }
 
 const base = {
@@ -123,6 +128,7 @@ export const environments: Record<EnvironmentName, Environment> = {
     ...base,
     name: 'prod',
     project: 'itemgen-prod',
+    imagesFrom: 'dev',
     prefix: 'itemgen-prod',
     network: {
       nodesCidr: '10.20.0.0/20',

@@ -15,6 +15,11 @@ export interface ImageRegistryProps {
   reader: string;
   /** IAM member that pushes images (the deployer account CI impersonates). */
   writer: string;
+  /**
+   * Members that copy images out of this repository by digest: the deployers of the environments
+   * promoted from this one (Environment.imagesFrom), in their own projects.
+   */
+  copiers: string[];
 }
 
 /** Versions of each image kept whatever their age: well past any digest still deployed or rolled back to. */
@@ -64,5 +69,6 @@ export class ImageRegistry extends Construct {
     grant('reader', this.repository, 'roles/artifactregistry.reader', props.reader);
     grant('writer', this.repository, 'roles/artifactregistry.writer', props.writer);
     grant('mirror-reader', this.mirror, 'roles/artifactregistry.reader', props.reader);
+    for (const [i, member] of props.copiers.entries()) grant(`copier-${i}`, this.repository, 'roles/artifactregistry.reader', member);
   }
 }

@@ -17,8 +17,10 @@ import { stateBucket } from './bootstrap.ts';
 import {
   ci,
   deliveryAccountEmail,
+  environments,
   imageRepository,
   secretIds,
+  serviceAccountEmail,
   secretName,
   type Environment,
 } from './environments.ts';
@@ -135,6 +137,9 @@ export class ItemgenStack extends TerraformStack {
       region,
       reader: identities.member('nodes'),
       writer: identities.member('deployer'),
+      copiers: Object.values(environments)
+        .filter((other) => other.imagesFrom === env.name)
+        .map((other) => `serviceAccount:${serviceAccountEmail(other, 'deployer')}`),
     });
 
     const gateway = new GatewayService(this, 'gateway', {

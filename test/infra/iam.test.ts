@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ci, deliveryAccountEmail, type Environment } from '../../infra/environments.ts';
+import { ci, deliveryAccountEmail, environments, serviceAccountEmail, type Environment } from '../../infra/environments.ts';
 import { eachStack, resolve, resources, type StackJson } from '../helpers/terraform.ts';
 
 // What each kind of IAM member resource grants on, for a readable "kind target role" line.
@@ -67,6 +67,12 @@ function expectedGrants(env: Environment): Record<string, string[]> {
       `repository ${p}-images roles/artifactregistry.reader`,
       `repository ${p}-mirror roles/artifactregistry.reader`,
     ],
+    // Environments promoted from this one copy its images by digest, as their own deployer.
+    ...Object.fromEntries(
+      Object.values(environments)
+        .filter((other) => other.imagesFrom === env.name)
+        .map((other) => [`serviceAccount:${serviceAccountEmail(other, 'deployer')}`, [`repository ${p}-images roles/artifactregistry.reader`]]),
+    ),
     allUsers: [`run ${p}-gateway roles/run.invoker`],
     [`serviceAccount:${env.project}.svc.id.goog[${env.kubernetes.namespace}/${env.kubernetes.runnerServiceAccount}]`]: [
       'account itemgen-runner roles/iam.workloadIdentityUser',
@@ -152,3 +158,14 @@ test('state in the project\'s tfstate bucket, one prefix per environment', () =>
 });
 
 test.run();
+
+test('prod deploys the images dev tested: its deployer may read dev\'s repository, and no other environment\'s', () => {
+  assert.is(environments.prod.imagesFrom, 'dev');
+  const stacks = new Map(eachStack().map(([env, stack]) => [env.name, stack]));
+  const readers = (name: 'dev' | 'prod') =>
+    resources(stacks.get(name)!, 'google_artifact_registry_repository_iam_member')
+      .filter((r) => r.role === 'roles/artifactregistry.reader')
+      .map((r) => resolve(stacks.get(name)!, r.member));
+  assert.ok(readers('dev').includes(`serviceAccount:${serviceAccountEmail(environments.prod, 'deployer')}`));
+  assert.not.ok(readers('prod').some((m) => m.includes('itemgen-dev')), 'nothing is copied out of prod');
+});
