@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Pushes the images build-images.sh built to an environment's Artifact Registry repository (${prefix}-images) as gateway:<sha> and runner:<sha> only (tags are immutable there; nothing moves, no latest tag), or with --from <env> copies the images that environment recorded, by digest, so both run the same bytes; records the digests in ci-out/images/<env>.env (GATEWAY_DIGEST, RUNNER_DIGEST, GATEWAY_IMAGE, RUNNER_IMAGE). Needs: docker (with buildx), gcloud, jq, node 24, git, the caller may impersonate the environment's deployer account (no key file); IMAGE_TAG (optional). Usage: push-images.sh <env> [--from <env>]
+# Pushes the images build-images.sh built to an environment's Artifact Registry repository (${prefix}-images) as gateway:<sha> and runner:<sha> only (tags are immutable there; nothing moves, no latest tag), or with --from <env> copies the images that environment recorded, by digest, so both run the same bytes; records the digests in ci-out/images/<env>.env (GATEWAY_DIGEST, RUNNER_DIGEST, GATEWAY_IMAGE, RUNNER_IMAGE). Needs: docker (with buildx), gcloud, jq, node 24, git, the caller may impersonate the environment's deployer account (no key file); IMAGE_TAG (optional), PUSH_AS (optional: terraform, for the first apply only). Usage: push-images.sh <env> [--from <env>]
 source "$(dirname "$0")/lib.sh"
 load_settings "${1:-}"
 need_tools docker git jq
@@ -10,7 +10,12 @@ case "${2:-}" in
   *) die "usage: $0 <env> [--from <env>]" ;;
 esac
 tag=$(image_tag)
-use_identity deployer
+# The deployer pushes. PUSH_AS=terraform only for the first apply (first-apply.sh): the repository
+# exists then, the deployer's grants and Jenkins not yet, and terraform administers the repository.
+case ${PUSH_AS:-deployer} in
+  deployer | terraform) use_identity "${PUSH_AS:-deployer}" ;;
+  *) die "PUSH_AS must be deployer or terraform, not '${PUSH_AS}'" ;;
+esac
 docker_login
 
 # registry_digest <ref>: the manifest digest the registry holds for a reference, empty when none.

@@ -158,6 +158,43 @@ test('push-images: the commit tag only (no latest), a private docker config with
   }
 });
 
+test('first-apply: the repository alone, then both images pushed as terraform, then the whole stack with that gateway image by digest', () => {
+  const f = makeFakes({
+    gcloud: `${gcloudBase}
+  'run services describe'*) echo 'ERROR: (gcloud.run.services.describe) Cannot find service' >&2; exit 1 ;;`,
+    terraform: terraformBase,
+    docker: dockerPush((i) => imageRepository(dev, i)),
+  }, { extraEnv, stdinFor: ['docker'] });
+  try {
+    const r = f.run('scripts/ci/first-apply.sh', ['dev', '--yes']);
+    assert.is(r.status, 0, r.stderr);
+    const calls = f.calls();
+    const steps = calls
+      .filter((c) => (c.tool === 'terraform' && /^(apply|plan)$/.test(c.argv[1] ?? '')) || (c.tool === 'docker' && ['build', 'push'].includes(c.argv[0]!)))
+      .map((c) => (c.tool === 'terraform' ? `terraform ${c.argv[1]}${c.argv.some((a) => a.startsWith('-target=')) ? ' -target' : ''}` : `docker ${c.argv[0]}`));
+    assert.equal(steps, ['terraform apply -target', 'docker build', 'docker build', 'docker push', 'docker push', 'terraform plan', 'terraform apply']);
+    const targeted = callsOf(calls, 'terraform').find((c) => c.argv.some((a) => a.startsWith('-target=')))!;
+    assert.match(targeted.argv.find((a) => a.startsWith('-target='))!, /^-target=google_artifact_registry_repository\.[\w-]+$/);
+    assert.equal(identities(calls, 'gcloud'), [TERRAFORM], 'every step as terraform: the deployer has no grants yet');
+    const plan = callsOf(calls, 'terraform').find((c) => c.argv[1] === 'plan')!;
+    assert.is(plan.env.TF_VAR_gateway_image, `${GW}@${pushedDigest.gateway}`, 'the service is created with the image just pushed');
+    assert.is(plan.env.TF_VAR_database_password, PASSWORD);
+    assert.not.ok(allArgv(calls).includes(PASSWORD));
+  } finally {
+    f.cleanup();
+  }
+  const again = makeFakes({ gcloud: `${gcloudBase}
+  'run services describe'*) echo itemgen-dev-gateway ;;`, terraform: terraformBase }, { extraEnv });
+  try {
+    const r = again.run('scripts/ci/first-apply.sh', ['dev', '--yes']);
+    assert.is(r.status, 1);
+    assert.match(r.stderr, /exists already: this is not a first apply/);
+    assert.equal(callsOf(again.calls(), 'terraform'), [], 'nothing applied');
+  } finally {
+    again.cleanup();
+  }
+});
+
 test('push-images --from dev: prod gets a carbon copy by digest, checked to be the same bytes', () => {
   const prodGw = imageRepository(prod, 'gateway');
   const prodRunner = imageRepository(prod, 'runner');
