@@ -8,7 +8,7 @@ import {
   terraformProjectRoles,
   type ProjectGrant,
 } from '../../infra/bootstrap.ts';
-import type { Environment } from '../../infra/environments.ts';
+import { environments, type Environment } from '../../infra/environments.ts';
 import { eachStack, resources } from '../helpers/terraform.ts';
 
 // Every resource and data source type the stacks use: the role of `itemgen-terraform` that creates,
@@ -175,6 +175,17 @@ test('Project IAM is delegated to terraform only for the roles the stack grants 
     // Every other grant of terraform is unconditional.
     for (const grant of terraformProjectRoles(env).filter((g) => g.role !== 'roles/resourcemanager.projectIamAdmin')) assert.is(grant.condition, undefined, grant.role);
   }
+});
+
+
+test('README, Deploying, names every role a plan needs (the documented list is the list)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const documented = readme.slice(readme.indexOf('What a\nplan needs'), readme.indexOf('which the test checks too'));
+  assert.ok(documented.length > 0, 'README says what a plan needs');
+  const named = new Set([...documented.matchAll(/`((?:roles\/)[\w.]+|itemgen\w+)`/g)].map((m) => m[1]!));
+  const expected = planProjectRoles(environments.dev).map((g) => g.role.replace(/^projects\/[^/]+\/roles\//, ''));
+  assert.equal([...named].sort(), [...expected].sort());
 });
 
 test.run();

@@ -157,7 +157,6 @@ test('state in the project\'s tfstate bucket, one prefix per environment', () =>
   assert.is(prefixes.size, 2);
 });
 
-test.run();
 
 test('prod deploys the images dev tested: its deployer may read dev\'s repository, and no other environment\'s', () => {
   assert.is(environments.prod.imagesFrom, 'dev');
@@ -169,3 +168,5 @@ test('prod deploys the images dev tested: its deployer may read dev\'s repositor
   assert.ok(readers('dev').includes(`serviceAccount:${serviceAccountEmail(environments.prod, 'deployer')}`));
   assert.not.ok(readers('prod').some((m) => m.includes('itemgen-dev')), 'nothing is copied out of prod');
 });
+
+test.run();
