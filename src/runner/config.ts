@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { amqpCaCompanion, envInt as int, envUrl, parseEnv, requireCompanions, sharedEnv } from '../core/config.ts';
+import type { RetryPolicy } from '../core/retry.ts';
 import type { ExecutionProvider } from './pipeline/model.ts';
 
 const runnerEnv = {
@@ -28,16 +29,6 @@ const runnerEnv = {
   RUNNER_HEALTH_HOST: z.string().trim().min(1).default('0.0.0.0'),
   RUNNER_HEALTH_PORT: int(8081, 0, 65535),
 };
-
-/** Retries of transient failures: full-jitter exponential backoff, bounded in count and in time. */
-export interface RetryPolicy {
-  /** Tries in all, the first one included. */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** No retry starts after this long since the first try. */
-  maxElapsedMs: number;
-}
 
 export interface RunnerConfig {
   /** The model folder; unset: the tiny model, generated into `<dataDir>/tiny-model`. */

@@ -2,13 +2,22 @@
 // progress (the heartbeat), complete and fail. Transient failures (network errors, timeouts, 5xx,
 // 429) are retried with full-jitter exponential backoff, bounded in tries and in time; what the
 // gateway decided (a 409 or 404) comes back as a typed refusal the worker acts on, never as an error.
-import { setTimeout as delay } from 'node:timers/promises';
+// The bodies, the claim's answer and the 409 codes are the contract's (src/core/internal-api.ts).
 import { z } from 'zod';
+import {
+  internalApi,
+  isStopCode,
+  type ConflictCode,
+  type ConflictProblem,
+  type InternalBody,
+  type InternalOperation,
+  type StopCode,
+} from '../core/internal-api.ts';
 import type { Logger } from '../core/log.ts';
-import { generationParamsSchema, type GenerationParams } from '../core/request.ts';
+import type { GenerationParams } from '../core/request.ts';
+import { realClock, RetriesExhaustedError, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
 import { toStorableText } from '../core/text.ts';
 import type { StoredImageRef } from '../storage/types.ts';
-import type { RetryPolicy } from './config.ts';
 
 export interface Claim {
   id: string;
@@ -24,9 +33,9 @@ export interface Claim {
 /** Why the gateway did not apply a call; nothing changed. */
 export type Refusal =
   /** Stop working on the generation: finished, canceled, or the claim is no longer this runner's. */
-  | { ok: false; code: 'already_finished' | 'canceled' | 'lease_lost' | 'not_found'; message: string }
+  | { ok: false; code: StopCode | 'not_found'; message: string }
   /** Another runner's lease is live; the generation can be claimed again after `retryAfterMs`. */
-  | { ok: false; code: 'claimed'; message: string; retryAfterMs: number }
+  | { ok: false; code: Extract<ConflictCode, 'claimed'>; message: string; retryAfterMs: number }
   /** Any other 4xx: a bug or a misconfiguration (a wrong RUNNER_TOKEN answers 401). */
   | { ok: false; code: 'refused'; status: number; problemCode: string; message: string };
 
@@ -55,66 +64,6 @@ export class GatewayUnavailableError extends Error {
   }
 }
 
-export interface Clock {
-  /** Resolves after `ms`; rejects with the signal's reason when it aborts first. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-  /** Milliseconds on a monotonic clock: durations only. */
-  now(): number;
-  /** In [0, 1): the jitter. */
-  random(): number;
-}
-
-export const realClock: Clock = {
-  sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}),
-  now: () => performance.now(),
-  random: Math.random,
-};
-
-export interface RetryOptions {
-  clock?: Clock;
-  signal?: AbortSignal;
-  /** Whether a failure may pass with time; others are thrown at once. Default: all may. */
-  isTransient?: (err: unknown) => boolean;
-  /** A server-given lower bound for the next delay (Retry-After). */
-  retryAfterMs?: (err: unknown) => number | undefined;
-  onRetry?: (err: unknown, tries: number, delayMs: number) => void;
-}
-
-export class RetriesExhaustedError extends Error {
-  override name = 'RetriesExhaustedError';
-  constructor(
-    readonly tries: number,
-    override readonly cause: unknown,
-  ) {
-    super(`${(cause as Error).message} (after ${tries} tries)`, { cause });
-  }
-}
-
-/**
- * Runs `task` until it succeeds, retrying transient failures with full-jitter exponential backoff
- * (a random delay up to base·2ⁿ, capped). Gives up with RetriesExhaustedError after
- * `policy.attempts` tries or when the next retry would start after `policy.maxElapsedMs`; a
- * failure that is not transient, or an abort, is thrown as it is.
- */
-export async function withRetry<T>(task: (tries: number) => Promise<T>, policy: RetryPolicy, options: RetryOptions = {}): Promise<T> {
-  const clock = options.clock ?? realClock;
-  const started = clock.now();
-  for (let tries = 1; ; tries++) {
-    try {
-      return await task(tries);
-    } catch (err) {
-      if (options.signal?.aborted) throw options.signal.reason;
-      if (options.isTransient && !options.isTransient(err)) throw err;
-      if (tries >= policy.attempts) throw new RetriesExhaustedError(tries, err);
-      const backoff = clock.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (tries - 1));
-      const wait = Math.min(policy.maxDelayMs, Math.max(backoff, options.retryAfterMs?.(err) ?? 0));
-      if (clock.now() - started + wait > policy.maxElapsedMs) throw new RetriesExhaustedError(tries, err);
-      options.onRetry?.(err, tries, wait);
-      await clock.sleep(wait, options.signal);
-    }
-  }
-}
-
 /** A response that may be different later: 5xx or 429. */
 class TransientResponseError extends Error {
   override name = 'TransientResponseError';
@@ -139,18 +88,13 @@ export interface GatewayClientOptions {
   onRetry?: (operation: string) => void;
 }
 
-const claimResponse = z.object({
-  id: z.string(),
-  attempt: z.number().int().min(1),
-  params: generationParamsSchema,
-  lease_expires_at: z.iso.datetime({ offset: true }),
-  lease_seconds: z.number().int().min(1),
-  queued_ms: z.number().min(0).optional(),
-});
-
-const problemBody = z.looseObject({ code: z.string().optional(), detail: z.string().optional(), retry_after_s: z.number().optional() });
-
-const STOP_CODES = new Set(['already_finished', 'canceled', 'lease_lost']);
+// Any refusal's problem document, read leniently: a 4xx may come from a proxy in front of the
+// gateway. The keys are the contract's (a renamed one fails the type check).
+const problemBody = z.looseObject({
+  code: z.string().optional(),
+  detail: z.string().optional(),
+  retry_after_s: z.number().optional(),
+} satisfies Partial<Record<keyof ConflictProblem, z.ZodType>>);
 
 export function createGatewayClient(options: GatewayClientOptions): GatewayClient {
   const base = options.baseUrl.replace(/\/+$/, '');
@@ -158,8 +102,13 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
   const clock = options.clock ?? realClock;
 
   /** One call: the parsed 200 body, or the refusal. Retries what may pass; throws GatewayUnavailableError when it did not. */
-  const call = async (operation: string, id: string, body: unknown, callOptions: CallOptions = {}): Promise<{ ok: true; body: unknown } | Refusal> => {
-    const url = `${base}/internal/v1/generations/${encodeURIComponent(id)}/${operation}`;
+  const call = async <Op extends InternalOperation>(
+    operation: Op,
+    id: string,
+    body: InternalBody<Op>,
+    callOptions: CallOptions = {},
+  ): Promise<{ ok: true; body: unknown } | Refusal> => {
+    const url = `${base}/internal/v1${internalApi[operation].path.replace('{id}', encodeURIComponent(id))}`;
     const attempt = async () => {
       const timeout = AbortSignal.timeout(options.timeoutMs);
       const signal = callOptions.signal ? AbortSignal.any([callOptions.signal, timeout]) : timeout;
@@ -197,7 +146,7 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     async claim(id, runnerId, callOptions) {
       const answer = await call('claim', id, { runner_id: runnerId }, callOptions);
       if (!answer.ok) return answer;
-      const c = claimResponse.parse(answer.body);
+      const c = internalApi.claim.answer.parse(answer.body);
       return {
         ok: true,
         claim: {
@@ -248,10 +197,10 @@ function refusal(res: Response, text: string): Refusal {
   // Only the gateway's own 404 means "no such generation"; a 404 page of something else at
   // GATEWAY_URL must not make the runner drop its jobs.
   if (res.status === 404 && code === 'not_found') return { ok: false, code: 'not_found', message };
-  if (res.status === 409 && code === 'claimed') {
+  if (res.status === 409 && code === ('claimed' satisfies ConflictCode)) {
     const wait = retryAfterMs(res.headers.get('retry-after')) ?? (problem.retry_after_s ?? 1) * 1000;
     return { ok: false, code: 'claimed', message, retryAfterMs: wait };
   }
-  if (res.status === 409 && STOP_CODES.has(code)) return { ok: false, code: code as 'already_finished' | 'canceled' | 'lease_lost', message };
+  if (res.status === 409 && isStopCode(code)) return { ok: false, code, message };
   return { ok: false, code: 'refused', status: res.status, problemCode: code, message };
 }

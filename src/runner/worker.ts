@@ -9,17 +9,8 @@ import type { GenerationParams } from '../core/request.ts';
 import { decodeJobMessage } from '../core/message.ts';
 import type { Consumer, Delivery, JobQueue } from '../queue/types.ts';
 import type { ImageStore, StoredImageRef } from '../storage/types.ts';
-import type { RetryPolicy } from './config.ts';
-import {
-  GatewayUnavailableError,
-  realClock,
-  withRetry,
-  type Claim,
-  type Clock,
-  type GatewayClient,
-  type Refusal,
-  type ReportResult,
-} from './gateway-client.ts';
+import { realClock, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
+import { GatewayUnavailableError, type Claim, type GatewayClient, type Refusal, type ReportResult } from './gateway-client.ts';
 import type { JobOutcome, RunnerMetrics } from './metrics.ts';
 import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';

@@ -1,10 +1,11 @@
 // /internal/v1: the runners' side of the state machine (ARCHITECTURE.md decisions 1, 2 and 4).
 // Each transition is one conditional UPDATE; when it does not apply, nothing changed and the
 // answer is 409 with a code that tells the runner what to do (skip, wait, or stop).
+// Bodies, answers and codes are the contract's (src/core/internal-api.ts), which the runner's client shares.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
+import { conflictProblem, internalApi, type ConflictCode, type ConflictExtra } from '../../core/internal-api.ts';
 import { isTerminal } from '../../core/status.ts';
-import { storableText } from '../../core/text.ts';
 import type { Generation } from '../../store/generation.ts';
 import { claimGeneration } from '../../store/sql/claimGeneration.ts';
 import { completeGeneration } from '../../store/sql/completeGeneration.ts';
@@ -17,77 +18,57 @@ import { requireJson } from '../http.ts';
 import { validationHook } from '../validation.ts';
 
 const idParam = z.object({ id: z.uuid() });
-// generations.attempts is a PostgreSQL integer.
-const attempt = z.number().int().min(1).max(2 ** 31 - 1).describe('The attempt number the claim returned.');
-const json = <T extends z.ZodType>(schema: T) => ({
-  required: true,
-  content: { 'application/json': { schema } },
-});
-const ok = { 200: { description: 'Applied' }, 409: { description: 'Not applicable in the current state; nothing changed' } };
-const route = <B extends z.ZodType>(path: string, body: B) =>
+
+/** A route as src/core/internal-api.ts declares it: its path, its body, its 200 and its 409. */
+const route = <P extends string, B extends z.ZodType, A extends z.ZodType>(spec: { path: P; body: B; answer: A }) =>
   createRoute({
     method: 'post',
-    path,
+    path: spec.path,
     hide: true,
     middleware: [requireJson] as const,
-    request: { params: idParam, body: json(body) },
-    responses: ok,
+    request: { params: idParam, body: { required: true, content: { 'application/json': { schema: spec.body } } } },
+    responses: {
+      200: { description: 'Applied', content: { 'application/json': { schema: spec.answer } } },
+      409: {
+        description: 'Not applicable in the current state; nothing changed',
+        content: { 'application/problem+json': { schema: conflictProblem } },
+      },
+    },
   });
 
-const claimRoute = route('/generations/{id}/claim', z.strictObject({ runner_id: storableText().min(1).max(200) }));
-const progressRoute = route(
-  '/generations/{id}/progress',
-  z.strictObject({ attempt, step: z.number().int().min(0).max(10_000), total: z.number().int().min(1).max(10_000) }),
-);
-const completeRoute = route(
-  '/generations/{id}/complete',
-  z.strictObject({
-    attempt,
-    images: z
-      .array(z.strictObject({
-          key: storableText().min(1).max(1024),
-          // Shown to clients as the image's link: never a javascript: or data: URL.
-          url: z.url({ protocol: /^https?$/, error: 'must be an http or https URL' }).max(8192).optional(),
-        }))
-      .min(1)
-      .max(4),
-  }),
-);
-const failRoute = route(
-  '/generations/{id}/fail',
-  z.strictObject({
-    attempt,
-    code: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'snake_case, at most 64 characters'),
-    message: storableText().min(1).max(2000),
-  }),
-);
-
-const releaseRoute = route('/generations/{id}/release', z.strictObject({ attempt }));
+const claimRoute = route(internalApi.claim);
+const progressRoute = route(internalApi.progress);
+const completeRoute = route(internalApi.complete);
+const failRoute = route(internalApi.fail);
+const releaseRoute = route(internalApi.release);
 
 const secondsUntil = (d: Date | null) => Math.max(1, Math.ceil(((d?.getTime() ?? 0) - Date.now()) / 1000));
+
+/** A 409 whose code and fields are the contract's. */
+const refusal = (code: ConflictCode, message: string, extra: ConflictExtra, headers: Record<string, string> = {}) =>
+  new AppError(409, code, message, extra, headers);
 
 /** Why a transition did not apply, as a 409 the runner can act on. */
 function conflict(current: Generation, attemptNo: number | null): AppError {
   if (current.status === 'canceled') {
-    return new AppError(409, 'canceled', 'The generation was canceled; stop working on it.', { generation_status: current.status, stop: true });
+    return refusal('canceled', 'The generation was canceled; stop working on it.', { generation_status: current.status, stop: true });
   }
   if (isTerminal(current.status)) {
-    return new AppError(409, 'already_finished', `The generation is already ${current.status}.`, {
+    return refusal('already_finished', `The generation is already ${current.status}.`, {
       generation_status: current.status,
       stop: true,
     });
   }
   if (current.status === 'processing' && attemptNo === null) {
     const retryAfter = secondsUntil(current.leaseExpiresAt);
-    return new AppError(
-      409,
+    return refusal(
       'claimed',
       'Another runner holds the claim; it can be claimed again if its lease expires.',
       { generation_status: current.status, retry_after_s: retryAfter },
       { 'Retry-After': String(retryAfter) },
     );
   }
-  return new AppError(409, 'lease_lost', 'This claim is no longer current (lease expired and claimed again, or never claimed).', {
+  return refusal('lease_lost', 'This claim is no longer current (lease expired and claimed again, or never claimed).', {
     generation_status: current.status,
     stop: true,
   });
@@ -150,7 +131,7 @@ export function internalRoutes(deps: GatewayDeps) {
     const { id } = c.req.valid('param');
     const { attempt: attemptNo } = c.req.valid('json');
     if (!(await releaseGeneration(deps.db, id, attemptNo))) return explain(id, attemptNo);
-    return c.json({ released: true }, 200);
+    return c.json({ released: true as const }, 200);
   });
 
   return app;
