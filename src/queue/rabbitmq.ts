@@ -6,6 +6,7 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { encodeJobMessage, type JobMessage } from '../core/message.ts';
 import type { Logger } from '../core/log.ts';
+import { settleOnce } from '../core/once.ts';
 import { isCertificateError } from '../core/tls.ts';
 import { QueueUnavailableError, type Consumer, type DeadLetter, type Delivery, type JobQueue } from './types.ts';
 
@@ -194,17 +195,16 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
     },
     async consume(handler, { prefetch }): Promise<Consumer> {
       return addSubscription(t.workQueue, prefetch, (ch, msg) => {
-        let settled = false;
-        const once = (f: () => void) => () => {
-          if (settled) return;
-          settled = true;
-          try {
-            f();
-          } catch (err) {
-            // The channel died under us; the broker redelivers the message.
-            log.warn('could not settle message', { err });
-          }
-        };
+        const settle = settleOnce();
+        const once = (f: () => void) =>
+          settle(() => {
+            try {
+              f();
+            } catch (err) {
+              // The channel died under us; the broker redelivers the message.
+              log.warn('could not settle message', { err });
+            }
+          });
         const delivery: Delivery = {
           body: msg.content,
           deliveryCount: deliveryCount(msg),
