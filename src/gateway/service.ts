@@ -2,7 +2,7 @@
 // dispatcher, dead-letter consumer and the HTTP server. Used by the entry points and the tests.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, isLoopback, type Config } from '../core/config.ts';
+import { ConfigError } from '../core/config.ts';
 import { cleanupStack } from '../core/cleanup.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createMemoryQueue } from '../queue/memory.ts';
@@ -10,13 +10,15 @@ import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
-import { databaseOptions, openDb } from '../store/db.ts';
+import { openDb } from '../store/openDb.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
-import { countActiveApiKeys, listApiKeyUsage } from '../store/sql/apiKeys.ts';
+import { countActiveApiKeys } from '../store/sql/countActiveApiKeys.ts';
+import { listApiKeyUsage } from '../store/sql/listApiKeyUsage.ts';
 import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
 import { startChangeFeed } from './changes.ts';
+import { databaseOptions, isLoopback, type Config } from './config.ts';
 import { consumeDeadLetters } from './dead-letters.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';

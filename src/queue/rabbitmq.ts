@@ -47,19 +47,6 @@ export async function declareTopology(ch: Channel, t: Topology, deliveryLimit: n
   await ch.bindQueue(t.deadQueue, t.deadExchange, '');
 }
 
-/** Removes a prefix's exchanges and queues (tests and benchmarks clean up their own names). */
-export async function deleteTopology(url: string, prefix: string): Promise<void> {
-  const t = topologyFor(prefix);
-  const conn = await amqp.connect(url);
-  try {
-    const ch = await conn.createChannel();
-    for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
-    for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
-  } finally {
-    await conn.close();
-  }
-}
-
 export interface RabbitOptions {
   url: string;
   /** With an amqps URL: PEM CA certificates the broker's chain is verified against, instead of Node's (host name checked as usual). */
