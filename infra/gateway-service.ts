@@ -1,5 +1,5 @@
 // The gateway on Cloud Run (v2): its image from Artifact Registry by digest, its configuration
-// (src/core/config.ts) as environment variables with the credentials from Secret Manager, direct
+// (src/gateway/config.ts) as environment variables with the credentials from Secret Manager, direct
 // VPC egress to reach Cloud SQL's private address and RabbitMQ's internal load balancer, and CPU
 // kept allocated on at least one instance because the outbox dispatcher sweeps in the background.
 import { CloudRunV2ServiceIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-service-iam-member/index.js';

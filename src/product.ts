@@ -1,7 +1,7 @@
 // The whole product in one process (ARCHITECTURE.md decision 5): the gateway and a runner that
 // consumes the gateway's own queue and stores images where the gateway serves them. Without
 // MODEL_DIR the runner generates the tiny model (images are noise) and says so.
-import type { Config } from './core/config.ts';
+import type { Config } from './gateway/config.ts';
 import { startGateway, type Gateway, type GatewayOverrides } from './gateway/service.ts';
 import { parseRunnerConfig } from './runner/config.ts';
 import { startRunner, type Runner } from './runner/service.ts';

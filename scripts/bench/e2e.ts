@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import type { GenerationParams } from '../../src/core/request.ts';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { deleteTopology } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology } from '../../test/helpers/queue.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';

@@ -2,7 +2,7 @@
 // environment exactly like the real entry point, it prints `listening <url>` on stdout once it
 // accepts connections and shuts down cleanly on SIGTERM/SIGINT or when its parent goes away.
 // A process of its own so the gateway has an event loop (and a core) the load generator does not share.
-import { parseConfig } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/gateway/config.ts';
 import { startGateway } from '../../src/gateway/service.ts';
 
 const gateway = await startGateway(parseConfig(process.env));

@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import postgres from 'postgres';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { deleteTopology, topologyFor } from '../../src/queue/rabbitmq.ts';
+import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology } from '../../test/helpers/queue.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
 import { fmtInt, fmtMs, pad, percentile, runBench, stopChild, verdict, withDatabase } from './common.ts';
 

@@ -36,7 +36,8 @@ import amqp from 'amqplib';
 import postgres from 'postgres';
 import { SCHEDULERS, type SchedulerName } from '../../src/core/request.ts';
 import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { deleteTopology, topologyFor } from '../../src/queue/rabbitmq.ts';
+import { topologyFor } from '../../src/queue/rabbitmq.ts';
+import { deleteTopology } from '../../test/helpers/queue.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 // Test-support code shared with the tests (the harness is test support too; its test is test/chaos.test.ts).
 import { readSse } from '../../test/helpers/sse.ts';

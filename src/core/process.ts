@@ -1,12 +1,20 @@
 // Process lifecycle shared by the entry points: parse configuration, start, and stop cleanly on
 // SIGTERM/SIGINT. A configuration error exits 2 with its message and no stack trace.
-import { ConfigError, parseConfig, type Config } from './config.ts';
+import { ConfigError } from './config.ts';
 import { createLogger } from './log.ts';
 
-export async function runUntilSignal(name: string, start: (config: Config) => Promise<{ close(): Promise<void> }>) {
-  let config: Config;
+/**
+ * Parses this process's own configuration with `parse` (each process reads only its variables),
+ * then starts the service with it and keeps it until a signal.
+ */
+export async function runUntilSignal<C extends { logLevel: Parameters<typeof createLogger>[0] }>(
+  name: string,
+  parse: () => C,
+  start: (config: C) => Promise<{ close(): Promise<void> }>,
+) {
+  let config: C;
   try {
-    config = parseConfig();
+    config = parse();
   } catch (err) {
     process.stderr.write(`${name}: ${(err as Error).message}\n`);
     process.exit(2);

@@ -5,7 +5,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../store/types.ts';
-import { ANONYMOUS_KEY_ID, countActiveApiKeys, findActiveApiKeyByHash } from '../store/sql/apiKeys.ts';
+import { ANONYMOUS_KEY_ID } from '../store/apiKey.ts';
+import { countActiveApiKeys } from '../store/sql/countActiveApiKeys.ts';
+import { findActiveApiKeyByHash } from '../store/sql/findActiveApiKeyByHash.ts';
 
 export interface Principal {
   apiKeyId: string;

@@ -13,7 +13,9 @@ import { isTerminal } from '../core/status.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { DatabaseUnavailableError } from '../store/errors.ts';
 import type { Queryable } from '../store/types.ts';
-import { clearOutbox, leaseOutbox, releaseOutbox } from '../store/sql/outbox.ts';
+import { clearOutbox } from '../store/sql/clearOutbox.ts';
+import { leaseOutbox } from '../store/sql/leaseOutbox.ts';
+import { releaseOutbox } from '../store/sql/releaseOutbox.ts';
 import { redispatchExpiredLeases } from '../store/sql/redispatchExpiredLeases.ts';
 import type { GatewayMetrics } from './metrics.ts';
 

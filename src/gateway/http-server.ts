@@ -4,8 +4,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import type { Config } from '../core/config.ts';
 import { AppError } from '../core/errors.ts';
+import type { Config } from './config.ts';
 import { problemJson, problemTitle } from './problem.ts';
 
 /** Node's codes for what it refuses before a request exists, as problems. */

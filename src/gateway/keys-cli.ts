@@ -5,10 +5,11 @@
 // the keys of a gateway elsewhere through its admin API (ADMIN_TOKEN). A new key is printed once;
 // only its hash is stored.
 import { parseArgs } from 'node:util';
-import { ConfigError, parseConfig, type Config } from '../core/config.ts';
+import { ConfigError } from '../core/config.ts';
 import { DataDirInUseError, lockHolder } from '../store/data-dir-lock.ts';
-import { databaseOptions, openDb } from '../store/db.ts';
+import { openDb } from '../store/openDb.ts';
 import { migrate } from '../store/migrate.ts';
+import { databaseOptions, parseConfig, type Config } from './config.ts';
 import { createKey, listKeys, newKeySchema, revokeKey, type CreatedKey, type KeyView, type NewKey } from './keys.ts';
 
 const USAGE = `usage:

@@ -3,7 +3,10 @@
 // one-time secret, and the shape a key is shown in (never with its secret or hash).
 import { z } from '@hono/zod-openapi';
 import { storableText } from '../core/text.ts';
-import { insertApiKey, listApiKeys, revokeApiKey, type ApiKey } from '../store/sql/apiKeys.ts';
+import type { ApiKey } from '../store/apiKey.ts';
+import { insertApiKey } from '../store/sql/insertApiKey.ts';
+import { listApiKeys } from '../store/sql/listApiKeys.ts';
+import { revokeApiKey } from '../store/sql/revokeApiKey.ts';
 import type { Queryable } from '../store/types.ts';
 import { newApiKey } from './auth.ts';
 

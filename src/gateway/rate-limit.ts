@@ -10,7 +10,8 @@ import { isIP } from 'node:net';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { deleteIdleRateBuckets, takeRateTokens } from '../store/sql/rateBuckets.ts';
+import { deleteIdleRateBuckets } from '../store/sql/deleteIdleRateBuckets.ts';
+import { takeRateTokens } from '../store/sql/takeRateTokens.ts';
 import type { AuthEnv } from './auth.ts';
 import type { Queryable } from '../store/types.ts';
 

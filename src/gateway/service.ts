@@ -2,21 +2,24 @@
 // dispatcher, dead-letter consumer and the HTTP server. Used by the entry points and the tests.
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, isLoopback, type Config } from '../core/config.ts';
+import { ConfigError } from '../core/config.ts';
+import { cleanupStack } from '../core/cleanup.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createMemoryQueue } from '../queue/memory.ts';
 import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
-import { databaseOptions, openDb } from '../store/db.ts';
+import { openDb } from '../store/openDb.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
-import { countActiveApiKeys, listApiKeyUsage } from '../store/sql/apiKeys.ts';
-import { failGeneration } from '../store/sql/failGeneration.ts';
+import { countActiveApiKeys } from '../store/sql/countActiveApiKeys.ts';
+import { listApiKeyUsage } from '../store/sql/listApiKeyUsage.ts';
 import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
 import { startChangeFeed } from './changes.ts';
+import { databaseOptions, isLoopback, type Config } from './config.ts';
+import { consumeDeadLetters } from './dead-letters.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { closeServer, listen } from './http-server.ts';
@@ -51,10 +54,9 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     poolSize: config.databasePoolSize,
     ...(overrides.schema ? { schema: overrides.schema } : {}),
   });
-  const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
-  const closeAll = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch((err) => log.warn('shutdown step failed', { err }));
-  };
+  const cleanup = cleanupStack(log);
+  cleanup.push(() => db.close());
+  const closeAll = () => cleanup.close();
   try {
     const applied = await migrate(db);
     if (applied.length) log.info('migrations applied', { applied });
@@ -118,21 +120,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     });
     cleanup.push(() => dispatcher.stop());
 
-    // A message past its delivery limit (or refused by a runner as unreadable) fails its generation.
-    const deadLetters = await queue.consumeDeadLetters(async (letter) => {
-      const id = readId(letter.body);
-      if (id) {
-        const code = letter.reason === 'delivery_limit' ? 'delivery_limit_exceeded' : 'message_rejected';
-        const message =
-          letter.reason === 'delivery_limit'
-            ? `The job was delivered ${config.deliveryLimit} times without finishing; it was given up.`
-            : 'A runner could not read the job message.';
-        const failed = await failGeneration(db, id, null, code, message);
-        if (failed) metrics.deadLettered.inc({ reason: letter.reason });
-      }
-      log.warn('dead-lettered job message', { id, reason: letter.reason });
-      letter.ack();
-    });
+    const deadLetters = await consumeDeadLetters({ db, queue, metrics, log, deliveryLimit: config.deliveryLimit });
     cleanup.push(() => deadLetters.cancel());
 
     const settings: GatewaySettings = {
@@ -187,13 +175,3 @@ function hostFilter(config: Config): (hostname: string) => boolean {
   const allowed = new Set([...config.allowedHosts, config.host]);
   return (hostname) => isLoopback(hostname) || allowed.has(hostname);
 }
-
-function readId(body: Buffer): string | null {
-  try {
-    const id = (JSON.parse(body.toString('utf8')) as { id?: unknown }).id;
-    return typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id) ? id : null;
-  } catch {
-    return null;
-  }
-}
-

@@ -4,7 +4,9 @@
 // One key could otherwise hold every request slot of the service with long-lived streams.
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { closeEventStream, openEventStream, renewEventStreams } from '../store/sql/eventStreams.ts';
+import { closeEventStream } from '../store/sql/closeEventStream.ts';
+import { openEventStream } from '../store/sql/openEventStream.ts';
+import { renewEventStreams } from '../store/sql/renewEventStreams.ts';
 import type { Queryable } from '../store/types.ts';
 
 export interface StreamSlots {

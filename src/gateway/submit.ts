@@ -7,7 +7,7 @@ import { combinationIssues, generationCost, LIMITS, type GenerationParams } from
 import type { Generation } from '../store/generation.ts';
 import { findGenerationByIdempotencyKey } from '../store/sql/findGenerationByIdempotencyKey.ts';
 import { insertGeneration } from '../store/sql/insertGeneration.ts';
-import { getApiKeyUsage } from '../store/sql/apiKeys.ts';
+import { getApiKeyUsage } from '../store/sql/getApiKeyUsage.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayDeps } from './deps.ts';
 

@@ -1,6 +1,7 @@
 // The in-process queue of the embedded mode: the same contract as RabbitMQ's quorum queue
 // (prefetch, manual ack, redelivery count, delivery limit, dead letters), without a broker.
 import { encodeJobMessage, type JobMessage } from '../core/message.ts';
+import { settleOnce } from '../core/once.ts';
 import type { Consumer, DeadLetter, DeadLetterReason, Delivery, JobQueue } from './types.ts';
 
 interface Entry {
@@ -28,14 +29,13 @@ export function createMemoryQueue(options: { deliveryLimit: number }): JobQueue 
         const entry = ready.shift()!;
         entry.deliveries += 1;
         c.inFlight += 1;
-        let settled = false;
-        const settle = (then: () => void) => () => {
-          if (settled) return;
-          settled = true;
-          c.inFlight -= 1;
-          then();
-          queueMicrotask(pump);
-        };
+        const once = settleOnce();
+        const settle = (then: () => void) =>
+          once(() => {
+            c.inFlight -= 1;
+            then();
+            queueMicrotask(pump);
+          });
         const delivery: Delivery = {
           body: entry.body,
           deliveryCount: entry.deliveries,

@@ -6,6 +6,7 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { encodeJobMessage, type JobMessage } from '../core/message.ts';
 import type { Logger } from '../core/log.ts';
+import { settleOnce } from '../core/once.ts';
 import { isCertificateError } from '../core/tls.ts';
 import { QueueUnavailableError, type Consumer, type DeadLetter, type Delivery, type JobQueue } from './types.ts';
 
@@ -44,19 +45,6 @@ export async function declareTopology(ch: Channel, t: Topology, deliveryLimit: n
   await ch.assertQueue(t.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
   await ch.bindQueue(t.workQueue, t.exchange, t.routingKey);
   await ch.bindQueue(t.deadQueue, t.deadExchange, '');
-}
-
-/** Removes a prefix's exchanges and queues (tests and benchmarks clean up their own names). */
-export async function deleteTopology(url: string, prefix: string): Promise<void> {
-  const t = topologyFor(prefix);
-  const conn = await amqp.connect(url);
-  try {
-    const ch = await conn.createChannel();
-    for (const q of [t.workQueue, t.deadQueue]) await ch.deleteQueue(q);
-    for (const x of [t.exchange, t.deadExchange]) await ch.deleteExchange(x);
-  } finally {
-    await conn.close();
-  }
 }
 
 export interface RabbitOptions {
@@ -194,17 +182,16 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
     },
     async consume(handler, { prefetch }): Promise<Consumer> {
       return addSubscription(t.workQueue, prefetch, (ch, msg) => {
-        let settled = false;
-        const once = (f: () => void) => () => {
-          if (settled) return;
-          settled = true;
-          try {
-            f();
-          } catch (err) {
-            // The channel died under us; the broker redelivers the message.
-            log.warn('could not settle message', { err });
-          }
-        };
+        const settle = settleOnce();
+        const once = (f: () => void) =>
+          settle(() => {
+            try {
+              f();
+            } catch (err) {
+              // The channel died under us; the broker redelivers the message.
+              log.warn('could not settle message', { err });
+            }
+          });
         const delivery: Delivery = {
           body: msg.content,
           deliveryCount: deliveryCount(msg),

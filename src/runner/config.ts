@@ -1,6 +1,7 @@
 // The runner process's configuration, parsed once at start from the environment into a typed
-// object, the same way as the gateway's (src/core/config.ts): invalid configuration fails fast with
-// every problem listed. Queue and storage variables mean what they mean to the gateway.
+// object, the same way as the gateway's (src/gateway/config.ts): invalid configuration fails fast with
+// every problem listed. Queue and storage variables mean what they mean to the gateway
+// (src/core/config.ts sharedEnv).
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';

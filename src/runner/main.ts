@@ -5,6 +5,6 @@ import { runUntilSignal } from '../core/process.ts';
 import { parseRunnerConfig } from './config.ts';
 import { startRunner } from './service.ts';
 
-// runUntilSignal also reads the shared variables (LOG_LEVEL, AMQP_URL, …) the gateway's way; the
-// runner's own configuration is parsed here, and a ConfigError from it exits 2 the same way.
-await runUntilSignal('runner', async () => startRunner(parseRunnerConfig()));
+// Only the runner's variables are read: a gateway variable set wrong in a shared environment is
+// none of the runner's business. A ConfigError exits 2 as the gateway's does.
+await runUntilSignal('runner', parseRunnerConfig, (config) => startRunner(config));

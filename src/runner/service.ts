@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../core/config.ts';
+import { cleanupStack } from '../core/cleanup.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
@@ -50,10 +51,9 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
     state: () => worker?.state() ?? 'starting',
     registry: metrics.registry,
   });
-  const cleanup: (() => Promise<unknown>)[] = [() => health.close()];
-  const closeAll = async () => {
-    for (const fn of cleanup.reverse()) await fn().catch((err) => log.warn('shutdown step failed', { err }));
-  };
+  const cleanup = cleanupStack(log);
+  cleanup.push(() => health.close());
+  const closeAll = () => cleanup.close();
   try {
     const modelDir = config.modelDir ?? (await ensureTinyModel(path.join(config.dataDir, 'tiny-model'), log));
     const modelOptions = {

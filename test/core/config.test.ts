@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, parseConfig } from '../../src/core/config.ts';
+import { ConfigError } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/gateway/config.ts';
 import { hasOpenssl, makeCertificates } from '../helpers/tls.ts';
 
 test('an empty environment gives the embedded defaults', () => {

@@ -4,9 +4,9 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
-import { ANONYMOUS_KEY_ID } from '../../src/store/sql/apiKeys.ts';
+import { ANONYMOUS_KEY_ID } from '../../src/store/apiKey.ts';
 import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
-import { countOutbox } from '../../src/store/sql/outbox.ts';
+import { countOutbox } from '../helpers/store.ts';
 import { watchChanges } from '../helpers/changes.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { AMQP_URL } from '../helpers/services.ts';

@@ -9,11 +9,11 @@ import { startDispatcher } from '../../src/gateway/dispatcher.ts';
 import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { createMemoryQueue } from '../../src/queue/memory.ts';
 import type { JobQueue } from '../../src/queue/types.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/openDb.ts';
 import { migrate } from '../../src/store/migrate.ts';
-import { ANONYMOUS_KEY_ID } from '../../src/store/sql/apiKeys.ts';
+import { ANONYMOUS_KEY_ID } from '../../src/store/apiKey.ts';
 import { insertGeneration } from '../../src/store/sql/insertGeneration.ts';
-import { countOutbox } from '../../src/store/sql/outbox.ts';
+import { countOutbox } from '../helpers/store.ts';
 import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
 
 const params: GenerationParams = {

@@ -3,7 +3,7 @@
 import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startGateway } from '../../src/gateway/service.ts';
-import { openDb } from '../../src/store/db.ts';
+import { openDb } from '../../src/store/openDb.ts';
 import { claimGeneration } from '../../src/store/sql/claimGeneration.ts';
 import { completeGeneration } from '../../src/store/sql/completeGeneration.ts';
 import type { Db } from '../../src/store/types.ts';

@@ -4,14 +4,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { parseConfig, type Config } from '../../src/core/config.ts';
+import { parseConfig, type Config } from '../../src/gateway/config.ts';
 import type { Logger } from '../../src/core/log.ts';
 import { newApiKey } from '../../src/gateway/auth.ts';
 import { startGateway, type Gateway } from '../../src/gateway/service.ts';
-import { deleteTopology } from '../../src/queue/rabbitmq.ts';
-import { openDb } from '../../src/store/db.ts';
+import { deleteTopology } from './queue.ts';
+import { openDb } from '../../src/store/openDb.ts';
 import { migrate } from '../../src/store/migrate.ts';
-import { insertApiKey } from '../../src/store/sql/apiKeys.ts';
+import { insertApiKey } from '../../src/store/sql/insertApiKey.ts';
 import { AMQP_URL, DATABASE_URL, uniqueName } from './services.ts';
 
 export const RUNNER_TOKEN = 'runner-token-for-tests-0123456789';

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { bucketName, environments, imageRepository, secretName } from '../../infra/environments.ts';
 import { gatewayPoolSize } from '../../infra/gateway-service.ts';
 import { ItemgenStack } from '../../infra/stack.ts';
-import { parseConfig } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/gateway/config.ts';
 import { eachStack, one, resolve, type Block } from '../helpers/terraform.ts';
 import { makeCertificates } from '../helpers/tls.ts';
 

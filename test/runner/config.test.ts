@@ -2,7 +2,8 @@
 // the same definitions (src/core/config.ts sharedEnv), so both processes accept and refuse alike.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, parseConfig } from '../../src/core/config.ts';
+import { ConfigError } from '../../src/core/config.ts';
+import { parseConfig } from '../../src/gateway/config.ts';
 import { parseRunnerConfig } from '../../src/runner/config.ts';
 
 const TOKEN = 'runner-token-0123456789';

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Hono } from 'hono';
-import { countActiveApiKeys } from '../../store/sql/apiKeys.ts';
+import { countActiveApiKeys } from '../../store/sql/countActiveApiKeys.ts';
 import type { GatewayDeps } from '../deps.ts';
 
 const swaggerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));

@@ -1,4 +1,4 @@
-// The dispatch outbox (see migration 001): one function per statement.
+// The dispatch outbox (see migration 001): taking entries to publish.
 import type { GenerationParams } from '../../core/request.ts';
 import type { GenerationStatus } from '../../core/status.ts';
 import type { Queryable } from '../types.ts';
@@ -34,19 +34,4 @@ export async function leaseOutbox(
     [limit, leaseSeconds, minAgeSeconds],
   );
   return rows.map((r) => ({ id: String(r.id), params: r.params as GenerationParams, status: r.status as GenerationStatus }));
-}
-
-/** The broker confirmed these generations' messages (or they no longer need one). */
-export async function clearOutbox(db: Queryable, ids: string[]): Promise<void> {
-  await db.query('DELETE FROM dispatch_outbox WHERE generation_id = ANY($1::uuid[])', [ids]);
-}
-
-/** Gives leased entries back after a failed publish, so the next attempt need not wait out the lease. */
-export async function releaseOutbox(db: Queryable, ids: string[]): Promise<void> {
-  await db.query('UPDATE dispatch_outbox SET lease_until = NULL WHERE generation_id = ANY($1::uuid[])', [ids]);
-}
-
-export async function countOutbox(db: Queryable): Promise<number> {
-  const rows = await db.query('SELECT count(*) AS n FROM dispatch_outbox');
-  return Number(rows[0]?.n ?? 0);
 }

@@ -1,4 +1,4 @@
-// The shared token buckets of the rate limits (migration 004): one function per statement.
+// The shared token buckets of the rate limits (migration 004): taking tokens.
 import type { Queryable } from '../types.ts';
 
 export interface TakenTokens {
@@ -11,9 +11,4 @@ export interface TakenTokens {
 export async function takeRateTokens(db: Queryable, bucket: string, capacity: number, perSecond: number, want: number): Promise<TakenTokens> {
   const rows = await db.query('SELECT granted, tokens_left FROM take_rate_tokens($1, $2, $3, $4)', [bucket, capacity, perSecond, want]);
   return { granted: Number(rows[0]!.granted), left: Number(rows[0]!.tokens_left) };
-}
-
-/** Buckets unused for an hour are full again (every policy's window is at most that): their rows can go. */
-export async function deleteIdleRateBuckets(db: Queryable): Promise<void> {
-  await db.query(`DELETE FROM rate_buckets WHERE refreshed_at < now() - interval '1 hour'`);
 }

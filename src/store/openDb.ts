@@ -1,5 +1,5 @@
-// Opens the database the configuration names: a PostgreSQL server, or PGlite under DATA_DIR.
-import type { Config } from '../core/config.ts';
+// Opens the database the options name: a PostgreSQL server, or PGlite under the data folder. The
+// drivers are imported only when chosen, so the embedded mode never loads `postgres` and vice versa.
 import type { Db } from './types.ts';
 
 export interface OpenDbOptions {
@@ -16,18 +16,6 @@ export interface OpenDbOptions {
   password?: string | undefined;
   /** PostgreSQL server only: TLS required, verified against these CA certificates (and this server name, default the URL's host). */
   tls?: { ca: string; serverName: string | undefined } | undefined;
-}
-
-/** How the gateway and `npm run keys` reach the configured database, alike. */
-export function databaseOptions(config: Config): Omit<OpenDbOptions, 'poolSize'> {
-  return {
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    connectTimeoutMs: config.databaseConnectTimeoutMs,
-    queryTimeoutMs: config.databaseQueryTimeoutMs,
-    password: config.databasePassword,
-    tls: config.databaseTls,
-  };
 }
 
 export async function openDb(options: OpenDbOptions): Promise<Db> {
