@@ -11,6 +11,10 @@ import { deleteTopology } from '../../src/queue/rabbitmq.ts';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const READY_TIMEOUT_MS = 30_000;
 
+/** The services a bench runs on: the tests' PostgreSQL (its admin database) and RabbitMQ, unless told otherwise. */
+export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
 export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 export const fmtMs = (n: number) => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : 'n/a');
 export const pad = (s: string | number, n: number) => String(s).padStart(n);

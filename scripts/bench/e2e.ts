@@ -17,23 +17,9 @@ import type { GenerationParams } from '../../src/core/request.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
-import {
-  createBenchKey,
-  fmtMs,
-  pad,
-  percentile,
-  removeQueues,
-  runBench,
-  scratchDatabase,
-  spawnUntilReady,
-  stopChild,
-  teardownOnce,
-  verdict,
-} from './common.ts';
+import { ADMIN_URL, AMQP_URL, createBenchKey, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const DB_NAME = 'itemgen_bench_e2e';
 const PREFIX = `bench-e2e-${Date.now()}`;
 const RUNNER_TOKEN = 'bench-e2e-runner-token-0123456789'.slice(0, 32);

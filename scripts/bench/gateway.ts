@@ -23,24 +23,9 @@ import amqp from 'amqplib';
 import postgres from 'postgres';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
-import {
-  createBenchKey,
-  fmtInt,
-  fmtMs,
-  pad,
-  percentile,
-  removeQueues,
-  runBench,
-  scratchDatabase,
-  spawnUntilReady,
-  stopChild,
-  teardownOnce,
-  verdict,
-} from './common.ts';
+import { ADMIN_URL, AMQP_URL, createBenchKey, fmtInt, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const DB_NAME = 'itemgen_bench';
 const PREFIX = `bench-${Date.now()}`;
 const POOL_SIZE = 32;
