@@ -1,4 +1,4 @@
-// The whole product in one process (ARCHITECTURE.md decision 5): the gateway and a runner that
+// The whole product in one process (docs/architecture.md, decision 5): the gateway and a runner that
 // consumes the gateway's own queue and stores images where the gateway serves them. Without
 // MODEL_DIR the runner generates the tiny model (images are noise) and says so.
 import type { Config } from './gateway/config.ts';

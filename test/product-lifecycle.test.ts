@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runKeysCli } from '../src/gateway/keys-cli.ts';
 import { readSse } from './helpers/sse.ts';
+import { submit } from './helpers/submit.ts';
 
 interface ProductProcess {
   child: ChildProcess;
@@ -71,16 +72,6 @@ async function finished(url: string, id: string, key?: string): Promise<any> {
   for await (const e of readSse(res)) last = JSON.parse(e.data);
   return last;
 }
-
-const submit = async (url: string, body: Record<string, unknown>, key?: string) => {
-  const res = await fetch(`${url}/v1/generations`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  assert.is(res.status, 202, await res.clone().text());
-  return ((await res.json()) as { id: string }).id;
-};
 
 const it = suite<{ dir: string; running: ProductProcess[] }>('the embedded product as processes');
 it.before(async (ctx) => {

@@ -7,25 +7,19 @@
 // queueing: the overhead figure); batch with 1 runner; runner B; warm-up; batch with 2 runners.
 // A scratch database, a per-run queue prefix and temp dirs, all removed at the end (also on Ctrl-C).
 // Exits 1 when a job failed or did not finish in time; a missed target is reported, not fatal.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
 import type { GenerationParams } from '../../src/core/request.ts';
-import { runKeysCli } from '../../src/gateway/keys-cli.ts';
-import { deleteTopology } from '../../test/helpers/queue.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
-import { fmtMs, pad, percentile, runBench, stopChild, verdict, withDatabase } from './common.ts';
+import { ADMIN_URL, AMQP_URL, createBenchKey, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, '../..');
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const DB_NAME = 'itemgen_bench_e2e';
 const PREFIX = `bench-e2e-${Date.now()}`;
 const RUNNER_TOKEN = 'bench-e2e-runner-token-0123456789'.slice(0, 32);
@@ -40,48 +34,20 @@ const TARGET_OVERHEAD_P50_MS = 30;
 
 const BODY = { prompt: 'a glowing sword', num_inference_steps: 4, guidance_scale: 7.5, width: 256, height: 256 };
 
-/** Starts a child and resolves once a line of its output matches `ready` (group 1, if any, is returned). */
-function startChild(
+/** Starts a child (see spawnUntilReady), kept in `children` for the teardown. */
+async function startChild(
   name: string,
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
   forward: (line: string) => boolean,
 ): Promise<{ child: ChildProcess; match: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    let done = false;
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s\n${seen}`)), 30_000);
-    const onData = (chunk: Buffer) => {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (!line) continue;
-        if (!done) seen += `${line}\n`;
-        if (forward(line)) process.stderr.write(`[${name}] ${line}\n`);
-        const m = ready.exec(line);
-        if (m && !done) {
-          done = true;
-          clearTimeout(timer);
-          resolve({ child, match: m[1] ?? '' });
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      if (!done) {
-        clearTimeout(timer);
-        reject(new Error(`${name} exited with ${code} before it was ready\n${seen}`));
-      } else if (!stopping) {
-        process.stderr.write(`[${name}] exited unexpectedly (${code})\n`);
-      }
-    });
-  });
+  const started = spawnUntilReady({ name, args, env, ready, forward });
+  children.push(started.child);
+  return { child: started.child, match: await started.ready };
 }
 
 const children: ChildProcess[] = [];
-let stopping = false;
 const isWarnOrError = (line: string) => !line.startsWith('{') || /"severity":"(WARNING|WARN|ERROR)"/.test(line);
 
 interface View {
@@ -109,29 +75,19 @@ const timingOf = (v: View): Timing => {
 };
 
 async function main(): Promise<number> {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  const benchUrl = withDatabase(ADMIN_URL, DB_NAME);
+  const db = scratchDatabase(ADMIN_URL, DB_NAME);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-bench-e2e-'));
   const modelDir = path.join(tmp, 'model');
   const dataDir = path.join(tmp, 'data');
 
-  let tornDown: Promise<void> | null = null;
-  const teardown = () => (tornDown ??= removeEverything());
-  const removeEverything = async () => {
-    stopping = true;
+  const teardown = teardownOnce(async () => {
     // Runners first (they talk to the gateway), then the gateway.
     await Promise.all(children.slice(1).map((c) => stopChild(c, 'SIGTERM', 5000)));
     if (children[0]) await stopChild(children[0], 'SIGTERM', 10_000);
-    await deleteTopology(AMQP_URL, PREFIX).catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
-      console.error(`could not drop database ${DB_NAME}: ${err}`);
-    });
-    await admin.end({ timeout: 5 });
+    await removeQueues(AMQP_URL, PREFIX);
+    await db.remove();
     fs.rmSync(tmp, { recursive: true, force: true });
-  };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => void teardown().finally(() => process.exit(130)));
-  }
+  });
 
   try {
     // 1. The pipeline's own time, in this process, before anything else runs.
@@ -163,15 +119,9 @@ async function main(): Promise<number> {
     );
 
     // 2. Scratch database, key, gateway, first runner.
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);
+    await db.create();
     // Before the gateway (as bench:gateway does), so it starts with a key configured.
-    const keyLines: string[] = [];
-    const keyExit = await runKeysCli(['create', '--name', 'bench-e2e', '--max-unfinished', '1000000', '--max-unfinished-cost', '1000000000'], (l) => keyLines.push(l), {
-      DATABASE_URL: benchUrl,
-    });
-    const apiKey = keyLines[0];
-    if (keyExit !== 0 || !apiKey?.startsWith('igk_')) throw new Error(`could not create an API key:\n${keyLines.join('\n')}`);
+    const apiKey = await createBenchKey(db.url, 'bench-e2e');
     const auth = { authorization: `Bearer ${apiKey}` };
     const baseEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -185,7 +135,7 @@ async function main(): Promise<number> {
       'gateway',
       [path.join(HERE, 'gateway-server.ts')],
       // Rate limits off: the bench submits faster than a person would.
-      { ...baseEnv, DATABASE_URL: benchUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', RATE_LIMIT_SUBMIT: 'off', RATE_LIMIT_REQUEST: 'off' },
+      { ...baseEnv, DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', RATE_LIMIT_SUBMIT: 'off', RATE_LIMIT_REQUEST: 'off' },
       /^listening (\S+)/,
       (line) => !line.startsWith('listening'),
     );

@@ -21,15 +21,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import postgres from 'postgres';
-import { runKeysCli } from '../../src/gateway/keys-cli.ts';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
-import { deleteTopology } from '../../test/helpers/queue.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
-import { fmtInt, fmtMs, pad, percentile, runBench, stopChild, verdict, withDatabase } from './common.ts';
+import { ADMIN_URL, AMQP_URL, createBenchKey, fmtInt, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const DB_NAME = 'itemgen_bench';
 const PREFIX = `bench-${Date.now()}`;
 const POOL_SIZE = 32;
@@ -193,34 +189,16 @@ async function rawInsertLimit(benchUrl: string, bench: postgres.Sql): Promise<Ra
 // ---------------------------------------------------------------------------------------------
 // Child processes: the gateway and the load generator.
 
+/** The gateway under test; what it says on stderr is shown (it logs at warn, so every line matters). */
 async function startGatewayProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'gateway-server.ts')], {
+  const started = spawnUntilReady({
+    name: 'gateway',
+    args: [path.join(HERE, 'gateway-server.ts')],
     env,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    ready: /^listening (\S+)/,
+    forward: (line) => !line.startsWith('listening'),
   });
-  let stderr = '';
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-    // The gateway logs at warn; anything it says during the run is worth seeing.
-    process.stderr.write(`[gateway] ${d}`);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`gateway did not start within 30 s\n${stderr}`)), 30_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening (\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening\n${stderr}`));
-    });
-  });
-  return { child, url };
+  return { child: started.child, url: await started.ready };
 }
 
 function startLoadWorker(): { child: ChildProcess; run(job: LoadJob): Promise<LoadResult> } {
@@ -276,56 +254,40 @@ const describeFailures = (r: LoadResult) => {
 };
 
 async function main(): Promise<number> {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  const benchUrl = withDatabase(ADMIN_URL, DB_NAME);
+  const db = scratchDatabase(ADMIN_URL, DB_NAME);
   let bench: postgres.Sql | null = null;
   let gateway: ChildProcess | null = null;
   let load: ReturnType<typeof startLoadWorker> | null = null;
   let mq: amqp.ChannelModel | null = null;
 
-  let tornDown: Promise<void> | null = null;
-  const teardown = () => (tornDown ??= removeEverything());
-  const removeEverything = async () => {
+  // Ctrl-C still removes the children, the queues and the scratch database.
+  const teardown = teardownOnce(async () => {
     await stopChild(load?.child ?? null, 'SIGTERM', 5000);
     await stopChild(gateway, 'SIGTERM', 10_000);
     if (mq) await mq.close().catch(() => {});
-    await deleteTopology(AMQP_URL, PREFIX).catch((err) => console.error(`could not delete queues ${PREFIX}.*: ${err}`));
+    await removeQueues(AMQP_URL, PREFIX);
     if (bench) await bench.end({ timeout: 5 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch((err) => {
-      console.error(`could not drop database ${DB_NAME}: ${err}`);
-    });
-    await admin.end({ timeout: 5 });
-  };
-  // Ctrl-C still removes the children, the queues and the scratch database. `on`, not `once`: a
-  // terminal's SIGINT and tsx's relay of it both arrive, and the second must not kill the teardown.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => void teardown().finally(() => process.exit(130)));
-  }
+    await db.remove();
+  });
 
   try {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`);
-    await admin.unsafe(`CREATE DATABASE ${DB_NAME}`);
-    bench = postgres(benchUrl, { max: 1, onnotice: () => {} });
-    const pgVersion = String((await admin`SHOW server_version`)[0]!.server_version);
+    await db.create();
+    bench = postgres(db.url, { max: 1, onnotice: () => {} });
+    const pgVersion = String((await db.admin`SHOW server_version`)[0]!.server_version);
     console.log(`itemgen gateway bench — ${os.cpus().length} CPUs, node ${process.version}, PostgreSQL ${pgVersion}`);
     console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, pool ${POOL_SIZE}, ${DURATION_S} s per level, rate limits ${RATE_LIMIT}\n`);
 
     // 1. Raw insert limit, before the gateway holds any connections (max_connections is finite).
-    const raw = await rawInsertLimit(benchUrl, bench);
+    const raw = await rawInsertLimit(db.url, bench);
     console.log(`raw insert limit (pgbench, 64 clients, prepared, 10 s): ${fmtInt(raw.tps)} inserts/s, avg ${fmtMs(raw.latencyAvgMs)} ms`);
     console.log(`  cpu cores: ${fmtCpu(raw.cpu)} (load = pgbench)\n`);
 
     // 2. Key, gateway, load generator.
-    const keyLines: string[] = [];
-    const keyExit = await runKeysCli(['create', '--name', 'bench', '--max-unfinished', '1000000', '--max-unfinished-cost', '1000000000'], (l) => keyLines.push(l), {
-      DATABASE_URL: benchUrl,
-    });
-    const apiKey = keyLines[0];
-    if (keyExit !== 0 || !apiKey?.startsWith('igk_')) throw new Error(`could not create an API key:\n${keyLines.join('\n')}`);
+    const apiKey = await createBenchKey(db.url, 'bench');
     const started = await startGatewayProcess({
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.tmpdir(),
-      DATABASE_URL: benchUrl,
+      DATABASE_URL: db.url,
       DATABASE_POOL_SIZE: String(POOL_SIZE),
       AMQP_URL,
       AMQP_PREFIX: PREFIX,

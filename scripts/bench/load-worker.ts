@@ -5,6 +5,7 @@
 // Latency percentiles are computed here from autocannon's per-response event rather than taken
 // from its histogram: the histogram stores whole milliseconds, too coarse for sub-ms submits.
 import autocannon from 'autocannon';
+import { percentileOfSorted } from './common.ts';
 
 export interface LoadJob {
   url: string;
@@ -30,11 +31,6 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   meanMs: number;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 function run(job: LoadJob): Promise<LoadResult> {
@@ -74,8 +70,8 @@ function run(job: LoadJob): Promise<LoadResult> {
           statuses,
           errors: result.errors,
           timeouts: result.timeouts,
-          p50Ms: percentile(sorted, 50),
-          p99Ms: percentile(sorted, 99),
+          p50Ms: percentileOfSorted(sorted, 50),
+          p99Ms: percentileOfSorted(sorted, 99),
           meanMs: n ? sum / n : NaN,
         });
       },

@@ -10,6 +10,7 @@ import type { GenerationParams } from '../../src/core/request.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
+import { verdict } from './common.ts';
 
 const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 200);
 const STEPS = 20;
@@ -23,7 +24,6 @@ const rssMb = () => {
   return process.memoryUsage().rss / 2 ** 20;
 };
 const fmt = (v: number, digits = 2) => v.toFixed(digits);
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-bench-model-'));
 try {

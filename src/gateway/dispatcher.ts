@@ -1,4 +1,4 @@
-// The publishing half of "no dual write" (ARCHITECTURE.md decision 3). A submit commits the
+// The publishing half of "no dual write" (docs/architecture.md, decision 3). A submit commits the
 // generation and its outbox row in one statement, then hands the job to this dispatcher in
 // memory; the dispatcher publishes batches with confirms and clears their outbox rows. Whatever
 // the fast path misses (broker down, a crash after commit, another instance's crash) stays in the

@@ -1,6 +1,6 @@
 // Rate limits: token buckets per key (submits; other requests) and per client address (requests
 // without a valid key), in PostgreSQL so every gateway instance spends from the same buckets
-// (ARCHITECTURE.md decision 10). An instance takes a few tokens at a time (a tenth of the bucket)
+// (docs/architecture.md, decision 9). An instance takes a few tokens at a time (a tenth of the bucket)
 // and spends them over the next second, so a bucket's row is written once per few requests, not
 // once per request, and never more than the bucket holds: spread over many instances a client is
 // limited a little early, never late. A refused bucket is remembered until it refills, so a client

@@ -1,5 +1,5 @@
 // The cap on event streams per key, shared by every gateway instance through the database
-// (ARCHITECTURE.md decision 10): each open stream holds a row that this instance renews every
+// (docs/architecture.md, decision 9): each open stream holds a row that this instance renews every
 // keep-alive interval, so a stream of an instance that died stops counting within three of them.
 // One key could otherwise hold every request slot of the service with long-lived streams.
 import { AppError } from '../core/errors.ts';

@@ -1,7 +1,7 @@
 // RabbitMQ through amqplib: durable topology declared on every (re)connection, a quorum work
 // queue with a delivery limit and a dead-letter queue, persistent messages published on a confirm
 // channel, and amqplib's own reconnection (exponential backoff with jitter) after a broker restart.
-// Publishing while disconnected fails at once: the database is the buffer (ARCHITECTURE.md
+// Publishing while disconnected fails at once: the database is the buffer (docs/architecture.md,
 // decision 3), so the dispatcher simply tries again when `onConnected` fires.
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { encodeJobMessage, type JobMessage } from '../core/message.ts';

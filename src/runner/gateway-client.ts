@@ -1,4 +1,4 @@
-// The runner's side of the gateway's internal API (/internal/v1, ARCHITECTURE.md decision 1): claim,
+// The runner's side of the gateway's internal API (/internal/v1, docs/architecture.md, decision 1): claim,
 // progress (the heartbeat), complete and fail. Transient failures (network errors, timeouts, 5xx,
 // 429) are retried with full-jitter exponential backoff, bounded in tries and in time; what the
 // gateway decided (a 409 or 404) comes back as a typed refusal the worker acts on, never as an error.

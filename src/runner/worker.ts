@@ -1,4 +1,4 @@
-// The runner's work loop (ARCHITECTURE.md decision 4): for each job message, claim the generation
+// The runner's work loop (docs/architecture.md, decision 4): for each job message, claim the generation
 // through the gateway, run the pipeline with throttled progress reports (the heartbeats, whose
 // answer can stop it), store the images, report completion, and only then ack. A message that can
 // never succeed is dead-lettered; one that failed for reasons that may pass goes back to the queue,

@@ -10,6 +10,7 @@ import { countOutbox } from '../helpers/store.ts';
 import { watchChanges } from '../helpers/changes.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { AMQP_URL } from '../helpers/services.ts';
+import { submit } from '../helpers/submit.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 interface Ctx {
@@ -42,12 +43,6 @@ it.after(async ({ t, proxy, conn }) => {
   await proxy.close();
 });
 
-const submit = async (t: TestGateway, prompt: string) => {
-  const res = await t.call('POST', '/v1/generations', { body: { prompt, seed: 7 } });
-  assert.is(res.status, 202);
-  return ((await res.json()) as any).id as string;
-};
-
 /** Consumes the work queue, acking nothing until told (messages stay with this test). */
 async function consume(ctx: Ctx) {
   await ctx.ch.consume(topologyFor(ctx.t.prefix).workQueue, (msg) => {
@@ -62,7 +57,7 @@ const delivered = (ctx: Ctx, id: string) =>
 
 it('a submit is published with the job id, parameters and schema version, persistent', async (ctx) => {
   await consume(ctx);
-  const id = await submit(ctx.t, 'a gem');
+  const id = await submit(ctx.t, { prompt: 'a gem', seed: 7 });
   await delivered(ctx, id);
   const msg = ctx.received.get(id)!;
   const body = JSON.parse(msg.content.toString());
@@ -86,7 +81,7 @@ it('broker unreachable: submits still succeed; all are published once it is back
   assert.equal({ status: body.status, database: body.database, broker: body.broker }, { status: 'unavailable', database: true, broker: false });
 
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) ids.push(await submit(t, `outage item ${i}`));
+  for (let i = 0; i < 5; i++) ids.push(await submit(t, { prompt: `outage item ${i}`, seed: 7 }));
   await t.gw.dispatcher.drained();
   const waiting = await t.gw.db.query(
     'SELECT count(*) AS n FROM dispatch_outbox WHERE generation_id = ANY($1::uuid[])',
@@ -106,7 +101,7 @@ it('broker unreachable: submits still succeed; all are published once it is back
 it('the connection drops mid-run: reconnects without a restart and keeps publishing', async (ctx) => {
   ctx.proxy.cut();
   ctx.proxy.restore();
-  const id = await submit(ctx.t, 'after a blip');
+  const id = await submit(ctx.t, { prompt: 'after a blip', seed: 7 });
   await delivered(ctx, id);
   ctx.ch.ack(ctx.received.get(id)!);
 });
@@ -127,7 +122,7 @@ it('a job committed but never handed to the dispatcher (a crash in between) is p
 });
 
 it('a message past its delivery limit is dead-lettered and its generation failed', async (ctx) => {
-  const id = await submit(ctx.t, 'cursed item');
+  const id = await submit(ctx.t, { prompt: 'cursed item', seed: 7 });
   // RabbitMQ dead-letters a message returned more times than the limit (2): the third return,
   // as three runners that crashed on it would.
   for (let delivery = 1; delivery <= 3; delivery++) {

@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { readSse, type SseEvent } from '../helpers/sse.ts';
+import { submit } from '../helpers/submit.ts';
 
 for (const store of ['postgres', 'pglite'] as const) {
   const it = suite<{ t: TestGateway }>(`events on ${store}`);
@@ -12,11 +13,10 @@ for (const store of ['postgres', 'pglite'] as const) {
   });
   it.after(({ t }) => t.stop());
 
-  const submit = async (t: TestGateway) =>
-    ((await (await t.call('POST', '/v1/generations', { body: { prompt: 'a potion', num_inference_steps: 3 } })).json()) as any).id as string;
+  const potion = { prompt: 'a potion', num_inference_steps: 3 };
 
   it('streams the current state, every change, and ends after the terminal one', async ({ t }) => {
-    const id = await submit(t);
+    const id = await submit(t, potion);
     const res = await t.call('GET', `/v1/generations/${id}/events`);
     assert.is(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
@@ -45,7 +45,7 @@ for (const store of ['postgres', 'pglite'] as const) {
   });
 
   it('Last-Event-ID resumes after what was seen; a finished generation replays only its final state', async ({ t }) => {
-    const id = await submit(t);
+    const id = await submit(t, potion);
     await t.runner(`/generations/${id}/claim`, { runner_id: 'r' });
     const first = readSse(await t.call('GET', `/v1/generations/${id}/events`));
     const seen = (await first.next()).value!;
@@ -70,7 +70,7 @@ for (const store of ['postgres', 'pglite'] as const) {
   });
 
   it('a canceled generation ends its stream', async ({ t }) => {
-    const id = await submit(t);
+    const id = await submit(t, potion);
     const stream = readSse(await t.call('GET', `/v1/generations/${id}/events`));
     assert.is(JSON.parse((await stream.next()).value!.data).status, 'pending');
     await t.call('POST', `/v1/generations/${id}/cancel`);

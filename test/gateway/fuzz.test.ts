@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { contractIssues, describe, send } from '../helpers/http-contract.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { operations, requestArb, type FuzzRequest, type OpenApiDocument, type Operation } from '../helpers/openapi-arbitraries.ts';
+import { submit } from '../helpers/submit.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_520);
 const RUNS_KEYS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -21,12 +22,6 @@ async function openapi(t: TestGateway): Promise<OpenApiDocument> {
   const res = await t.call('GET', '/openapi.json');
   assert.is(res.status, 200);
   return (await res.json()) as OpenApiDocument;
-}
-
-async function submit(t: TestGateway, key: string | undefined, prompt: string): Promise<string> {
-  const res = await t.call('POST', '/v1/generations', { ...(key ? { key } : {}), body: { prompt, num_images: 1 } });
-  assert.is(res.status, 202, `setup submit: ${await res.clone().text()}`);
-  return ((await res.json()) as { id: string }).id;
 }
 
 /** One property per operation; every operation runs even when an earlier one fails, and the failures are reported together. */
@@ -75,13 +70,13 @@ withKeys.before(async (ctx) => {
   ctx.doc = await openapi(ctx.t);
   // Ids that exist, so generated requests also reach found generations: pending, completed with
   // an image in the local store, and one of another key.
-  const pending = await submit(ctx.t, ctx.alice, 'fuzz: pending');
-  const completed = await submit(ctx.t, ctx.alice, 'fuzz: completed');
+  const pending = await submit(ctx.t, { prompt: 'fuzz: pending', num_images: 1 }, ctx.alice);
+  const completed = await submit(ctx.t, { prompt: 'fuzz: completed', num_images: 1 }, ctx.alice);
   const claim = await ctx.t.runner(`/generations/${completed}/claim`, { runner_id: 'fuzz' });
   assert.is(claim.status, 200);
   const image = await ctx.t.gw.images.putImage({ generationId: completed, index: 0, png: Buffer.from('png'), seed: 1 });
   assert.is((await ctx.t.runner(`/generations/${completed}/complete`, { attempt: 1, images: [image] })).status, 200);
-  const bobs = await submit(ctx.t, ctx.bob, 'fuzz: of another key');
+  const bobs = await submit(ctx.t, { prompt: 'fuzz: of another key', num_images: 1 }, ctx.bob);
   ctx.known = [pending, completed, bobs];
 });
 withKeys.after(({ t }) => t.stop());
@@ -150,7 +145,7 @@ const open = suite<{ t: TestGateway; doc: OpenApiDocument; known: string[] }>('f
 open.before(async (ctx) => {
   ctx.t = await startTestGateway({ store: 'postgres', broker: 'memory' });
   ctx.doc = await openapi(ctx.t);
-  ctx.known = [await submit(ctx.t, undefined, 'fuzz: anonymous')];
+  ctx.known = [await submit(ctx.t, { prompt: 'fuzz: anonymous', num_images: 1 })];
 });
 open.after(({ t }) => t.stop());
 

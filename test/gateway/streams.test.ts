@@ -10,6 +10,7 @@ import type { Db } from '../../src/store/types.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { DATABASE_URL } from '../helpers/services.ts';
 import { readSse, type SseEvent } from '../helpers/sse.ts';
+import { submit } from '../helpers/submit.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const KEEP_ALIVE_MS = 100;
@@ -17,8 +18,7 @@ const KEEP_ALIVE_MS = 100;
 /** The gateway's database through a connection of its own (as another instance or a runner's report would change it). */
 const directDb = (t: TestGateway) => openDb({ databaseUrl: DATABASE_URL, dataDir: '', poolSize: 2, schema: t.schema! });
 
-const submit = async (t: TestGateway, key?: string) =>
-  ((await (await t.call('POST', '/v1/generations', { key, body: { prompt: 'a potion', num_inference_steps: 3 } })).json()) as any).id as string;
+const potion = { prompt: 'a potion', num_inference_steps: 3 };
 
 /** Every event of a stream, until it ends. */
 async function untilEnd(res: Response): Promise<any[]> {
@@ -40,7 +40,7 @@ test('a terminal state LISTEN never announced still ends the stream, within a ke
   const t = await startTestGateway({ store: 'postgres', sseKeepAliveMs: KEEP_ALIVE_MS });
   const db = await directDb(t);
   try {
-    const id = await submit(t);
+    const id = await submit(t, potion);
     const stream = readSse(await t.call('GET', `/v1/generations/${id}/events`));
     assert.is(JSON.parse((await stream.next()).value!.data).status, 'pending');
     await completeSilently(db, id);
@@ -64,7 +64,7 @@ test('database link cut while jobs finish: after it is back every stream gets it
   });
   const db = await directDb(t);
   try {
-    const ids = await Promise.all(Array.from({ length: 8 }, () => submit(t)));
+    const ids = await Promise.all(Array.from({ length: 8 }, () => submit(t, potion)));
     const streams = await Promise.all(ids.flatMap((id) => [0, 1, 2].map(() => t.call('GET', `/v1/generations/${id}/events`))));
     const ends = streams.map(untilEnd);
     proxy.cut();
@@ -89,7 +89,7 @@ test('streams per key are capped across gateway instances: 429 with Retry-After;
   const other = await startGateway(t.config, { schema: t.schema!, sseKeepAliveMs: KEEP_ALIVE_MS });
   const a = t.keys.a!;
   try {
-    const id = await submit(t, a);
+    const id = await submit(t, potion, a);
     const opened = [
       await t.call('GET', `/v1/generations/${id}/events`, { key: a }),
       await fetch(`${other.url}/v1/events`, { headers: { authorization: `Bearer ${a}` } }),
@@ -128,8 +128,8 @@ it.after(async ({ t, db }) => {
 
 it('the unfinished ones first, then every change of each; another key\'s never; resumable from Last-Event-ID', async ({ t }) => {
   const mine = t.keys.mine!;
-  const [x, y] = [await submit(t, mine), await submit(t, mine)];
-  await submit(t, t.keys.theirs!);
+  const [x, y] = [await submit(t, potion, mine), await submit(t, potion, mine)];
+  await submit(t, potion, t.keys.theirs!);
   const res = await t.call('GET', '/v1/events', { key: mine });
   assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
   const stream = readSse(res);
@@ -165,7 +165,7 @@ it('the unfinished ones first, then every change of each; another key\'s never; 
 
 it('a change LISTEN never announced still arrives, within a keep-alive interval', async ({ t, db }) => {
   const mine = t.keys.mine!;
-  const z = await submit(t, mine);
+  const z = await submit(t, potion, mine);
   const stream = readSse(await t.call('GET', '/v1/events', { key: mine }));
   let state: any;
   do state = JSON.parse((await stream.next()).value!.data);

@@ -30,6 +30,7 @@ import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gat
 import { AMQP_URL } from '../helpers/services.ts';
 import { recordingLogger } from '../helpers/log.ts';
 import { readSse } from '../helpers/sse.ts';
+import { submit } from '../helpers/submit.ts';
 
 const it = suite<{ dir: string; modelDir: string; model: Model }>('runner worker');
 
@@ -152,12 +153,6 @@ async function startRig(ctx: { dir: string; model: Model }, o: RigOptions = {}):
   };
   if (!o.deferWorker) await rig.startWorker().started;
   return rig;
-}
-
-async function submit(t: TestGateway, body: Record<string, unknown> = request): Promise<string> {
-  const res = await t.call('POST', '/v1/generations', { body });
-  assert.is(res.status, 202, await res.clone().text());
-  return ((await res.json()) as { id: string }).id;
 }
 
 /** The generation once `done` holds for it, waiting on the gateway's change notifications. */
@@ -306,7 +301,7 @@ it('a poison message is dead-lettered and the worker keeps consuming', async (ct
     assert.is((await rig.settlements.next((s) => s.body.toString().includes('7a1b5c2e'))).action, 'reject');
     assert.is(await jobCount(rig.metrics, 'rejected'), 2);
 
-    const id = await submit(rig.t);
+    const id = await submit(rig.t, request);
     const g = await until(rig.t, id, (g) => g.status !== 'pending' && g.status !== 'processing');
     assert.is(g.status, 'completed');
     assert.is(rig.worker.state(), 'running');
@@ -366,7 +361,7 @@ it('cancel mid-generation: the worker stops before the next step, acks, and stor
 it('a duplicate delivery of a completed job is acked and skipped', async (ctx) => {
   const rig = await startRig(ctx);
   try {
-    const id = await submit(rig.t);
+    const id = await submit(rig.t, request);
     const done = await until(rig.t, id, (g) => g.status === 'completed');
     const original = await rig.settlements.next(forId(id, 'ack'));
 
@@ -397,7 +392,7 @@ it('an upload that fails, then recovers, is retried and the job completes', asyn
     }),
   });
   try {
-    const id = await submit(rig.t);
+    const id = await submit(rig.t, request);
     const g = await until(rig.t, id, (g) => g.status !== 'pending' && g.status !== 'processing');
     assert.is(g.status, 'completed');
     assert.is(puts, 3);
@@ -419,7 +414,7 @@ it('an upload that keeps failing on the last attempt fails the job with too_many
     worker: { maxAttempts: 1 },
   });
   try {
-    const id = await submit(rig.t);
+    const id = await submit(rig.t, request);
     const g = await until(rig.t, id, (g) => g.status === 'failed');
     assert.is(g.errorCode, 'too_many_attempts');
     assert.match(g.errorMessage!, /bucket gone/);
@@ -433,14 +428,14 @@ it('an upload that keeps failing on the last attempt fails the job with too_many
 it('a job another runner holds is dropped at once and the slot takes other work; if that runner is lost, the job is dispatched again', async (ctx) => {
   const rig = await startRig(ctx, { broker: 'memory', deferWorker: true });
   try {
-    const held = await submit(rig.t);
+    const held = await submit(rig.t, request);
     assert.is((await rig.t.runner(`/generations/${held}/claim`, { runner_id: 'other-runner' })).status, 200);
     await rig.startWorker().started;
     const dropped = await rig.settlements.next(forId(held));
     assert.equal([dropped.action, dropped.deliveryCount], ['ack', 1], 'acked, not held for the 60 s lease nor requeued');
     assert.is(await jobCount(rig.metrics, 'skipped'), 1);
 
-    const next = await submit(rig.t);
+    const next = await submit(rig.t, request);
     assert.is((await until(rig.t, next, (g) => g.status === 'completed')).attempts, 1, 'the one slot was free for it');
 
     // The other runner is lost: its lease runs out (as if its last heartbeat were a minute old).
@@ -510,7 +505,7 @@ it('graceful stop: /healthz turns 503, the current job finishes and is acked, th
     assert.is(runner.modelDir, path.join(env.DATA_DIR, 'tiny-model'));
     assert.is((await fetch(`${runner.healthUrl}/healthz`)).status, 200);
 
-    const id = await submit(t);
+    const id = await submit(t, request);
     await hold.arrived;
     const closing = runner.close(60_000);
     const health = await fetch(`${runner.healthUrl}/healthz`);
@@ -545,7 +540,7 @@ it('stop past the grace period hands the job back unacked and gives up its lease
   try {
     const env = await runnerEnv(ctx, t, { MODEL_DIR: ctx.modelDir });
     const runner = await startRunner(parseRunnerConfig(env), { fetch: hold.fetch, log: testLog });
-    const id = await submit(t);
+    const id = await submit(t, request);
     await hold.arrived;
     await runner.close(0);
     assert.is(await jobCount(runner.metrics, 'requeued'), 1);

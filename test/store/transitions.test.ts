@@ -7,6 +7,7 @@ import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GenerationParams } from '../../src/core/request.ts';
+import { CHANGES_CHANNEL } from '../../src/gateway/changes.ts';
 import { openDb } from '../../src/store/openDb.ts';
 import type { Db } from '../../src/store/types.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -254,7 +255,7 @@ for (const backend of ['postgres', 'pglite'] as const) {
     const g = (await insert(db))!;
     const seen: string[] = [];
     let notify: () => void = () => {};
-    const stop = await db.listen('itemgen_generation_changed', (payload) => {
+    const stop = await db.listen(CHANGES_CHANNEL, (payload) => {
       if (payload.startsWith(g.id)) {
         seen.push(payload);
         notify();

@@ -1,4 +1,4 @@
-// /internal/v1: the runners' side of the state machine (ARCHITECTURE.md decisions 1, 2 and 4).
+// /internal/v1: the runners' side of the state machine (docs/architecture.md, decisions 1, 2 and 4).
 // Each transition is one conditional UPDATE; when it does not apply, nothing changed and the
 // answer is 409 with a code that tells the runner what to do (skip, wait, or stop).
 // Bodies, answers and codes are the contract's (src/core/internal-api.ts), which the runner's client shares.

@@ -1,4 +1,4 @@
-// Loading a model folder in the diffusers ONNX export layout (ARCHITECTURE.md decision 6): every
+// Loading a model folder in the diffusers ONNX export layout (docs/architecture.md, decision 6): every
 // file checked with a message that names it, inference sessions created once per process on the
 // requested execution provider, and the inputs' names, dtypes and shapes read from the sessions
 // rather than assumed.

@@ -19,7 +19,7 @@ export interface Txt2ImgOptions {
   signal?: AbortSignal;
   /**
    * Also put the timings in the PNG manifest. Off by default: they differ run to run, and the same
-   * request, seed and execution provider must give the same bytes (ARCHITECTURE.md decision 7).
+   * request, seed and execution provider must give the same bytes (docs/architecture.md, decision 7).
    * They are always in the result.
    */
   timingsInPng?: boolean;

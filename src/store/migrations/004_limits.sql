@@ -1,4 +1,4 @@
--- Limits per key, shared by every gateway instance (ARCHITECTURE.md decision 10).
+-- Limits per key, shared by every gateway instance (docs/architecture.md, decision 9).
 
 -- Compute budget: what a generation costs to run (src/core/request.ts generationCost), and per
 -- key the cost of its unfinished ones, kept by the same trigger as their count. A key's cap on it;
