@@ -19,8 +19,8 @@ import {
   type Refusal,
 } from './gateway-client.ts';
 import type { RunnerMetrics } from './metrics.ts';
-import type { Model } from './pipeline/model.ts';
 import { classifyPipelineError } from './pipeline-failure.ts';
+import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
 import { createProgressReporter } from './progress-reporter.ts';
 
@@ -265,6 +265,7 @@ export function startWorker(options: WorkerOptions): Worker {
       // Aborted without a word from the gateway: the runner is stopping.
       if (!job.stopReason) throw signal.reason;
     }
+    // The gateway said stop, during the steps or in answer to the last one; past this, the pipeline finished.
     if (job.stopReason) {
       throwIfRefused(job.stopReason, 'progress');
       return { ok: false, settlement: stopped(job, job.stopReason, 'progress') };
