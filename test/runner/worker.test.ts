@@ -440,6 +440,8 @@ it('stop past the grace period hands the job back unacked and gives up its lease
     assert.is(g.attempts, 2);
     assert.is(g.runnerId, 'second-runner');
     assert.equal(await storedFiles(path.join(env.DATA_DIR, 'images')), [`generated/${id}/0.png`]);
+    // The gateway has the completion before the worker has its answer: the count follows the ack.
+    assert.is((await settlements.next(forId(id))).action, 'ack');
     assert.is(await jobCount(metrics, 'completed'), 1);
   } finally {
     await second?.stop(0);
