@@ -12,7 +12,7 @@ import { createGatewayClient, type GatewayClient } from '../../src/runner/gatewa
 import { createRunnerMetrics, type JobOutcome, type RunnerMetrics } from '../../src/runner/metrics.ts';
 import { loadModel, type Model } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
-import { startWorker, type Worker, type WorkerOptions } from '../../src/runner/worker.ts';
+import { startWorker, type JobSettlement, type Worker, type WorkerOptions } from '../../src/runner/worker.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 
 // TEST_LOG=debug shows what the worker and the gateway log, for a test that fails.
@@ -39,7 +39,7 @@ export async function jobCount(metrics: RunnerMetrics, outcome: JobOutcome): Pro
 }
 
 export interface Settlement {
-  action: 'ack' | 'requeue' | 'reject';
+  action: JobSettlement['action'];
   body: Buffer;
   deliveryCount: number;
 }
