@@ -5,15 +5,16 @@
 // and a generation that keeps failing is failed with `too_many_attempts` before the queue's
 // delivery limit would dead-letter it.
 import type { Logger } from '../core/log.ts';
-import type { GenerationParams } from '../core/request.ts';
 import { decodeJobMessage } from '../core/message.ts';
 import type { Consumer, Delivery, JobQueue } from '../queue/types.ts';
 import type { ImageStore, StoredImageRef } from '../storage/types.ts';
 import { realClock, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
-import { GatewayUnavailableError, type Claim, type GatewayClient, type Refusal, type ReportResult } from './gateway-client.ts';
-import type { JobOutcome, RunnerMetrics } from './metrics.ts';
+import { GatewayUnavailableError, type Claim, type GatewayClient, type Refusal } from './gateway-client.ts';
+import type { RunnerMetrics } from './metrics.ts';
+import { classifyPipelineError } from './pipeline-failure.ts';
 import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
+import { createProgressReporter } from './progress-reporter.ts';
 
 export interface WorkerOptions {
   queue: JobQueue;
@@ -55,6 +56,22 @@ const RELEASE_TIMEOUT_MS = 5000;
 
 const DEFAULT_UPLOAD_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 200, maxDelayMs: 5000, maxElapsedMs: 30_000 };
 
+/**
+ * What working on one job message came to, with why. Job processing only returns it; `settle` is
+ * the one place that turns it into the message's ack, requeue or reject, so a message is settled
+ * exactly once however its job ended.
+ */
+export type JobSettlement =
+  /** Done with here: completed, failed (reported to the gateway), canceled, or nothing to do. */
+  | { action: 'ack'; outcome: 'completed' | 'failed' | 'canceled' | 'skipped'; reason: string }
+  /** Back to the queue: a failure that may pass, or the runner is stopping. */
+  | { action: 'requeue'; reason: string }
+  /** Can never succeed: to the dead letters. */
+  | { action: 'reject'; reason: string };
+
+/** The gateway's answers that mean "stop working on this", as opposed to `refused`, a bug or a misconfiguration. */
+type Stop = Exclude<Refusal, { code: 'refused' }>;
+
 /** A failure that may pass with time or on another runner: the message goes back to the queue. */
 class TransientJobError extends Error {
   override name = 'TransientJobError';
@@ -68,16 +85,28 @@ class HandedBackError extends Error {
   }
 }
 
+/**
+ * A `refused` answer is thrown as a failure that may pass (a token or a deployment can be fixed),
+ * so it takes the path of every such failure: requeued, or failed on the job's last chance.
+ */
+function throwIfRefused(refusal: Refusal, what: string): asserts refusal is Stop {
+  if (refusal.code === 'refused') {
+    throw new TransientJobError(`the gateway refused ${what}: ${refusal.status} ${refusal.problemCode}: ${refusal.message}`);
+  }
+}
+
 interface Job {
   delivery: Delivery;
   id: string | null;
   claim: Claim | null;
   /** Aborts the pipeline, gateway calls and waits of this job. */
   controller: AbortController;
-  /** The gateway said to stop (canceled, finished elsewhere, lease lost). */
+  /** The gateway answered a progress report with a refusal (canceled, finished elsewhere, lease lost). */
   stopReason: Refusal | null;
-  settled: boolean;
 }
+
+/** The pipeline's images, or how the job ended on the way there. */
+type Generated = { ok: true; result: Txt2ImgResult } | { ok: false; settlement: JobSettlement };
 
 export function startWorker(options: WorkerOptions): Worker {
   const { queue, gateway, store, runnerId, log, metrics, maxAttempts } = options;
@@ -95,54 +124,55 @@ export function startWorker(options: WorkerOptions): Worker {
   // Messages can arrive before consume() resolves: 'starting' takes them too.
   const taking = () => state === 'starting' || state === 'running';
 
-  const settle = (job: Job, outcome: JobOutcome, action: 'ack' | 'requeue' | 'reject') => {
-    if (job.settled) return;
-    job.settled = true;
+  /** The one place a delivery is acked, requeued (or parked until the consumer is canceled) or rejected. */
+  const settle = (delivery: Delivery, id: string | null, settlement: JobSettlement) => {
+    const outcome = settlement.action === 'ack' ? settlement.outcome : settlement.action === 'requeue' ? 'requeued' : 'rejected';
     metrics.jobs.inc({ outcome });
-    if (action === 'requeue' && !taking()) parked.push(job.delivery);
-    else job.delivery[action]();
+    log.debug('job settled', { id, action: settlement.action, outcome, reason: settlement.reason });
+    if (settlement.action === 'requeue' && !taking()) parked.push(delivery);
+    else delivery[settlement.action]();
   };
 
   const onDelivery = (delivery: Delivery): Promise<void> => {
     if (!taking()) {
-      // Arrived while stopping: never started, handed back after the consumer is canceled.
-      parked.push(delivery);
-      metrics.jobs.inc({ outcome: 'requeued' });
+      // Never started: handed back after the consumer is canceled.
+      settle(delivery, null, { action: 'requeue', reason: 'arrived while the runner is stopping' });
       return Promise.resolve();
     }
-    const job: Job = { delivery, id: null, claim: null, controller: new AbortController(), stopReason: null, settled: false };
+    const job: Job = { delivery, id: null, claim: null, controller: new AbortController(), stopReason: null };
     metrics.jobsInProgress.inc();
-    const done = run(job).finally(() => {
-      metrics.jobsInProgress.dec();
-      active.delete(job);
-    });
+    const done = processJob(job)
+      .then((settlement) => settle(delivery, job.id, settlement))
+      .finally(() => {
+        metrics.jobsInProgress.dec();
+        active.delete(job);
+      });
     active.set(job, done);
     return done;
   };
 
-  async function run(job: Job): Promise<void> {
+  /** Works on the job to its settlement; what `work` throws is a failure that may pass, or the runner stopping. */
+  async function processJob(job: Job): Promise<JobSettlement> {
     try {
-      await work(job);
+      return await work(job);
     } catch (err) {
       if (job.controller.signal.reason instanceof HandedBackError) {
         log.info('job handed back: the runner is stopping', { id: job.id, attempt: job.claim?.attempt });
         if (job.claim) await releaseClaim(job.claim);
-        settle(job, 'requeued', 'requeue');
-      } else {
-        await handBack(job, err);
+        return { action: 'requeue', reason: 'handed back: the runner is stopping' };
       }
+      return retryOrGiveUp(job, err);
     }
   }
 
-  async function work(job: Job): Promise<void> {
+  async function work(job: Job): Promise<JobSettlement> {
     const { delivery } = job;
     let message;
     try {
       message = decodeJobMessage(delivery.body);
     } catch (err) {
       log.warn('unreadable job message dead-lettered', { err, delivery_count: delivery.deliveryCount, body: delivery.body.subarray(0, 200).toString('utf8') });
-      settle(job, 'rejected', 'reject');
-      return;
+      return { action: 'reject', reason: `unreadable job message: ${(err as Error).message}` };
     }
     const id = (job.id = message.id);
     const signal = job.controller.signal;
@@ -150,7 +180,10 @@ export function startWorker(options: WorkerOptions): Worker {
     const received = clock.now();
     const claimed = await gateway.claim(id, runnerId, { signal });
     metrics.claimSeconds.observe((clock.now() - received) / 1000);
-    if (!claimed.ok) return onClaimRefused(job, claimed);
+    if (!claimed.ok) {
+      throwIfRefused(claimed, 'the claim');
+      return skipClaim(job, claimed);
+    }
     const claim = (job.claim = claimed.claim);
     if (claim.queuedMs !== undefined) metrics.queueWaitSeconds.observe(claim.queuedMs / 1000);
     log.debug('generation claimed', { id, attempt: claim.attempt, delivery_count: delivery.deliveryCount });
@@ -158,8 +191,9 @@ export function startWorker(options: WorkerOptions): Worker {
       return reportFailure(job, 'too_many_attempts', `The generation was claimed ${claim.attempt} times without finishing (runners stopped or lost it); the limit is ${maxAttempts}.`);
     }
 
-    const result = await generate(job, claim);
-    if (!result) return;
+    const generated = await generate(job, claim);
+    if (!generated.ok) return generated.settlement;
+    const { result } = generated;
 
     signal.throwIfAborted();
     const uploadStarted = clock.now();
@@ -168,8 +202,10 @@ export function startWorker(options: WorkerOptions): Worker {
 
     signal.throwIfAborted();
     const completed = await gateway.complete(id, claim.attempt, images, { signal });
-    if (!completed.ok) return onStopped(job, completed, 'complete');
-    settle(job, 'completed', 'ack');
+    if (!completed.ok) {
+      throwIfRefused(completed, 'complete');
+      return stopped(job, completed, 'complete');
+    }
     log.info('generation completed', {
       id,
       attempt: claim.attempt,
@@ -177,10 +213,11 @@ export function startWorker(options: WorkerOptions): Worker {
       generation_ms: Math.round(result.timingsMs.total),
       upload_ms: Math.round(clock.now() - uploadStarted),
     });
+    return { action: 'ack', outcome: 'completed', reason: 'the images are stored and the gateway has them' };
   }
 
-  /** Runs the pipeline; resolves to null when the job ended on the way (stopped by the gateway, or a failure reported). */
-  async function generate(job: Job, claim: Claim): Promise<Txt2ImgResult | null> {
+  /** Runs the pipeline, reporting progress; the job ends on the way when the gateway says stop or the pipeline fails. */
+  async function generate(job: Job, claim: Claim): Promise<Generated> {
     const { signal } = job.controller;
     let model: Model;
     try {
@@ -201,7 +238,7 @@ export function startWorker(options: WorkerOptions): Worker {
       },
     });
     let lastStep = clock.now();
-    let result: Txt2ImgResult;
+    let result: Txt2ImgResult | null = null;
     try {
       result = await txt2img(model, claim.params, {
         signal,
@@ -216,25 +253,27 @@ export function startWorker(options: WorkerOptions): Worker {
       await reporter.finish();
     } catch (err) {
       reporter.close();
-      if (err instanceof GenerationAbortedError && job.stopReason) {
-        onStopped(job, job.stopReason, 'progress');
-        return null;
-      }
-      if (err instanceof GenerationAbortedError) throw signal.reason;
-      const failure = classifyPipelineError(err, claim.params);
-      const fields = { id: claim.id, attempt: claim.attempt, code: failure.code, err };
-      // What the request asked for is not a fault of ours: no stack trace, not an error.
-      if (failure.code === 'generation_failed') log.error('pipeline error', { ...fields, stack: (err as Error).stack });
-      else log.warn('generation refused by the pipeline', fields);
-      await reportFailure(job, failure.code, failure.message);
-      return null;
+      if (!(err instanceof GenerationAbortedError)) return { ok: false, settlement: await pipelineFailed(job, claim, err) };
+      // Aborted without a word from the gateway: the runner is stopping.
+      if (!job.stopReason) throw signal.reason;
     }
+    // The gateway said stop, during the steps or in answer to the last one; past this, the pipeline finished.
     if (job.stopReason) {
-      onStopped(job, job.stopReason, 'progress');
-      return null;
+      throwIfRefused(job.stopReason, 'progress');
+      return { ok: false, settlement: stopped(job, job.stopReason, 'progress') };
     }
-    metrics.generationSeconds.observe(result.timingsMs.total / 1000);
-    return result;
+    metrics.generationSeconds.observe(result!.timingsMs.total / 1000);
+    return { ok: true, result: result! };
+  }
+
+  /** Reports what the pipeline's error means for the request; none is worth another try. */
+  async function pipelineFailed(job: Job, claim: Claim, err: unknown): Promise<JobSettlement> {
+    const failure = classifyPipelineError(err, claim.params);
+    const fields = { id: claim.id, attempt: claim.attempt, code: failure.code, err };
+    // What the request asked for is not a fault of ours: no stack trace, not an error.
+    if (failure.code === 'generation_failed') log.error('pipeline error', { ...fields, stack: (err as Error).stack });
+    else log.warn('generation refused by the pipeline', fields);
+    return reportFailure(job, failure.code, failure.message);
   }
 
   async function upload(job: Job, claim: Claim, index: number, png: Buffer): Promise<StoredImageRef> {
@@ -253,43 +292,43 @@ export function startWorker(options: WorkerOptions): Worker {
     }
   }
 
-  async function onClaimRefused(job: Job, refusal: Refusal): Promise<void> {
+  /** The gateway would not let this runner claim the job: nothing to do here. */
+  function skipClaim(job: Job, refusal: Stop): JobSettlement {
     const fields = { id: job.id, code: refusal.code, delivery_count: job.delivery.deliveryCount };
+    const skipped = { action: 'ack', outcome: 'skipped', reason: `claim refused: ${refusal.code}` } as const;
     switch (refusal.code) {
       case 'already_finished':
       case 'canceled':
       case 'lease_lost':
         log.info('job skipped: nothing to do', fields);
-        return settle(job, 'skipped', 'ack');
+        return skipped;
       case 'not_found':
         log.warn('job skipped: the gateway knows no such generation', fields);
-        return settle(job, 'skipped', 'ack');
+        return skipped;
       case 'claimed':
         // Another runner's lease is live. If that runner finishes, nothing is left to do; if it
         // stops, its lease runs out and the gateway dispatches the job again. Either way holding
         // this copy would only keep a slot idle and use up a delivery.
         log.info('job skipped: another runner holds its live lease', fields);
-        return settle(job, 'skipped', 'ack');
-      case 'refused':
-        throw new TransientJobError(`the gateway refused the claim: ${refusal.status} ${refusal.problemCode}: ${refusal.message}`);
+        return skipped;
     }
   }
 
-  /** The gateway said stop (or refused a report): the message is done here. */
-  function onStopped(job: Job, refusal: Refusal, during: string): void {
-    if (refusal.code === 'refused') {
-      throw new TransientJobError(`the gateway refused ${during}: ${refusal.status} ${refusal.problemCode}: ${refusal.message}`);
-    }
+  /** The gateway said stop in answer to a report: the message is done here. */
+  function stopped(job: Job, refusal: Stop, during: string): JobSettlement {
     log.info('job stopped by the gateway', { id: job.id, attempt: job.claim?.attempt, code: refusal.code, during });
-    settle(job, refusal.code === 'canceled' ? 'canceled' : 'skipped', 'ack');
+    return { action: 'ack', outcome: refusal.code === 'canceled' ? 'canceled' : 'skipped', reason: `the gateway answered ${during} with ${refusal.code}` };
   }
 
-  async function reportFailure(job: Job, code: string, message: string): Promise<void> {
+  async function reportFailure(job: Job, code: string, message: string): Promise<JobSettlement> {
     const claim = job.claim!;
     const answer = await gateway.fail(claim.id, claim.attempt, code, message, { signal: job.controller.signal });
-    if (!answer.ok) return onStopped(job, answer, 'fail');
+    if (!answer.ok) {
+      throwIfRefused(answer, 'fail');
+      return stopped(job, answer, 'fail');
+    }
     log.warn('generation failed; reported', { id: claim.id, attempt: claim.attempt, code, message });
-    settle(job, 'failed', 'ack');
+    return { action: 'ack', outcome: 'failed', reason: `failed with ${code}` };
   }
 
   /**
@@ -307,7 +346,7 @@ export function startWorker(options: WorkerOptions): Worker {
   }
 
   /** After a failure that may pass: back to the queue, unless this was the job's last chance. */
-  async function handBack(job: Job, err: unknown): Promise<void> {
+  async function retryOrGiveUp(job: Job, err: unknown): Promise<JobSettlement> {
     const fields = { id: job.id, attempt: job.claim?.attempt, delivery_count: job.delivery.deliveryCount, err };
     if (!(err instanceof TransientJobError || err instanceof GatewayUnavailableError)) log.error('unexpected job error', { ...fields, stack: (err as Error).stack });
     const claim = job.claim;
@@ -322,7 +361,7 @@ export function startWorker(options: WorkerOptions): Worker {
     } else {
       log.warn('job requeued after a transient failure', fields);
     }
-    settle(job, 'requeued', 'requeue');
+    return { action: 'requeue', reason: `a failure that may pass: ${(err as Error).message}` };
   }
 
   const started = queue.consume(onDelivery, { prefetch: options.prefetch }).then((c) => {
@@ -360,109 +399,4 @@ export function startWorker(options: WorkerOptions): Worker {
       return stopping;
     },
   };
-}
-
-interface ProgressReporterOptions {
-  intervalMs: number;
-  clock: Clock;
-  send: (step: number, total: number) => Promise<ReportResult>;
-  /** The gateway answered that the work should stop. */
-  onStop: (refusal: Refusal) => void;
-  onError: (err: unknown) => void;
-}
-
-/**
- * Throttled progress reports: at most one every `intervalMs`, one at a time, always the latest
- * step; `finish()` sends the last step at once and waits for every answer.
- */
-function createProgressReporter(o: ProgressReporterOptions) {
-  let pending: { step: number; total: number } | null = null;
-  let inFlight: Promise<void> | null = null;
-  let lastSentAt = -Infinity;
-  let timer: NodeJS.Timeout | null = null;
-  let closed = false;
-
-  const send = () => {
-    if (!pending || inFlight || closed) return;
-    const { step, total } = pending;
-    pending = null;
-    lastSentAt = o.clock.now();
-    inFlight = o
-      .send(step, total)
-      .then(
-        (answer) => {
-          if (!answer.ok && !closed) {
-            closed = true;
-            o.onStop(answer);
-          }
-        },
-        (err) => o.onError(err),
-      )
-      .finally(() => {
-        inFlight = null;
-        schedule();
-      });
-  };
-  const schedule = () => {
-    if (!pending || inFlight || closed || timer) return;
-    const wait = lastSentAt + o.intervalMs - o.clock.now();
-    if (wait <= 0) send();
-    else timer = setTimeout(() => ((timer = null), send()), wait);
-  };
-  const clearTimer = () => {
-    if (timer) clearTimeout(timer);
-    timer = null;
-  };
-
-  return {
-    step(step: number, total: number) {
-      pending = { step, total };
-      schedule();
-    },
-    async finish() {
-      clearTimer();
-      while (inFlight) {
-        await inFlight;
-        clearTimer();
-      }
-      send();
-      await inFlight;
-    },
-    close() {
-      closed = true;
-      clearTimer();
-    },
-  };
-}
-
-const OUT_OF_MEMORY = /out of memory|failed to allocate|bad_alloc|cudaErrorMemoryAllocation/i;
-/** onnxruntime's words for an input the graph does not take (e.g. a size a fixed-shape export was not made for). */
-const REFUSED_INPUT = /invalid dimensions|invalid rank|shape mismatch/i;
-
-interface PipelineFailure {
-  code: 'invalid_parameters' | 'resource_exhausted' | 'generation_failed';
-  message: string;
-}
-
-/**
- * What a pipeline error means for the job. None is worth another try: the same parameters meet the
- * same model, and an allocation that did not fit will not fit on the next runner of the pool either
- * (they are alike), so it fails at once, naming the size.
- */
-function classifyPipelineError(err: unknown, params: GenerationParams): PipelineFailure {
-  const text = err instanceof Error ? err.message : String(err);
-  if (OUT_OF_MEMORY.test(text)) {
-    const batch = params.num_images * (params.guidance_scale > 1 ? 2 : 1);
-    return {
-      code: 'resource_exhausted',
-      message:
-        `The model ran out of memory for ${params.num_images} image(s) of ${params.width}×${params.height} ` +
-        `(a batch of ${batch} latents of ${params.width / 8}×${params.height / 8}${params.guidance_scale > 1 ? ', doubled by guidance' : ''}); ` +
-        `ask for fewer images or a smaller size. (${text})`,
-    };
-  }
-  if (err instanceof RangeError || REFUSED_INPUT.test(text)) {
-    return { code: 'invalid_parameters', message: `The model cannot generate with these parameters: ${text}` };
-  }
-  return { code: 'generation_failed', message: `The pipeline failed: ${text}` };
 }

@@ -8,152 +8,37 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createLogger } from '../../src/core/log.ts';
 import { decodeJobMessage } from '../../src/core/message.ts';
-import { realClock, type Clock } from '../../src/core/retry.ts';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
-import type { Delivery, JobQueue } from '../../src/queue/types.ts';
 import { createLocalImageStore } from '../../src/storage/local.ts';
-import type { ImageStore } from '../../src/storage/types.ts';
 import type { Generation } from '../../src/store/generation.ts';
 import { getGeneration } from '../../src/store/sql/getGeneration.ts';
 import { parseRunnerConfig } from '../../src/runner/config.ts';
-import { createGatewayClient, GatewayUnavailableError, type GatewayClient, type ReportResult } from '../../src/runner/gateway-client.ts';
-import { createRunnerMetrics, type JobOutcome, type RunnerMetrics } from '../../src/runner/metrics.ts';
-import { loadModel, type Model } from '../../src/runner/pipeline/model.ts';
+import { type Clock } from '../../src/core/retry.ts';
+import { createGatewayClient, GatewayUnavailableError, type ReportResult } from '../../src/runner/gateway-client.ts';
+import { createRunnerMetrics } from '../../src/runner/metrics.ts';
+import type { Model } from '../../src/runner/pipeline/model.ts';
 import { decodePng } from '../../src/runner/pipeline/png.ts';
-import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { startRunner } from '../../src/runner/service.ts';
-import { startWorker, type Worker, type WorkerOptions } from '../../src/runner/worker.ts';
+import { startWorker, type Worker } from '../../src/runner/worker.ts';
 import { watchChanges } from '../helpers/changes.ts';
 import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { AMQP_URL } from '../helpers/services.ts';
 import { recordingLogger } from '../helpers/log.ts';
 import { readSse } from '../helpers/sse.ts';
 import { submit } from '../helpers/submit.ts';
+import { forId, jobCount, observeSettlements, startRig, testGatewayClient, testLog, testWorkerOptions, tinyModel } from './rig.ts';
 
 const it = suite<{ dir: string; modelDir: string; model: Model }>('runner worker');
 
 it.before(async (ctx) => {
   ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-runner-'));
   ctx.modelDir = path.join(ctx.dir, 'model');
-  await writeTinyModel(ctx.modelDir, { seed: 1 });
-  ctx.model = await loadModel(ctx.modelDir, { executionProvider: 'cpu' });
+  ctx.model = await tinyModel(ctx.modelDir);
 });
 it.after(({ dir }) => fs.rm(dir, { recursive: true, force: true }));
 
-// TEST_LOG=debug shows what the worker and the gateway log, for a test that fails.
-const testLog = createLogger((process.env.TEST_LOG as 'debug' | undefined) ?? 'silent');
-const fastRetry = { attempts: 4, baseDelayMs: 1, maxDelayMs: 5, maxElapsedMs: 5000 };
 const request = { prompt: 'a glowing sword', width: 256, height: 256, num_inference_steps: 4 };
-
-interface Settlement {
-  action: 'ack' | 'requeue' | 'reject';
-  body: Buffer;
-  deliveryCount: number;
-}
-
-/** The queue as the worker sees it, recording how each delivery was settled. */
-function observeSettlements(queue: JobQueue) {
-  const seen: Settlement[] = [];
-  const waiters: { match: (s: Settlement) => boolean; resolve: (s: Settlement) => void }[] = [];
-  const record = (s: Settlement) => {
-    seen.push(s);
-    for (const w of [...waiters]) {
-      if (w.match(s)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(s);
-      }
-    }
-  };
-  const wrap = (d: Delivery): Delivery => {
-    const settle = (action: Settlement['action'], f: () => void) => () => {
-      record({ action, body: d.body, deliveryCount: d.deliveryCount });
-      f();
-    };
-    return { body: d.body, deliveryCount: d.deliveryCount, ack: settle('ack', d.ack), requeue: settle('requeue', d.requeue), reject: settle('reject', d.reject) };
-  };
-  return {
-    queue: { ...queue, consume: (handler, options) => queue.consume((d) => handler(wrap(d)), options) } satisfies JobQueue,
-    seen,
-    /** The first settlement (already seen or to come) that matches. */
-    next(match: (s: Settlement) => boolean): Promise<Settlement> {
-      const found = seen.find(match);
-      return found ? Promise.resolve(found) : new Promise((resolve) => waiters.push({ match, resolve }));
-    },
-  };
-}
-
-const forId = (id: string, action?: Settlement['action']) => (s: Settlement) =>
-  s.body.toString('utf8').includes(id) && (action === undefined || s.action === action);
-
-interface Rig {
-  t: TestGateway;
-  worker: Worker;
-  metrics: RunnerMetrics;
-  imagesDir: string;
-  settlements: ReturnType<typeof observeSettlements>;
-  startWorker(): Worker;
-  stop(): Promise<void>;
-}
-
-interface RigOptions {
-  broker?: 'rabbitmq' | 'memory';
-  gateway?: (inner: GatewayClient) => GatewayClient;
-  store?: (inner: ImageStore) => ImageStore;
-  model?: () => Model;
-  worker?: Partial<WorkerOptions>;
-  /** Start the worker later (after the test set something up). */
-  deferWorker?: boolean;
-}
-
-function testGatewayClient(t: TestGateway): GatewayClient {
-  return createGatewayClient({ baseUrl: t.url, token: RUNNER_TOKEN, timeoutMs: 5000, retry: fastRetry });
-}
-
-async function startRig(ctx: { dir: string; model: Model }, o: RigOptions = {}): Promise<Rig> {
-  const t = await startTestGateway({ store: 'postgres', broker: o.broker ?? 'rabbitmq', env: process.env.TEST_LOG ? { LOG_LEVEL: process.env.TEST_LOG } : {} });
-  const imagesDir = await fs.mkdtemp(path.join(ctx.dir, 'images-'));
-  const store = createLocalImageStore(imagesDir);
-  const client = testGatewayClient(t);
-  const settlements = observeSettlements(t.gw.queue);
-  const metrics = createRunnerMetrics();
-  const start = () =>
-    startWorker({
-      queue: settlements.queue,
-      gateway: o.gateway ? o.gateway(client) : client,
-      model: o.model ?? (() => ctx.model),
-      store: o.store ? o.store(store) : store,
-      runnerId: 'test-runner',
-      prefetch: 1,
-      maxAttempts: 3,
-      deliveryLimit: 5,
-      uploadRetry: fastRetry,
-      log: testLog,
-      metrics,
-      ...o.worker,
-    });
-  let worker: Worker | undefined;
-  const rig: Rig = {
-    t,
-    get worker() {
-      return worker!;
-    },
-    metrics,
-    imagesDir,
-    settlements,
-    startWorker() {
-      worker = start();
-      return worker;
-    },
-    async stop() {
-      await worker?.stop(0);
-      await t.stop();
-    },
-  };
-  if (!o.deferWorker) await rig.startWorker().started;
-  return rig;
-}
 
 /** The generation once `done` holds for it, waiting on the gateway's change notifications. */
 async function until(t: TestGateway, id: string, done: (g: Generation) => boolean): Promise<Generation> {
@@ -163,11 +48,6 @@ async function until(t: TestGateway, id: string, done: (g: Generation) => boolea
     if (done(g)) return g;
     await watch.changed;
   }
-}
-
-async function jobCount(metrics: RunnerMetrics, outcome: JobOutcome): Promise<number> {
-  const { values } = await metrics.jobs.get();
-  return values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 }
 
 async function storedFiles(dir: string): Promise<string[]> {
@@ -551,21 +431,13 @@ it('stop past the grace period hands the job back unacked and gives up its lease
     const settlements = observeSettlements(t.gw.queue);
     const metrics = createRunnerMetrics();
     const store = createLocalImageStore(path.join(env.DATA_DIR, 'images'));
-    second = startWorker({
-      queue: settlements.queue,
-      gateway: testGatewayClient(t),
-      model: () => ctx.model,
-      store,
-      runnerId: 'second-runner',
-      prefetch: 1,
-      maxAttempts: 3,
-      log: testLog,
-      metrics,
-    });
+    second = startWorker(testWorkerOptions({ queue: settlements.queue, gateway: testGatewayClient(t), model: () => ctx.model, store, runnerId: 'second-runner', metrics }));
     const g = await until(t, id, (g) => g.status === 'completed');
     assert.is(g.attempts, 2);
     assert.is(g.runnerId, 'second-runner');
     assert.equal(await storedFiles(path.join(env.DATA_DIR, 'images')), [`generated/${id}/0.png`]);
+    // The gateway has the completion before the worker has its answer: the count follows the ack.
+    assert.is((await settlements.next(forId(id))).action, 'ack');
     assert.is(await jobCount(metrics, 'completed'), 1);
   } finally {
     await second?.stop(0);
