@@ -7,6 +7,7 @@ import {
   configChoice,
   configInteger,
   configValue,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
@@ -16,7 +17,6 @@ import {
   npArange,
   npInterp,
   npLinspace,
-  rejectEnabled,
   roundHalfEven,
   sigmaToT,
   StepIndex,

@@ -9,13 +9,13 @@ import {
   configChoice,
   configInteger,
   configValue,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
   checkStepCount,
   eulerInitNoiseSigma,
   npInterp,
-  rejectEnabled,
   scaleBySigma,
   spacedTimesteps,
   StepIndex,

@@ -10,6 +10,7 @@ import {
   configInteger,
   configValue,
   linspace32,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
@@ -19,7 +20,6 @@ import {
   karrasSigmas,
   logSigmas,
   npInterp,
-  rejectEnabled,
   scaleBySigma,
   sigmaToT,
   spacedTimesteps,

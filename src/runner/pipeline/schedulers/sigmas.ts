@@ -22,16 +22,6 @@ export function configOptionalNumber(config: SchedulerConfig, key: string): numb
   return v;
 }
 
-/** Fails naming the key when a feature this port leaves out is switched on, instead of silently ignoring it. */
-export function rejectEnabled(config: SchedulerConfig, keys: readonly string[], scheduler: string): void {
-  for (const key of keys) {
-    const v = config[key];
-    if (v !== undefined && v !== null && v !== false) {
-      throw new Error(`scheduler config: ${key}=${JSON.stringify(v)} is not supported by ${scheduler}`);
-    }
-  }
-}
-
 /** Checks a number of inference steps before any schedule is built from it. */
 export function checkStepCount(numInferenceSteps: number, numTrainTimesteps: number): void {
   if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1 || numInferenceSteps > numTrainTimesteps) {
