@@ -9,7 +9,7 @@ import type { Model } from './model.ts';
 import { onnxruntimeVersion } from './model.ts';
 import { encodePng } from './png.ts';
 import { createGenerator, type Generator } from './rng.ts';
-import { kernels } from './simd.ts';
+import { kernels } from './kernels/index.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
 import { floatTensor, runBatched } from './session-io.ts';

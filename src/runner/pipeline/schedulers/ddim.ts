@@ -13,7 +13,7 @@ import {
   rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -74,8 +74,8 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
 
       if (predictionType === 'epsilon' && !clipSample && !noise) {
         // Stable Diffusion's configuration, with no per-element branches: the same arithmetic as
-        // the general loop below, four lanes at a time where WebAssembly SIMD runs (simd.ts).
-        return kernels.ddimEpsilon(sample, modelOutput, sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff);
+        // the general loop below, four lanes at a time where WebAssembly SIMD runs (kernels/).
+        return kernels.ddimEpsilon(sample, modelOutput, { sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff });
       }
       const prev = new Float32Array(sample.length);
       for (let i = 0; i < sample.length; i++) {

@@ -3,7 +3,7 @@
 // re-noises it to the next timestep with fresh noise from the generator; the last step returns it as is.
 // Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
 import type { Generator } from '../rng.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import { alphaSchedule, alphasCumprod, betasFor, configChoice, configInteger, configValue, rejectEnabled } from './betas.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
@@ -93,8 +93,8 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
 
       if (predictionType === 'epsilon' && !clipSample) {
         // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
-        // where WebAssembly SIMD runs (simd.ts).
-        const prev = kernels.lcmEpsilon(sample, modelOutput, noise, sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev);
+        // where WebAssembly SIMD runs (kernels/).
+        const prev = kernels.lcmEpsilon(sample, modelOutput, noise, { sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev });
         stepIndex++;
         return prev;
       }

@@ -13,7 +13,8 @@ import {
   discreteTimesteps,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
-import { combine, kernels, plmsNoise, plmsRepeatNoise } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
+import { combine, plmsNoise, plmsRepeatNoise } from './plms.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -124,11 +125,9 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
     const newest = ets[ets.length - 1]!;
     if (predictionType === 'epsilon') {
       // Stable Diffusion's configuration: the noise estimate and formula (9) in one pass, four
-      // lanes at a time where WebAssembly SIMD runs (simd.ts).
-      const { sampleCoeff, alphaDiff, denomCoeff } = coefficients(fromT, prevT);
-      return repeat
-        ? kernels.plmsRepeat(x, modelOutput, newest, sampleCoeff, alphaDiff, denomCoeff)
-        : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), sampleCoeff, alphaDiff, denomCoeff);
+      // lanes at a time where WebAssembly SIMD runs (kernels/).
+      const c = coefficients(fromT, prevT);
+      return repeat ? kernels.plmsRepeat(x, modelOutput, newest, c) : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), c);
     }
     const eps = repeat ? plmsRepeatNoise(modelOutput, newest) : plmsNoise(ets.slice(-PNDM_ORDER).reverse());
     return prevSample(x, fromT, prevT, eps);
