@@ -11,6 +11,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { toHalfBits } from './tensors.ts';
+import { BYTE_SYMBOL, bpe, byteSymbols } from './tokenizer.ts';
 
 const { onnx } = onnxProto;
 const { DataType, DataLocation } = onnx.TensorProto;
@@ -154,10 +156,12 @@ const EOS = '<|endoftext|>';
 /**
  * A CLIP-style BPE vocabulary in CLIP's own order: the 256 byte symbols, the same with `</w>`, one
  * token per merge, then the two special tokens — so `<|endoftext|>` has the highest id, which the
- * text encoder relies on to find it, as CLIP's does.
+ * text encoder relies on to find it, as CLIP's does. The byte table and BPE are the tokenizer's own,
+ * so the merges written are the ones the shipped tokenizer applies.
  */
 function clipTokenizer(words: string[]): { vocab: Map<string, number>; merges: [string, string][] } {
-  const bytes = byteSymbols();
+  // CLIP's vocabulary lists the byte symbols in bytes_to_unicode's order, which is by code point.
+  const bytes = [...BYTE_SYMBOL].sort();
   const vocab = new Map<string, number>();
   const add = (token: string) => {
     if (!vocab.has(token)) vocab.set(token, vocab.size);
@@ -169,7 +173,7 @@ function clipTokenizer(words: string[]): { vocab: Map<string, number>; merges: [
   const merges: [string, string][] = [];
   const ranks = new Map<string, number>();
   for (const word of words) {
-    for (let pieces = bpe(word, ranks); pieces.length > 1; pieces = bpe(word, ranks)) {
+    for (let pieces = bpe(byteSymbols(word), ranks); pieces.length > 1; pieces = bpe(byteSymbols(word), ranks)) {
       const merge: [string, string] = [pieces[0]!, pieces[1]!];
       ranks.set(merge.join(' '), merges.length);
       merges.push(merge);
@@ -179,39 +183,6 @@ function clipTokenizer(words: string[]): { vocab: Map<string, number>; merges: [
   add(BOS);
   add(EOS);
   return { vocab, merges };
-}
-
-/** GPT-2's bytes_to_unicode, in its order: printable bytes map to themselves, the rest to 256 + n. */
-function byteSymbols(): string[] {
-  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  const symbols: string[] = [];
-  for (let b = 0; b < 256; b++) if (printable(b)) symbols.push(String.fromCharCode(b));
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!printable(b)) symbols.push(String.fromCharCode(256 + n++));
-  return symbols;
-}
-
-/** CLIP's BPE on one word: merge the lowest-ranked adjacent pair, everywhere it occurs, until none is ranked. */
-function bpe(word: string, ranks: Map<string, number>): string[] {
-  let pieces = [...word].map((c, i, all) => (i === all.length - 1 ? `${c}</w>` : c));
-  for (;;) {
-    let best: number | undefined;
-    for (let i = 0; i + 1 < pieces.length; i++) {
-      const rank = ranks.get(`${pieces[i]} ${pieces[i + 1]}`);
-      if (rank !== undefined && (best === undefined || rank < best)) best = rank;
-    }
-    if (best === undefined) return pieces;
-    const merged: string[] = [];
-    for (let i = 0; i < pieces.length; i++) {
-      if (i + 1 < pieces.length && ranks.get(`${pieces[i]} ${pieces[i + 1]}`) === best) {
-        merged.push(pieces[i]! + pieces[i + 1]!);
-        i++;
-      } else {
-        merged.push(pieces[i]!);
-      }
-    }
-    pieces = merged;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,33 +309,10 @@ const FLOAT16: FloatFormat = {
   dataType: DataType.FLOAT16,
   encode(values) {
     const out = Buffer.alloc(values.length * 2);
-    for (let i = 0; i < values.length; i++) out.writeUInt16LE(float16Bits(values[i]!), i * 2);
+    for (let i = 0; i < values.length; i++) out.writeUInt16LE(toHalfBits(values[i]!), i * 2);
     return out;
   },
 };
-
-const f32 = new Float32Array(1);
-const f32Bits = new Uint32Array(f32.buffer);
-
-/** IEEE half-precision bits of a number, rounded to nearest even (Node 20 had no Float16Array). */
-function float16Bits(value: number): number {
-  f32[0] = value;
-  const bits = f32Bits[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
-  const mantissa = bits & 0x7fffff;
-  if (exponent === 0xff - 127 + 15) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  if (exponent >= 0x1f) return sign | 0x7c00;
-  // Subnormal halves keep fewer mantissa bits; the carry of a round-up lands in the exponent, as it should.
-  const [base, shift] = exponent <= 0 ? [0, 14 - exponent] : [exponent << 10, 13];
-  if (shift > 24) return sign;
-  const full = exponent <= 0 ? mantissa | 0x800000 : mantissa;
-  let half = base | (full >>> shift);
-  const rest = full & ((1 << shift) - 1);
-  const halfway = 1 << (shift - 1);
-  if (rest > halfway || (rest === halfway && half & 1)) half++;
-  return sign | half;
-}
 
 /** mulberry32 plus Box–Muller: small, seedable, and the same numbers on every platform. */
 class WeightRandom {

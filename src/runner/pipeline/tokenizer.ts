@@ -116,42 +116,45 @@ class BpeTokenizer implements ClipTokenizer {
     const cached = this.cache.get(piece);
     if (cached !== undefined) return cached;
     // CLIP seeds its BPE cache with the two special tokens, so inside cleaned text they stay whole.
-    const tokens = piece === '<|startoftext|>' || piece === '<|endoftext|>' ? [piece] : this.bpe(byteSymbols(piece));
+    const tokens = piece === '<|startoftext|>' || piece === '<|endoftext|>' ? [piece] : bpe(byteSymbols(piece), this.ranks);
     const ids = tokens.map((t) => this.vocab.get(t) ?? this.unkId);
     if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
     this.cache.set(piece, ids);
     return ids;
   }
+}
 
-  /** Merges the lowest-ranked adjacent pair, everywhere it occurs, until no pair has a rank. */
-  private bpe(symbols: string[]): string[] {
-    symbols[symbols.length - 1] += '</w>';
-    while (symbols.length > 1) {
-      let best = Infinity;
-      let at = -1;
-      for (let i = 0; i < symbols.length - 1; i++) {
-        const rank = this.ranks.get(`${symbols[i]} ${symbols[i + 1]}`);
-        if (rank !== undefined && rank < best) {
-          best = rank;
-          at = i;
-        }
+/**
+ * CLIP's BPE on one word's byte symbols (the last gets `</w>`, in place): merges the lowest-ranked
+ * adjacent pair, everywhere it occurs, until no pair has a rank. The tiny model builds its merges with it.
+ */
+export function bpe(symbols: string[], ranks: ReadonlyMap<string, number>): string[] {
+  symbols[symbols.length - 1] += '</w>';
+  while (symbols.length > 1) {
+    let best = Infinity;
+    let at = -1;
+    for (let i = 0; i < symbols.length - 1; i++) {
+      const rank = ranks.get(`${symbols[i]} ${symbols[i + 1]}`);
+      if (rank !== undefined && rank < best) {
+        best = rank;
+        at = i;
       }
-      if (at < 0) break;
-      const first = symbols[at] as string;
-      const second = symbols[at + 1] as string;
-      const merged: string[] = [];
-      for (let i = 0; i < symbols.length; i++) {
-        if (symbols[i] === first && symbols[i + 1] === second) {
-          merged.push(first + second);
-          i++;
-        } else {
-          merged.push(symbols[i] as string);
-        }
-      }
-      symbols = merged;
     }
-    return symbols;
+    if (at < 0) break;
+    const first = symbols[at] as string;
+    const second = symbols[at + 1] as string;
+    const merged: string[] = [];
+    for (let i = 0; i < symbols.length; i++) {
+      if (symbols[i] === first && symbols[i + 1] === second) {
+        merged.push(first + second);
+        i++;
+      } else {
+        merged.push(symbols[i] as string);
+      }
+    }
+    symbols = merged;
   }
+  return symbols;
 }
 
 // Whitespace as Python sees it: the `regex` module's \s (Unicode White_Space, which JavaScript's \s
@@ -184,7 +187,7 @@ function cleanText(text: string): string {
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes take
 // the code points from U+0100 on, so every byte of UTF-8 is a visible vocabulary character.
-const BYTE_SYMBOL: string[] = (() => {
+export const BYTE_SYMBOL: readonly string[] = (() => {
   const table: string[] = [];
   let next = 256;
   for (let b = 0; b < 256; b++) {
@@ -194,7 +197,8 @@ const BYTE_SYMBOL: string[] = (() => {
   return table;
 })();
 const utf8 = new TextEncoder();
-const byteSymbols = (piece: string): string[] => Array.from(utf8.encode(piece), (b) => BYTE_SYMBOL[b] as string);
+/** The byte symbols of `piece`'s UTF-8, as BPE starts from them. */
+export const byteSymbols = (piece: string): string[] => Array.from(utf8.encode(piece), (b) => BYTE_SYMBOL[b] as string);
 
 // Python's html.unescape, with its numeric-reference rules in full; the named references are the
 // HTML 4 set (plus &apos; and the upper-case legacy forms) rather than all 2,231 of HTML 5. A `*`

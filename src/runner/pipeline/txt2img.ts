@@ -1,15 +1,19 @@
-// Text to image (after diffusers' StableDiffusionPipeline): prompt template, text encoding,
-// classifier-free guidance, the scheduler loop, VAE decoding and PNG with parameters. It composes
-// the model and a scheduler and never knows which scheduler it runs.
+// Text to image (after diffusers' StableDiffusionPipeline), in its stages: prepareInputs (prompt
+// template, defaults), encodePrompt (text encoder, classifier-free guidance's pair), prepareLatents
+// (the seed's noise), denoise (the scheduler loop), decodeLatents (VAE) and encodeImages (PNG with
+// parameters). Each is one function so that a change to one stage (previews, per-image seeds,
+// pipelining) touches one place. It composes the model and a scheduler and never knows which
+// scheduler it runs.
 import type { GenerationParams } from '../../core/request.ts';
 import type { Model } from './model.ts';
 import { onnxruntimeVersion } from './model.ts';
 import { encodePng } from './png.ts';
-import { createGenerator } from './rng.ts';
-import { kernels } from './simd.ts';
+import { createGenerator, type Generator } from './rng.ts';
+import { kernels } from './kernels/index.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
-import { fromHalf, halfBits, halfTensor, toHalf } from './tensors.ts';
+import { floatTensor, runBatched } from './session-io.ts';
+import { halfTensor, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
 
 export interface Txt2ImgOptions {
@@ -78,59 +82,59 @@ function releaseScheduler(model: Model, name: SchedulerName, scheduler: Schedule
   idle.push(scheduler);
 }
 
-function floatTensor(data: Float32Array, dims: number[], type: 'float32' | 'float16'): ort.Tensor {
-  return type === 'float16' ? halfTensor(toHalf(data), dims) : new ort.Tensor('float32', data, dims);
-}
-
-function readFloats(tensor: ort.Tensor): Float32Array {
-  if (tensor.type === 'float16') return fromHalf(halfBits(tensor.data));
-  if (tensor.type === 'float32') return tensor.data as Float32Array;
-  throw new Error(`unexpected output type ${tensor.type}`);
-}
-
-/** Runs `session` on batch slices when the graph's batch is fixed (e.g. 1), else in one call. */
-async function runBatched(
-  session: ort.InferenceSession,
-  fixedBatch: number | null,
-  batch: number,
-  feeds: (start: number, count: number) => Record<string, ort.Tensor>,
-  output: string,
-): Promise<Float32Array> {
-  const step = fixedBatch ?? batch;
-  if (batch % step !== 0) throw new Error(`batch ${batch} is not a multiple of the model's fixed batch ${step}`);
-  const parts: Float32Array[] = [];
-  for (let start = 0; start < batch; start += step) {
-    const result = await session.run(feeds(start, step));
-    parts.push(readFloats(result[output]!));
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 function applyPrefix(prefix: string, prompt: string): string {
   return prefix && !prompt.toLowerCase().startsWith(prefix.trim().toLowerCase()) ? prefix + prompt : prompt;
 }
 
-export async function txt2img(model: Model, params: GenerationParams, options: Txt2ImgOptions = {}): Promise<Txt2ImgResult> {
-  const started = now();
-  const { signal, onStep } = options;
-  const n = params.num_images;
-  const guided = params.guidance_scale > 1;
-  const prompt = applyPrefix(model.settings.promptPrefix, params.prompt);
-  const negativePrompt = params.negative_prompt || model.settings.defaultNegativePrompt;
-  const latentH = params.height / 8;
-  const latentW = params.width / 8;
-  const perImage = 4 * latentH * latentW;
+/** The request as the stages run it: the model's prompt template and default negative prompt applied. */
+interface PipelineInputs {
+  params: GenerationParams;
+  prompt: string;
+  negativePrompt: string;
+  /** Classifier-free guidance runs the UNet on [uncond, cond] pairs; a scale of 1 or less skips it. */
+  guided: boolean;
+  latent: LatentShape;
+}
 
-  // Text embeddings: [uncond × n, cond × n] when guided (diffusers' order), else [cond × n].
-  const t0 = now();
-  const texts = guided ? [negativePrompt, prompt] : [prompt];
+/** One image's latents: 4 channels at an eighth of the image size. */
+interface LatentShape {
+  height: number;
+  width: number;
+  /** Floats per image. */
+  size: number;
+}
+
+/** Text-encoder states for the UNet, [uncond × n, cond × n] when guided (diffusers' order), else [cond × n]. */
+interface PromptEmbeddings {
+  hidden: Float32Array;
+  batch: number;
+  seqLen: number;
+  hiddenSize: number;
+}
+
+/** What the denoising loop leaves: the final latents and where its time went. */
+interface Denoised {
+  latents: Float32Array;
+  ms: { denoise: number; unet: number; scheduler: number };
+}
+
+/** Resolves the request into what the stages need (diffusers' check_inputs and prompt defaults). */
+function prepareInputs(model: Model, params: GenerationParams): PipelineInputs {
+  const height = params.height / 8;
+  const width = params.width / 8;
+  return {
+    params,
+    prompt: applyPrefix(model.settings.promptPrefix, params.prompt),
+    negativePrompt: params.negative_prompt || model.settings.defaultNegativePrompt,
+    guided: params.guidance_scale > 1,
+    latent: { height, width, size: 4 * height * width },
+  };
+}
+
+/** Tokenizes and encodes the prompt (and the negative prompt when guided), repeated per image. */
+async function encodePrompt(model: Model, inputs: PipelineInputs): Promise<PromptEmbeddings> {
+  const n = inputs.params.num_images;
+  const texts = inputs.guided ? [inputs.negativePrompt, inputs.prompt] : [inputs.prompt];
   const ids = texts.map((t) => model.tokenizer.encode(t));
   const seqLen = ids[0]!.length;
   const te = model.textEncoder;
@@ -148,145 +152,202 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
   for (let t = 0; t < texts.length; t++) {
     for (let i = 0; i < n; i++) hidden.set(embedded.subarray(t * perText, (t + 1) * perText), (t * n + i) * perText);
   }
+  return { hidden, batch, seqLen, hiddenSize };
+}
+
+/**
+ * The initial noise, exactly as torch.randn on a CPU generator would draw it, scaled to the
+ * scheduler's initial sigma (call after setTimesteps, which sets it).
+ */
+function prepareLatents(generator: Generator, scheduler: Scheduler, inputs: PipelineInputs): Float32Array {
+  const latents = generator.randn(inputs.params.num_images * inputs.latent.size);
+  return scheduler.initNoiseSigma === 1 ? latents : latents.map((v) => v * scheduler.initNoiseSigma);
+}
+
+/** The UNet's timestep input in the type and rank the graph declares. */
+function timestepTensor(unet: Model['unet'], t: number, count: number): ort.Tensor {
+  const dims = unet.timestepRank === 0 ? [] : [count];
+  const size = unet.timestepRank === 0 ? 1 : count;
+  switch (unet.timestepType) {
+    case 'int64':
+      return new ort.Tensor('int64', new BigInt64Array(size).fill(BigInt(Math.round(t))), dims);
+    case 'int32':
+      return new ort.Tensor('int32', new Int32Array(size).fill(Math.round(t)), dims);
+    case 'float16':
+      return halfTensor(toHalf(new Float32Array(size).fill(t)), dims);
+    default:
+      return new ort.Tensor('float32', new Float32Array(size).fill(t), dims);
+  }
+}
+
+/** The scheduler loop: UNet, guidance, scheduler step, once per timestep; aborting stops it between steps. */
+async function denoise(
+  model: Model,
+  scheduler: Scheduler,
+  generator: Generator,
+  inputs: PipelineInputs,
+  embeddings: PromptEmbeddings,
+  initialLatents: Float32Array,
+  options: Txt2ImgOptions,
+): Promise<Denoised> {
+  const { signal, onStep } = options;
+  const { height, width, size } = inputs.latent;
+  const { hidden, batch, seqLen, hiddenSize } = embeddings;
+  const perText = seqLen * hiddenSize;
+  const u = model.unet;
+  const unetBatch = u.fixedBatch ?? batch;
+  // Encoder states do not change during the loop: convert them once per batch slice.
+  const hiddenTensors = new Map<number, ort.Tensor>();
+  for (let s = 0; s < batch; s += unetBatch) {
+    const count = Math.min(unetBatch, batch - s);
+    hiddenTensors.set(s, floatTensor(hidden.subarray(s * perText, (s + count) * perText), [count, seqLen, hiddenSize], u.floatType));
+  }
+
+  let latents = initialLatents;
+  const total = scheduler.timesteps.length;
+  let unetMs = 0;
+  let schedulerMs = 0;
+  const loopStart = now();
+  // The doubled UNet input is reused every step (onnxruntime reads it during the run only).
+  const doubled = inputs.guided ? new Float32Array(2 * latents.length) : null;
+  for (let i = 0; i < total; i++) {
+    if (signal?.aborted) throw new GenerationAbortedError();
+    const t = scheduler.timesteps[i]!;
+    const scaled = scheduler.scaleModelInput(latents, t);
+    let input = scaled;
+    if (doubled) {
+      doubled.set(scaled, 0);
+      doubled.set(scaled, scaled.length);
+      input = doubled;
+    }
+    const u0 = now();
+    const prediction = await runBatched(
+      u.session,
+      u.fixedBatch,
+      batch,
+      (s, c) => ({
+        [u.sample]: floatTensor(input.subarray(s * size, (s + c) * size), [c, 4, height, width], u.floatType),
+        [u.timestep]: timestepTensor(u, t, c),
+        [u.encoderHiddenStates]: hiddenTensors.get(s)!,
+      }),
+      u.output,
+    );
+    unetMs += now() - u0;
+    // Classifier-free guidance (see Kernels.guidance), in place over the uncond half.
+    const noise = inputs.guided ? kernels.guidance(prediction, inputs.params.guidance_scale) : prediction;
+    const s0 = now();
+    latents = scheduler.step(noise, t, latents, generator);
+    schedulerMs += now() - s0;
+    onStep?.(i + 1, total);
+  }
+  const denoiseMs = now() - loopStart;
+  if (signal?.aborted) throw new GenerationAbortedError();
+  return { latents, ms: { denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs } };
+}
+
+/** Latents / scaling factor → VAE → images in [-1, 1], planar RGB per image. */
+async function decodeLatents(model: Model, latents: Float32Array, inputs: PipelineInputs): Promise<Float32Array> {
+  const { height, width, size } = inputs.latent;
+  const scale = 1 / model.vaeScalingFactor;
+  const scaledLatents = latents.map((v) => v * scale);
+  const vae = model.vaeDecoder;
+  return runBatched(
+    vae.session,
+    vae.fixedBatch,
+    inputs.params.num_images,
+    (s, c) => ({ [vae.input]: floatTensor(scaledLatents.subarray(s * size, (s + c) * size), [c, 4, height, width], vae.floatType) }),
+    vae.output,
+  );
+}
+
+/** The A1111-style "parameters" text: prompt, negative prompt, then the settings line. */
+function infotext(model: Model, inputs: PipelineInputs): string {
+  const { params, prompt, negativePrompt } = inputs;
+  return [
+    prompt,
+    ...(negativePrompt ? [`Negative prompt: ${negativePrompt}`] : []),
+    `Steps: ${params.num_inference_steps}, Sampler: ${SAMPLER_LABEL[params.scheduler]}, CFG scale: ${params.guidance_scale}, ` +
+      `Seed: ${params.seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
+  ].join('\n');
+}
+
+/** Decoded images → bytes (diffusers' rounding) → PNGs carrying the infotext and the itemgen manifest. */
+function encodeImages(
+  model: Model,
+  inputs: PipelineInputs,
+  decoded: Float32Array,
+  timings: Record<string, number> | undefined,
+): GeneratedImage[] {
+  const { params } = inputs;
+  const pixels = params.width * params.height;
+  const text = infotext(model, inputs);
+  const images: GeneratedImage[] = [];
+  for (let img = 0; img < params.num_images; img++) {
+    // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
+    const rgb = new Uint8ClampedArray(pixels * 3);
+    const base = img * 3 * pixels;
+    for (let c = 0; c < 3; c++) {
+      const plane = decoded.subarray(base + c * pixels, base + (c + 1) * pixels);
+      for (let p = 0; p < pixels; p++) rgb[p * 3 + c] = (plane[p]! / 2 + 0.5) * 255;
+    }
+    const manifest = {
+      model_hash: model.hash,
+      scheduler: { name: params.scheduler, config: model.schedulerConfig },
+      seed: params.seed,
+      image_index: img,
+      params: { ...params, prompt: inputs.prompt, negative_prompt: inputs.negativePrompt },
+      execution_provider: model.executionProvider,
+      onnxruntime_version: onnxruntimeVersion(),
+      ...(timings === undefined ? {} : { timings_ms: timings }),
+    };
+    images.push({
+      png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
+        ['parameters', text],
+        ['itemgen', JSON.stringify(manifest)],
+      ]),
+      width: params.width,
+      height: params.height,
+    });
+  }
+  return images;
+}
+
+export async function txt2img(model: Model, params: GenerationParams, options: Txt2ImgOptions = {}): Promise<Txt2ImgResult> {
+  const started = now();
+  const inputs = prepareInputs(model, params);
+
+  const t0 = now();
+  const embeddings = await encodePrompt(model, inputs);
   const textMs = now() - t0;
 
-  // Initial noise from the seed, exactly as torch.randn on a CPU generator would draw it.
   const generator = createGenerator(params.seed);
   const scheduler = acquireScheduler(model, params.scheduler);
+  let denoised: Denoised;
   try {
-    return await denoiseAndDecode();
+    scheduler.setTimesteps(params.num_inference_steps);
+    denoised = await denoise(model, scheduler, generator, inputs, embeddings, prepareLatents(generator, scheduler, inputs), options);
   } finally {
     releaseScheduler(model, params.scheduler, scheduler);
   }
 
-  async function denoiseAndDecode(): Promise<Txt2ImgResult> {
-    scheduler.setTimesteps(params.num_inference_steps);
+  const d0 = now();
+  const decoded = await decodeLatents(model, denoised.latents, inputs);
+  const decodeMs = now() - d0;
 
-    let latents = generator.randn(n * perImage);
-    if (scheduler.initNoiseSigma !== 1) latents = latents.map((v) => v * scheduler.initNoiseSigma);
-
-    const u = model.unet;
-    const unetBatch = u.fixedBatch ?? batch;
-    const hiddenTensorFor = (start: number, count: number) =>
-      floatTensor(hidden.subarray(start * perText, (start + count) * perText), [count, seqLen, hiddenSize], u.floatType);
-    // Encoder states do not change during the loop: convert them once per batch slice.
-    const hiddenTensors = new Map<number, ort.Tensor>();
-    for (let s = 0; s < batch; s += unetBatch) hiddenTensors.set(s, hiddenTensorFor(s, Math.min(unetBatch, batch - s)));
-
-    const timestepTensor = (t: number, count: number): ort.Tensor => {
-      const dims = u.timestepRank === 0 ? [] : [count];
-      const size = u.timestepRank === 0 ? 1 : count;
-      switch (u.timestepType) {
-        case 'int64':
-          return new ort.Tensor('int64', new BigInt64Array(size).fill(BigInt(Math.round(t))), dims);
-        case 'int32':
-          return new ort.Tensor('int32', new Int32Array(size).fill(Math.round(t)), dims);
-        case 'float16':
-          return halfTensor(toHalf(new Float32Array(size).fill(t)), dims);
-        default:
-          return new ort.Tensor('float32', new Float32Array(size).fill(t), dims);
-      }
-    };
-
-    const total = scheduler.timesteps.length;
-    let unetMs = 0;
-    let schedulerMs = 0;
-    const loopStart = now();
-    // The doubled UNet input is reused every step (onnxruntime reads it during the run only).
-    const doubled = guided ? new Float32Array(2 * latents.length) : null;
-    for (let i = 0; i < total; i++) {
-      if (signal?.aborted) throw new GenerationAbortedError();
-      const t = scheduler.timesteps[i]!;
-      const scaled = scheduler.scaleModelInput(latents, t);
-      let input = scaled;
-      if (doubled) {
-        doubled.set(scaled, 0);
-        doubled.set(scaled, scaled.length);
-        input = doubled;
-      }
-      const u0 = now();
-      const prediction = await runBatched(
-        u.session,
-        u.fixedBatch,
-        batch,
-        (s, c) => ({
-          [u.sample]: floatTensor(input.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], u.floatType),
-          [u.timestep]: timestepTensor(t, c),
-          [u.encoderHiddenStates]: hiddenTensors.get(s)!,
-        }),
-        u.output,
-      );
-      unetMs += now() - u0;
-      // Classifier-free guidance (see Kernels.guidance), in place over the uncond half.
-      const noise = guided ? kernels.guidance(prediction, params.guidance_scale) : prediction;
-      const s0 = now();
-      latents = scheduler.step(noise, t, latents, generator);
-      schedulerMs += now() - s0;
-      onStep?.(i + 1, total);
-    }
-    const denoiseMs = now() - loopStart;
-    if (signal?.aborted) throw new GenerationAbortedError();
-
-    // Decode: latents / scaling factor → VAE → [-1, 1] → clamp to [0, 1] → bytes (diffusers' rounding).
-    const d0 = now();
-    const scale = 1 / model.vaeScalingFactor;
-    const scaledLatents = latents.map((v) => v * scale);
-    const vae = model.vaeDecoder;
-    const decoded = await runBatched(
-      vae.session,
-      vae.fixedBatch,
-      n,
-      (s, c) => ({ [vae.input]: floatTensor(scaledLatents.subarray(s * perImage, (s + c) * perImage), [c, 4, latentH, latentW], vae.floatType) }),
-      vae.output,
-    );
-    const decodeMs = now() - d0;
-
-    const p0 = now();
-    const pixels = params.width * params.height;
-    const infotext = [
-      prompt,
-      ...(negativePrompt ? [`Negative prompt: ${negativePrompt}`] : []),
-      `Steps: ${params.num_inference_steps}, Sampler: ${SAMPLER_LABEL[params.scheduler]}, CFG scale: ${params.guidance_scale}, ` +
-        `Seed: ${params.seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
-    ].join('\n');
-    const images: GeneratedImage[] = [];
-    for (let img = 0; img < n; img++) {
-      // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
-      const rgb = new Uint8ClampedArray(pixels * 3);
-      const base = img * 3 * pixels;
-      for (let c = 0; c < 3; c++) {
-        const plane = decoded.subarray(base + c * pixels, base + (c + 1) * pixels);
-        for (let p = 0; p < pixels; p++) rgb[p * 3 + c] = (plane[p]! / 2 + 0.5) * 255;
-      }
-      const manifest = {
-        model_hash: model.hash,
-        scheduler: { name: params.scheduler, config: model.schedulerConfig },
-        seed: params.seed,
-        image_index: img,
-        params: { ...params, prompt, negative_prompt: negativePrompt },
-        execution_provider: model.executionProvider,
-        onnxruntime_version: onnxruntimeVersion(),
-        ...(options.timingsInPng !== true
-          ? {}
-          : { timings_ms: { text_encoder: round(textMs), denoise: round(denoiseMs), unet: round(unetMs), decode: round(decodeMs) } }),
-      };
-      images.push({
-        png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
-          ['parameters', infotext],
-          ['itemgen', JSON.stringify(manifest)],
-        ]),
-        width: params.width,
-        height: params.height,
-      });
-    }
-    const pngMs = now() - p0;
-    return {
-      images,
-      prompt,
-      negativePrompt,
-      timingsMs: { textEncoder: textMs, denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs, decode: decodeMs, png: pngMs, total: now() - started },
-    };
-  }
+  const p0 = now();
+  const { ms } = denoised;
+  const pngTimings =
+    options.timingsInPng === true
+      ? { text_encoder: round(textMs), denoise: round(ms.denoise), unet: round(ms.unet), decode: round(decodeMs) }
+      : undefined;
+  const images = encodeImages(model, inputs, decoded, pngTimings);
+  const pngMs = now() - p0;
+  return {
+    images,
+    prompt: inputs.prompt,
+    negativePrompt: inputs.negativePrompt,
+    timingsMs: { textEncoder: textMs, denoise: ms.denoise, unet: ms.unet, scheduler: ms.scheduler, decode: decodeMs, png: pngMs, total: now() - started },
+  };
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;

@@ -11,35 +11,11 @@ import { createLcmScheduler } from '../../../src/runner/pipeline/schedulers/lcm.
 import { createGenerator } from '../../../src/runner/pipeline/rng.ts';
 import { createPndmScheduler } from '../../../src/runner/pipeline/schedulers/pndm.ts';
 import type { Scheduler, SchedulerConfig } from '../../../src/runner/pipeline/schedulers/types.ts';
+import { constantGenerator, dummyModel, dummySample, SAMPLE_SIZE } from './scheduler-fixtures.ts';
 
 const f = Math.fround;
-const [BATCH, CHANNELS, HEIGHT, WIDTH] = [4, 3, 8, 8];
-const NUM_ELEMS = BATCH * CHANNELS * HEIGHT * WIDTH;
-
-/**
- * SchedulerCommonTest.dummy_sample_deter (or dummy_noise_deter with `flip`): torch.arange(768), flipped
- * for the noise, reshaped to (C, H, W, B), divided by 768 in float32, permuted to (B, C, H, W).
- */
-function deterministic(flip: boolean): Float32Array {
-  const out = new Float32Array(NUM_ELEMS);
-  for (let b = 0; b < BATCH; b++)
-    for (let c = 0; c < CHANNELS; c++)
-      for (let h = 0; h < HEIGHT; h++)
-        for (let w = 0; w < WIDTH; w++) {
-          const position = ((c * HEIGHT + h) * WIDTH + w) * BATCH + b;
-          const value = flip ? NUM_ELEMS - 1 - position : position;
-          out[((b * CHANNELS + c) * HEIGHT + h) * WIDTH + w] = f(value / NUM_ELEMS);
-        }
-  return out;
-}
-
-/** SchedulerCommonTest.dummy_model: sample * t / (t + 1), with t cast to the sample's float32. */
-function dummyModel(sample: Float32Array, t: number): Float32Array {
-  return sample.map((x) => f(f(x * t) / f(t + 1)));
-}
-
 /** The diffusers tests' full_loop: set_timesteps, then model and step over every timestep. */
-function fullLoop(scheduler: Scheduler, steps: number, sample = deterministic(false), generator?: Generator) {
+function fullLoop(scheduler: Scheduler, steps: number, sample = dummySample(false), generator?: Generator) {
   scheduler.setTimesteps(steps);
   return runFrom(scheduler, scheduler.timesteps, sample, generator);
 }
@@ -58,17 +34,6 @@ function assertResult(x: Float32Array, expectedSum: number, expectedMean: number
   assert.ok(Math.abs(mean - expectedMean) < 1e-3, `result_mean ${mean}, diffusers expects ${expectedMean}`);
 }
 
-/** A stand-in for the torch-compatible generator: every draw is `value`; records the counts drawn. */
-function constantGenerator(value: number): Generator & { draws: number[] } {
-  const draws: number[] = [];
-  return {
-    draws,
-    randn(count) {
-      draws.push(count);
-      return new Float32Array(count).fill(value);
-    },
-  };
-}
 
 function throwsNaming(fn: () => unknown, key: string) {
   assert.throws(fn, (e: Error) => e.message.includes(key));
@@ -130,8 +95,8 @@ test('ddim test_full_loop_with_noise (starts at timesteps[8] after add_noise): s
   // DDPMScheduler.add_noise, which DDIM copies: sqrt(a_t) x + sqrt(1 - a_t) noise in float32.
   const alpha = alphasCumprod(betasFor(DDIM_TEST))[timesteps[0]!]!;
   const [sa, sb] = [f(Math.sqrt(alpha)), f(Math.sqrt(f(1 - alpha)))];
-  const noise = deterministic(true);
-  const noisy = deterministic(false).map((x, i) => f(f(sa * x) + f(sb * noise[i]!)));
+  const noise = dummySample(true);
+  const noisy = dummySample(false).map((x, i) => f(f(sa * x) + f(sb * noise[i]!)));
   assertResult(runFrom(scheduler, timesteps, noisy), 354.5418, 0.4616);
 });
 
@@ -148,10 +113,10 @@ test('ddim test_variance: eta 1 adds sqrt(_get_variance(t, prev)) times the gene
     const scheduler = createDdimScheduler({ ...DDIM_TEST, eta: 1 });
     scheduler.setTimesteps(steps);
     const generator = constantGenerator(1);
-    const zeros = new Float32Array(NUM_ELEMS);
+    const zeros = new Float32Array(SAMPLE_SIZE);
     const std = scheduler.step(zeros, t, zeros, generator)[0]!;
     assert.ok(Math.abs(std * std - variance) < 1e-5, `variance(${t}) ${std * std}, diffusers ${variance}`);
-    assert.equal(generator.draws, [NUM_ELEMS]);
+    assert.equal(generator.draws, [SAMPLE_SIZE]);
   }
 });
 
@@ -170,7 +135,7 @@ test('ddim draws noise only with eta > 0, once per step, and needs a generator f
   assert.equal(quiet.draws, []);
   const noisy = constantGenerator(0.5);
   fullLoop(createDdimScheduler({ ...DDIM_TEST, eta: 0.5 }), 10, undefined, noisy);
-  assert.equal(noisy.draws, new Array(10).fill(NUM_ELEMS));
+  assert.equal(noisy.draws, new Array(10).fill(SAMPLE_SIZE));
   throwsNaming(() => fullLoop(createDdimScheduler({ ...DDIM_TEST, eta: 0.5 }), 10), 'generator');
 });
 
@@ -315,19 +280,19 @@ test('lcm test_full_loop_multistep with torch.manual_seed(0) noise: sum 197.7616
 test('lcm multistep draws noise between steps only, scaled by sqrt(1 - alphas_cumprod[prev])', () => {
   const generator = constantGenerator(0);
   const quiet = fullLoop(createLcmScheduler(LCM_TEST), 10, undefined, generator);
-  assert.equal(generator.draws, new Array(9).fill(NUM_ELEMS));
+  assert.equal(generator.draws, new Array(9).fill(SAMPLE_SIZE));
   assert.ok(quiet.every(Number.isFinite));
 
   const scheduler = createLcmScheduler(LCM_TEST);
   scheduler.setTimesteps(10);
-  const sample = deterministic(false);
+  const sample = dummySample(false);
   const t = scheduler.timesteps[0]!;
   const withoutNoise = scheduler.step(dummyModel(sample, t), t, sample, constantGenerator(0));
   scheduler.setTimesteps(10);
   const withNoise = scheduler.step(dummyModel(sample, t), t, sample, constantGenerator(1));
   const prevAlpha = alphasCumprod(betasFor(LCM_TEST))[scheduler.timesteps[1]!]!;
   const scale = f(Math.sqrt(f(1 - prevAlpha)));
-  for (let i = 0; i < NUM_ELEMS; i++) {
+  for (let i = 0; i < SAMPLE_SIZE; i++) {
     assert.ok(Math.abs(withNoise[i]! - withoutNoise[i]! - scale) < 1e-6, `element ${i}`);
   }
   throwsNaming(() => fullLoop(createLcmScheduler(LCM_TEST), 4), 'generator');
@@ -357,12 +322,12 @@ test('lcm rejects bad and unsupported config values and schedules, naming the ke
   throwsNaming(() => createLcmScheduler({}).setTimesteps(51), 'num_inference_steps');
   const scheduler = createLcmScheduler({});
   scheduler.setTimesteps(4);
-  const sample = deterministic(false);
+  const sample = dummySample(false);
   throwsNaming(() => scheduler.step(sample, 500, sample, constantGenerator(0)), 'timestep 500');
 });
 
 test('all three: scaleModelInput is the identity and initNoiseSigma is 1', () => {
-  const sample = deterministic(false);
+  const sample = dummySample(false);
   for (const scheduler of [createDdimScheduler({}), createPndmScheduler({}), createLcmScheduler({})]) {
     assert.is(scheduler.initNoiseSigma, 1);
     assert.is(scheduler.scaleModelInput(sample, 0), sample);

@@ -4,7 +4,7 @@
 // test_scheduler_dpm_multi.py, with SchedulerCommonTest from tests/schedulers/test_schedulers.py).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createGenerator, type Generator } from '../../../src/runner/pipeline/rng.ts';
+import { createGenerator } from '../../../src/runner/pipeline/rng.ts';
 import { createDpmpp2mScheduler } from '../../../src/runner/pipeline/schedulers/dpmpp-2m.ts';
 import {
   ancestralSigmas,
@@ -13,46 +13,9 @@ import {
 import { createEulerScheduler } from '../../../src/runner/pipeline/schedulers/euler.ts';
 import type { SigmaScheduler } from '../../../src/runner/pipeline/schedulers/sigmas.ts';
 import type { SchedulerConfig } from '../../../src/runner/pipeline/schedulers/types.ts';
+import { constantGenerator, dummyModel, dummySample, SAMPLE_SIZE } from './scheduler-fixtures.ts';
 
 const f = Math.fround;
-const N = 4 * 3 * 8 * 8;
-
-/**
- * SchedulerCommonTest.dummy_sample_deter: torch.arange(768).reshape(3, 8, 8, 4) / 768, permuted to
- * (4, 3, 8, 8), so NCHW element [b, c, h, w] is (c*256 + h*32 + w*4 + b) / 768. `flip` gives
- * dummy_noise_deter (arange flipped before the same reshape).
- */
-function dummyDeter(flip = false): Float32Array {
-  const out = new Float32Array(N);
-  for (let b = 0; b < 4; b++)
-    for (let c = 0; c < 3; c++)
-      for (let h = 0; h < 8; h++)
-        for (let w = 0; w < 8; w++) {
-          const v = c * 256 + h * 32 + w * 4 + b;
-          out[((b * 3 + c) * 8 + h) * 8 + w] = (flip ? N - 1 - v : v) / N;
-        }
-  return out;
-}
-
-/** SchedulerCommonTest.dummy_model: sample * t / (t + 1), with t cast to float32. */
-function dummyModel(sample: Float32Array, t: number): Float32Array {
-  const tf = f(t);
-  const denominator = f(tf + 1);
-  return sample.map((x) => f(x * tf) / denominator);
-}
-
-/** A generator that returns `value` for every draw and counts what it was asked for. */
-function constantGenerator(value: number): Generator & { drawn: number[] } {
-  const drawn: number[] = [];
-  return {
-    drawn,
-    randn(count: number) {
-      drawn.push(count);
-      return new Float32Array(count).fill(value);
-    },
-  };
-}
-
 const absSum = (x: Float32Array) => x.reduce((s, v) => s + Math.abs(v), 0);
 const absMean = (x: Float32Array) => absSum(x) / x.length;
 
@@ -96,7 +59,7 @@ const eulerConfig = (extra: SchedulerConfig = {}): SchedulerConfig => ({
 function eulerFullLoop(extra: SchedulerConfig = {}, create = createEulerScheduler): Float32Array {
   const scheduler = create(eulerConfig(extra));
   scheduler.setTimesteps(10);
-  return eulerLoop(scheduler, scale(dummyDeter(), scheduler.initNoiseSigma));
+  return eulerLoop(scheduler, scale(dummySample(), scheduler.initNoiseSigma));
 }
 
 /** test_full_loop_with_noise of both Euler tests: add_noise at the 9th of 10 steps, then the last two steps. */
@@ -105,8 +68,8 @@ function eulerLoopWithNoise(create: typeof createEulerScheduler): Float32Array {
   scheduler.setTimesteps(10);
   // add_noise: original + noise * sigma at the first timestep of the partial loop.
   const sigma = scheduler.sigmas[8]!;
-  const noise = dummyDeter(true);
-  const sample = scale(dummyDeter(), scheduler.initNoiseSigma).map((x, k) => x + f(noise[k]! * sigma));
+  const noise = dummySample(true);
+  const sample = scale(dummySample(), scheduler.initNoiseSigma).map((x, k) => x + f(noise[k]! * sigma));
   return eulerLoop(scheduler, sample, scheduler.timesteps.slice(8));
 }
 
@@ -171,7 +134,7 @@ test('euler: s_churn adds generator noise scaled by sqrt(sigma_hat² - sigma²)'
   const g = constantGenerator(1);
   const a = churned.step(eps, t, x, g);
   const b = plain.step(eps, t, x, constantGenerator(1));
-  assert.equal(g.drawn, [2]);
+  assert.equal(g.draws, [2]);
   const sigma = churned.sigmas[0]!;
   const sigmaHat = sigma * (1 + 1 / 10);
   // Hand-derived: x + sqrt(sigma_hat² - sigma²) noise, then an Euler step from sigma_hat to the next sigma.
@@ -225,14 +188,14 @@ test('euler_a: a step is Euler down to sigma_down plus generator noise times sig
   // epsilon prediction: derivative = eps, so prev = x + eps * (sigma_down - sigma) + noise * sigma_up.
   near(prev[0]!, 1 + 0.25 * (sigmaDown - sigmas[0]!) + sigmaUp, 1e-5, 'prev[0]');
   near(prev[1]!, -2 + 0.5 * (sigmaDown - sigmas[0]!) + sigmaUp, 1e-5, 'prev[1]');
-  assert.equal(g.drawn, [2]);
+  assert.equal(g.draws, [2]);
 });
 
 test('euler_a: with zero noise the last step lands on the x0 prediction, and every step draws noise', () => {
   const scheduler = createEulerAncestralScheduler(eulerConfig());
   scheduler.setTimesteps(10);
   const g = constantGenerator(0);
-  let sample: Float32Array = scale(dummyDeter(), scheduler.initNoiseSigma);
+  let sample: Float32Array = scale(dummySample(), scheduler.initNoiseSigma);
   for (const [i, t] of scheduler.timesteps.entries()) {
     sample = scheduler.scaleModelInput(sample, t);
     const eps = dummyModel(sample, t);
@@ -243,7 +206,7 @@ test('euler_a: with zero noise the last step lands on the x0 prediction, and eve
     }
     sample = prev;
   }
-  assert.equal(g.drawn, new Array(10).fill(N));
+  assert.equal(g.draws, new Array(10).fill(SAMPLE_SIZE));
   assert.ok(sample.every(Number.isFinite));
   assert.throws(() => createEulerAncestralScheduler(eulerConfig()).step(sample, 1099, sample), /generator/);
   assert.throws(() => createEulerAncestralScheduler({ prediction_type: 'sample' }), /prediction_type/);
@@ -271,7 +234,7 @@ const dpmConfig = (extra: SchedulerConfig = {}): SchedulerConfig => ({
 function dpmFullLoop(extra: SchedulerConfig = {}): Float32Array {
   const scheduler = createDpmpp2mScheduler(dpmConfig(extra));
   scheduler.setTimesteps(10);
-  return dpmLoop(scheduler, dummyDeter());
+  return dpmLoop(scheduler, dummySample());
 }
 
 test('dpm++ 2m: test_full_loop_no_noise (mean 0.3301)', () => {
@@ -305,8 +268,8 @@ test('dpm++ 2m: test_full_loop_with_noise, starting at step 6 of 10 (sum 318.411
   const sigma = scheduler.sigmas[5]!;
   const alpha = f(1 / f(Math.sqrt(f(f(sigma * sigma) + 1))));
   const sigmaT = f(sigma * alpha);
-  const noise = dummyDeter(true);
-  const sample = dummyDeter().map((x, k) => f(alpha * x) + f(sigmaT * noise[k]!));
+  const noise = dummySample(true);
+  const sample = dummySample().map((x, k) => f(alpha * x) + f(sigmaT * noise[k]!));
   const result = dpmLoop(scheduler, sample, timesteps);
   near(absSum(result), 318.4111, 1e-2, 'result_sum');
   near(absMean(result), 0.4146, 1e-3, 'result_mean');
@@ -327,7 +290,7 @@ test('dpm++ 2m: a zero final sigma ends on the x0 prediction; order 1 is DDIM-li
   const scheduler = createDpmpp2mScheduler({});
   scheduler.setTimesteps(5);
   assert.is(scheduler.sigmas[5], 0);
-  let sample: Float32Array = dummyDeter();
+  let sample: Float32Array = dummySample();
   for (const [i, t] of scheduler.timesteps.entries()) {
     const eps = dummyModel(sample, t);
     const prev = scheduler.step(eps, t, sample);

@@ -3,7 +3,15 @@
 // that are not whole vectors, and the JS loops where SIMD is missing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jsKernels, kernelModuleBytes, kernels, selectKernels } from '../../../src/runner/pipeline/simd.ts';
+import {
+  type DdimCoefficients,
+  jsKernels,
+  kernelModuleBytes,
+  kernels,
+  type LcmCoefficients,
+  type PndmCoefficients,
+  selectKernels,
+} from '../../../src/runner/pipeline/kernels/index.ts';
 
 const f = Math.fround;
 const SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 1023, 16384, 16387, 65539];
@@ -58,6 +66,27 @@ function referenceDdim(sample: Float32Array, modelOutput: Float32Array, b: numbe
   return prev;
 }
 
+// The named coefficients from the positional lists the tests draw, in the order the kernels' doc gives them.
+const ddim = ([sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff]: readonly number[]): DdimCoefficients => ({
+  sqrtBeta: sqrtBeta!,
+  sqrtAlpha: sqrtAlpha!,
+  sqrtAlphaPrev: sqrtAlphaPrev!,
+  directionCoeff: directionCoeff!,
+});
+const pndm = ([sampleCoeff, alphaDiff, denomCoeff]: readonly number[]): PndmCoefficients => ({
+  sampleCoeff: sampleCoeff!,
+  alphaDiff: alphaDiff!,
+  denomCoeff: denomCoeff!,
+});
+const lcm = ([sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev]: readonly number[]): LcmCoefficients => ({
+  sqrtBeta: sqrtBeta!,
+  sqrtAlpha: sqrtAlpha!,
+  cOut: cOut!,
+  cSkip: cSkip!,
+  sqrtAlphaPrev: sqrtAlphaPrev!,
+  sqrtBetaPrev: sqrtBetaPrev!,
+});
+
 test('the module validates and the pipeline uses the SIMD kernels (Node 24 has WebAssembly SIMD)', () => {
   assert.ok(WebAssembly.validate(kernelModuleBytes()));
   assert.is.not(kernels, jsKernels);
@@ -74,7 +103,7 @@ test('without WebAssembly SIMD the JS loops run, and they are the loops the pipe
     const x = floats(n, next);
     const m = floats(n, next);
     const c = [f(0.6), f(0.8), f(0.7), f(0.71)] as const;
-    assertSameBits(jsKernels.ddimEpsilon(x, m, ...c), referenceDdim(x, m, ...c), `ddim n=${n}`);
+    assertSameBits(jsKernels.ddimEpsilon(x, m, ddim(c)), referenceDdim(x, m, ...c), `ddim n=${n}`);
   }
 });
 
@@ -108,13 +137,13 @@ test('ddim epsilon step: SIMD and JS give the same bits into a fresh array', () 
       const m = floats(n, next);
       const before = x.slice();
       const c = [f(next()), f(0.01 + next()), f(next()), f(next())] as const;
-      const result = kernels.ddimEpsilon(x, m, ...c);
-      assertSameBits(result, jsKernels.ddimEpsilon(x, m, ...c), `n=${n}, coefficients ${c.join(', ')}`);
+      const result = kernels.ddimEpsilon(x, m, ddim(c));
+      assertSameBits(result, jsKernels.ddimEpsilon(x, m, ddim(c)), `n=${n}, coefficients ${c.join(', ')}`);
       assert.is.not(result.buffer, x.buffer);
       assertSameBits(x, before, 'the sample is left alone');
       // The caller owns the result: the next call must not write into it.
       const kept = result.slice();
-      kernels.ddimEpsilon(m, x, ...c);
+      kernels.ddimEpsilon(m, x, ddim(c));
       assertSameBits(result, kept, 'an earlier result after the next call');
     }
   }
@@ -125,16 +154,16 @@ type KernelCall = (k: typeof kernels, arrays: Float32Array[], c: number[]) => Fl
 const SCHEDULER_KERNELS: [name: string, arrays: number, coefficients: number, call: KernelCall][] = [
   ['divide', 1, 1, (k, [x], [d]) => k.divide(x!, d!)],
   ['eulerEpsilon', 2, 2, (k, [x, m], [s, dt]) => k.eulerEpsilon(x!, m!, s!, dt!)],
-  ['eulerAncestralEpsilon', 3, 3, (k, [x, m, z], [s, dt, up]) => k.eulerAncestralEpsilon(x!, m!, z!, s!, dt!, up!)],
+  ['eulerAncestralEpsilon', 3, 3, (k, [x, m, z], [s, dt, up]) => k.eulerAncestralEpsilon(x!, m!, z!, { sigma: s!, dt: dt!, sigmaUp: up! })],
   ['dpmDataPrediction', 2, 2, (k, [x, m], [s, a]) => k.dpmDataPrediction(x!, m!, s!, a!)],
   ['dpmFirstOrder', 2, 2, (k, [x, m], [a, b]) => k.dpmFirstOrder(x!, m!, a!, b!)],
-  ['dpmSecondOrder', 3, 4, (k, [x, m0, m1], [a, b, c, r]) => k.dpmSecondOrder(x!, m0!, m1!, a!, b!, c!, r!)],
+  ['dpmSecondOrder', 3, 4, (k, [x, m0, m1], [a, b, c, r]) => k.dpmSecondOrder(x!, m0!, m1!, { a: a!, b: b!, c: c!, invR0: r! })],
   ...[1, 2, 3, 4].map((count): [string, number, number, KernelCall] => [
-    `plms with ${count} model output(s)`, 1 + count, 3, (k, [x, ...ets], [a, b, c]) => k.plms(x!, ets, a!, b!, c!),
+    `plms with ${count} model output(s)`, 1 + count, 3, (k, [x, ...ets], [a, b, c]) => k.plms(x!, ets, pndm([a!, b!, c!])),
   ]),
-  ['plmsRepeat', 3, 3, (k, [x, m, e], [a, b, c]) => k.plmsRepeat(x!, m!, e!, a!, b!, c!)],
-  ['lcmEpsilon', 3, 6, (k, [x, m, z], c) => k.lcmEpsilon(x!, m!, z!, c[0]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!)],
-  ['lcmEpsilon, last step', 2, 6, (k, [x, m], c) => k.lcmEpsilon(x!, m!, undefined, c[0]!, c[1]!, c[2]!, c[3]!, c[4]!, c[5]!)],
+  ['plmsRepeat', 3, 3, (k, [x, m, e], [a, b, c]) => k.plmsRepeat(x!, m!, e!, pndm([a!, b!, c!]))],
+  ['lcmEpsilon', 3, 6, (k, [x, m, z], c) => k.lcmEpsilon(x!, m!, z!, lcm(c))],
+  ['lcmEpsilon, last step', 2, 6, (k, [x, m], c) => k.lcmEpsilon(x!, m!, undefined, lcm(c))],
 ];
 
 for (const [name, arrays, coefficients, call] of SCHEDULER_KERNELS) {
@@ -195,7 +224,7 @@ test('infinities, zeros and subnormals give the same bits too', () => {
     }
   };
   const c = [f(0.3), f(0.9), f(0.95), f(0.2)] as const;
-  sameOrBothNaN(kernels.ddimEpsilon(x, m, ...c), jsKernels.ddimEpsilon(x, m, ...c), 'ddim');
+  sameOrBothNaN(kernels.ddimEpsilon(x, m, ddim(c)), jsKernels.ddimEpsilon(x, m, ddim(c)), 'ddim');
   const prediction = new Float32Array(2 * n * n);
   prediction.set(x, 0);
   prediction.set(m, n * n);

@@ -74,6 +74,39 @@ export function alphasCumprod(betas: Float32Array): Float32Array {
   return out;
 }
 
+/** Fails naming the key when a feature this port leaves out is switched on, instead of silently ignoring it. */
+export function rejectEnabled(config: SchedulerConfig, keys: readonly string[], scheduler: string): void {
+  for (const key of keys) {
+    const v = config[key];
+    if (v !== undefined && v !== null && v !== false) {
+      throw new Error(`scheduler config: ${key}=${JSON.stringify(v)} is not supported by ${scheduler}`);
+    }
+  }
+}
+
+/**
+ * ᾱ over the training timesteps, read the way DDIM, PNDM and LCM step with it: `at(t)` for a
+ * timestep of the schedule (failing on one outside the training range rather than reading
+ * undefined), `prev(t)` for the step's target, which is the final ᾱ once the target falls below 0:
+ * 1 with set_alpha_to_one (a clean last sample), else alphas_cumprod[0], as Stable Diffusion sets it.
+ */
+export interface AlphaSchedule {
+  at(t: number): number;
+  prev(prevT: number): number;
+}
+
+export function alphaSchedule(alphas: Float32Array, setAlphaToOne: boolean, scheduler: string): AlphaSchedule {
+  const finalAlphaCumprod = setAlphaToOne ? 1 : alphas[0]!;
+  const at = (t: number): number => {
+    const a = alphas[t];
+    if (!Number.isInteger(t) || a === undefined) {
+      throw new Error(`${scheduler} scheduler: timestep ${t} is not an integer in [0, ${alphas.length})`);
+    }
+    return a;
+  };
+  return { at, prev: (prevT) => (prevT >= 0 ? at(prevT) : finalAlphaCumprod) };
+}
+
 /** Reads a string config key that must be one of `choices`. */
 export function configChoice<T extends string>(
   config: SchedulerConfig,

@@ -3,15 +3,17 @@
 // Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
 import type { Generator } from '../rng.ts';
 import {
+  alphaSchedule,
   alphasCumprod,
   betasFor,
   configChoice,
   configInteger,
   configValue,
   discreteTimesteps,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -19,17 +21,9 @@ const f = Math.fround;
 export function createDdimScheduler(config: SchedulerConfig): Scheduler {
   // Both need more than this port supports: thresholding a per-image quantile (the flat tensors carry no
   // batch shape), zero-SNR rescaling a different beta schedule. Failing beats silently ignoring them.
-  if (configValue(config, 'thresholding', false)) {
-    throw new Error('scheduler config: thresholding is not supported by the ddim scheduler');
-  }
-  if (configValue(config, 'rescale_betas_zero_snr', false)) {
-    throw new Error('scheduler config: rescale_betas_zero_snr is not supported by the ddim scheduler');
-  }
+  rejectEnabled(config, ['thresholding', 'rescale_betas_zero_snr'], 'DDIMScheduler');
   const numTrainTimesteps = configInteger(config, 'num_train_timesteps', 1000, 1);
-  const alphas = alphasCumprod(betasFor(config));
-  // With set_alpha_to_one the last step lands on a clean sample; Stable Diffusion turns it off and
-  // ends on alphas_cumprod[0] instead.
-  const finalAlphaCumprod = configValue(config, 'set_alpha_to_one', true) ? 1 : alphas[0]!;
+  const alphas = alphaSchedule(alphasCumprod(betasFor(config)), configValue(config, 'set_alpha_to_one', true), 'ddim');
   const clipSample = configValue(config, 'clip_sample', true);
   const clipRange = f(configValue(config, 'clip_sample_range', 1.0));
   const stepsOffset = configInteger(config, 'steps_offset', 0, 0);
@@ -43,14 +37,6 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
 
   let numInferenceSteps = 0;
   let timesteps: number[] = [];
-
-  const alphaAt = (t: number): number => {
-    const a = alphas[t];
-    if (!Number.isInteger(t) || a === undefined) {
-      throw new Error(`ddim scheduler: timestep ${t} is not an integer in [0, ${numTrainTimesteps})`);
-    }
-    return a;
-  };
 
   return {
     get timesteps() {
@@ -73,8 +59,8 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
       // diffusers steps back by the leading ratio whatever the spacing, so trailing/linspace schedules
       // whose gaps differ from it use this prev timestep too.
       const prevT = t - Math.floor(numTrainTimesteps / numInferenceSteps);
-      const alphaProd = alphaAt(t);
-      const alphaProdPrev = prevT >= 0 ? alphaAt(prevT) : finalAlphaCumprod;
+      const alphaProd = alphas.at(t);
+      const alphaProdPrev = alphas.prev(prevT);
       const betaProd = f(1 - alphaProd);
       const betaProdPrev = f(1 - alphaProdPrev);
       const sqrtAlpha = f(Math.sqrt(alphaProd));
@@ -88,8 +74,8 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
 
       if (predictionType === 'epsilon' && !clipSample && !noise) {
         // Stable Diffusion's configuration, with no per-element branches: the same arithmetic as
-        // the general loop below, four lanes at a time where WebAssembly SIMD runs (simd.ts).
-        return kernels.ddimEpsilon(sample, modelOutput, sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff);
+        // the general loop below, four lanes at a time where WebAssembly SIMD runs (kernels/).
+        return kernels.ddimEpsilon(sample, modelOutput, { sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff });
       }
       const prev = new Float32Array(sample.length);
       for (let i = 0; i < sample.length; i++) {

@@ -7,6 +7,7 @@ import {
   configChoice,
   configInteger,
   configValue,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
@@ -16,14 +17,13 @@ import {
   npArange,
   npInterp,
   npLinspace,
-  rejectEnabled,
   roundHalfEven,
   sigmaToT,
   StepIndex,
   trainSigmas,
   type SigmaScheduler,
 } from './sigmas.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import type { SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -124,7 +124,7 @@ export function createDpmpp2mScheduler(config: SchedulerConfig): SigmaScheduler 
     if (predictionType === 'sample' && algorithm === 'dpmsolver++') return modelOutput;
     if (predictionType === 'epsilon' && algorithm === 'dpmsolver') return modelOutput;
     const { alpha, sigma: s } = alphaSigmaLambda(sigma);
-    // Stable Diffusion's configuration, four lanes at a time where WebAssembly SIMD runs (simd.ts).
+    // Stable Diffusion's configuration, four lanes at a time where WebAssembly SIMD runs (kernels/).
     if (algorithm === 'dpmsolver++' && predictionType === 'epsilon') return kernels.dpmDataPrediction(sample, modelOutput, s, alpha);
     const out = new Float32Array(sample.length);
     for (let k = 0; k < out.length; k++) {
@@ -173,7 +173,7 @@ export function createDpmpp2mScheduler(config: SchedulerConfig): SigmaScheduler 
       b = f(t.sigma * em1);
       c = solverType === 'midpoint' ? f(0.5 * b) : f(t.sigma * f(f(em1 / h) - 1));
     }
-    return kernels.dpmSecondOrder(sample, m0, m1, a, b, c, invR0);
+    return kernels.dpmSecondOrder(sample, m0, m1, { a, b, c, invR0 });
   }
 
   return {

@@ -2,20 +2,20 @@
 // each step goes down to sigma_down with Euler's method, then adds fresh noise of size sigma_up drawn from the
 // generator, so that the step lands on the next sigma in distribution.
 import type { Generator } from '../rng.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import {
   alphasCumprod,
   betasFor,
   configChoice,
   configInteger,
   configValue,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
   checkStepCount,
   eulerInitNoiseSigma,
   npInterp,
-  rejectEnabled,
   scaleBySigma,
   spacedTimesteps,
   StepIndex,
@@ -84,8 +84,8 @@ export function createEulerAncestralScheduler(config: SchedulerConfig): SigmaSch
       const noise = generator.randn(sample.length);
       if (predictionType === 'epsilon') {
         // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
-        // where WebAssembly SIMD runs (simd.ts).
-        const prev = kernels.eulerAncestralEpsilon(sample, modelOutput, noise, sigma, dt, sigmaUp);
+        // where WebAssembly SIMD runs (kernels/).
+        const prev = kernels.eulerAncestralEpsilon(sample, modelOutput, noise, { sigma, dt, sigmaUp });
         index.advance();
         return prev;
       }

@@ -2,7 +2,7 @@
 // of diffusers' scheduling_euler_discrete.py. Stepping is deterministic unless s_churn > 0, when it draws
 // from the generator as diffusers does.
 import type { Generator } from '../rng.ts';
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import {
   alphasCumprod,
   betasFor,
@@ -10,6 +10,7 @@ import {
   configInteger,
   configValue,
   linspace32,
+  rejectEnabled,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
 import {
@@ -19,7 +20,6 @@ import {
   karrasSigmas,
   logSigmas,
   npInterp,
-  rejectEnabled,
   scaleBySigma,
   sigmaToT,
   spacedTimesteps,
@@ -122,7 +122,7 @@ export function createEulerScheduler(config: SchedulerConfig, churn: EulerChurn 
       const dt = f(sigmas[i + 1]! - sigmaHat);
       if (predictionType === 'epsilon') {
         // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
-        // where WebAssembly SIMD runs (simd.ts).
+        // where WebAssembly SIMD runs (kernels/).
         const prev = kernels.eulerEpsilon(x, modelOutput, sigmaHat, dt);
         index.advance();
         return prev;

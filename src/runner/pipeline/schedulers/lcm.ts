@@ -3,8 +3,8 @@
 // re-noises it to the next timestep with fresh noise from the generator; the last step returns it as is.
 // Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
 import type { Generator } from '../rng.ts';
-import { kernels } from '../simd.ts';
-import { alphasCumprod, betasFor, configChoice, configInteger, configValue } from './betas.ts';
+import { kernels } from '../kernels/index.ts';
+import { alphaSchedule, alphasCumprod, betasFor, configChoice, configInteger, configValue, rejectEnabled } from './betas.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -13,18 +13,14 @@ const f = Math.fround;
 const SIGMA_DATA = 0.5;
 
 export function createLcmScheduler(config: SchedulerConfig): Scheduler {
-  if (configValue(config, 'thresholding', false)) {
-    throw new Error('scheduler config: thresholding is not supported by the lcm scheduler');
-  }
-  if (configValue(config, 'rescale_betas_zero_snr', false)) {
-    throw new Error('scheduler config: rescale_betas_zero_snr is not supported by the lcm scheduler');
-  }
+  rejectEnabled(config, ['thresholding', 'rescale_betas_zero_snr'], 'LCMScheduler');
   const numTrainTimesteps = configInteger(config, 'num_train_timesteps', 1000, 1);
   // LCM's beta defaults are Stable Diffusion's, unlike the other schedulers'.
-  const alphas = alphasCumprod(
-    betasFor({ beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', ...config }),
+  const alphas = alphaSchedule(
+    alphasCumprod(betasFor({ beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', ...config })),
+    configValue(config, 'set_alpha_to_one', true),
+    'lcm',
   );
-  const finalAlphaCumprod = configValue(config, 'set_alpha_to_one', true) ? 1 : alphas[0]!;
   const originalInferenceSteps = configInteger(config, 'original_inference_steps', 50, 1);
   if (originalInferenceSteps > numTrainTimesteps) {
     throw new Error(
@@ -42,14 +38,6 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
 
   let timesteps: number[] = [];
   let stepIndex: number | undefined;
-
-  const alphaAt = (t: number): number => {
-    const a = alphas[t];
-    if (!Number.isInteger(t) || a === undefined) {
-      throw new Error(`lcm scheduler: timestep ${t} is not an integer in [0, ${numTrainTimesteps})`);
-    }
-    return a;
-  };
 
   /** Where in the schedule `t` sits; a repeated timestep resolves to its second place, as in diffusers. */
   const indexOf = (t: number): number => {
@@ -87,8 +75,8 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
       stepIndex ??= indexOf(t);
       const isLast = stepIndex === timesteps.length - 1;
       const prevT = isLast ? t : timesteps[stepIndex + 1]!;
-      const alphaProd = alphaAt(t);
-      const alphaProdPrev = prevT >= 0 ? alphaAt(prevT) : finalAlphaCumprod;
+      const alphaProd = alphas.at(t);
+      const alphaProdPrev = alphas.prev(prevT);
       const sqrtAlpha = f(Math.sqrt(alphaProd));
       const sqrtBeta = f(Math.sqrt(f(1 - alphaProd)));
 
@@ -105,8 +93,8 @@ export function createLcmScheduler(config: SchedulerConfig): Scheduler {
 
       if (predictionType === 'epsilon' && !clipSample) {
         // Stable Diffusion's configuration: the epsilon branch of the loop below, four lanes at a time
-        // where WebAssembly SIMD runs (simd.ts).
-        const prev = kernels.lcmEpsilon(sample, modelOutput, noise, sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev);
+        // where WebAssembly SIMD runs (kernels/).
+        const prev = kernels.lcmEpsilon(sample, modelOutput, noise, { sqrtBeta, sqrtAlpha, cOut, cSkip, sqrtAlphaPrev, sqrtBetaPrev });
         stepIndex++;
         return prev;
       }

@@ -4,6 +4,7 @@
 // twice (a Heun-like correction), which is why that timestep appears twice in `timesteps`.
 // Element math is rounded to float32 after every operation, as torch computes it on float32 tensors.
 import {
+  alphaSchedule,
   alphasCumprod,
   betasFor,
   configChoice,
@@ -12,7 +13,8 @@ import {
   discreteTimesteps,
   TIMESTEP_SPACINGS,
 } from './betas.ts';
-import { combine, kernels, plmsNoise, plmsRepeatNoise } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
+import { combine, plmsNoise, plmsRepeatNoise } from './plms.ts';
 import type { Scheduler, SchedulerConfig } from './types.ts';
 
 const f = Math.fround;
@@ -22,8 +24,7 @@ const PNDM_ORDER = 4;
 
 export function createPndmScheduler(config: SchedulerConfig): Scheduler {
   const numTrainTimesteps = configInteger(config, 'num_train_timesteps', 1000, 1);
-  const alphas = alphasCumprod(betasFor(config));
-  const finalAlphaCumprod = configValue(config, 'set_alpha_to_one', false) ? 1 : alphas[0]!;
+  const alphas = alphaSchedule(alphasCumprod(betasFor(config)), configValue(config, 'set_alpha_to_one', false), 'pndm');
   const skipPrkSteps = configValue(config, 'skip_prk_steps', false);
   const stepsOffset = configInteger(config, 'steps_offset', 0, 0);
   const predictionType = configChoice(config, 'prediction_type', ['epsilon', 'v_prediction'], 'epsilon');
@@ -41,18 +42,10 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
   let curModelOutput: Float32Array | undefined;
   let curSample: Float32Array | undefined;
 
-  const alphaAt = (t: number): number => {
-    const a = alphas[t];
-    if (!Number.isInteger(t) || a === undefined) {
-      throw new Error(`pndm scheduler: timestep ${t} is not an integer in [0, ${numTrainTimesteps})`);
-    }
-    return a;
-  };
-
   /** Formula (9)'s coefficients for moving from timestep `t` to `prevT`. */
   const coefficients = (t: number, prevT: number) => {
-    const alphaProd = alphaAt(t);
-    const alphaProdPrev = prevT >= 0 ? alphaAt(prevT) : finalAlphaCumprod;
+    const alphaProd = alphas.at(t);
+    const alphaProdPrev = alphas.prev(prevT);
     const betaProd = f(1 - alphaProd);
     const betaProdPrev = f(1 - alphaProdPrev);
     const sqrtAlpha = f(Math.sqrt(alphaProd));
@@ -132,11 +125,9 @@ export function createPndmScheduler(config: SchedulerConfig): Scheduler {
     const newest = ets[ets.length - 1]!;
     if (predictionType === 'epsilon') {
       // Stable Diffusion's configuration: the noise estimate and formula (9) in one pass, four
-      // lanes at a time where WebAssembly SIMD runs (simd.ts).
-      const { sampleCoeff, alphaDiff, denomCoeff } = coefficients(fromT, prevT);
-      return repeat
-        ? kernels.plmsRepeat(x, modelOutput, newest, sampleCoeff, alphaDiff, denomCoeff)
-        : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), sampleCoeff, alphaDiff, denomCoeff);
+      // lanes at a time where WebAssembly SIMD runs (kernels/).
+      const c = coefficients(fromT, prevT);
+      return repeat ? kernels.plmsRepeat(x, modelOutput, newest, c) : kernels.plms(x, ets.slice(-PNDM_ORDER).reverse(), c);
     }
     const eps = repeat ? plmsRepeatNoise(modelOutput, newest) : plmsNoise(ets.slice(-PNDM_ORDER).reverse());
     return prevSample(x, fromT, prevT, eps);

@@ -1,7 +1,7 @@
 // The k-diffusion style noise levels (sigma = sqrt((1 - ᾱ) / ᾱ)) shared by the Euler, Euler ancestral and
 // DPM-Solver schedulers, computed as diffusers computes them: numpy's float64 where diffusers uses numpy
 // (np.linspace, np.arange, np.interp, np.round), float32 where it uses torch tensors or float32 arrays.
-import { kernels } from '../simd.ts';
+import { kernels } from '../kernels/index.ts';
 import { discreteTimesteps, roundHalfEven, type TimestepSpacing } from './betas.ts';
 
 export { roundHalfEven };
@@ -20,16 +20,6 @@ export function configOptionalNumber(config: SchedulerConfig, key: string): numb
     throw new Error(`scheduler config: ${key} must be a number or null, got ${JSON.stringify(v)}`);
   }
   return v;
-}
-
-/** Fails naming the key when a feature this port leaves out is switched on, instead of silently ignoring it. */
-export function rejectEnabled(config: SchedulerConfig, keys: readonly string[], scheduler: string): void {
-  for (const key of keys) {
-    const v = config[key];
-    if (v !== undefined && v !== null && v !== false) {
-      throw new Error(`scheduler config: ${key}=${JSON.stringify(v)} is not supported by ${scheduler}`);
-    }
-  }
 }
 
 /** Checks a number of inference steps before any schedule is built from it. */
@@ -162,7 +152,7 @@ export function eulerInitNoiseSigma(sigmas: Float32Array, spacing: TimestepSpaci
 /** Euler-family model input: the sample divided by sqrt(sigma² + 1), in float32. */
 export function scaleBySigma(sample: Float32Array, sigma: number): Float32Array {
   const scale = Math.fround(Math.sqrt(Math.fround(Math.fround(sigma * sigma) + 1)));
-  // x / scale into a fresh array, four lanes at a time where WebAssembly SIMD runs (simd.ts).
+  // x / scale into a fresh array, four lanes at a time where WebAssembly SIMD runs (kernels/).
   return kernels.divide(sample, scale);
 }
 
