@@ -15,6 +15,7 @@ import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
 import { systemRoutes } from './routes/system.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export function createApp(deps: GatewayDeps) {
   const { metrics, settings } = deps;
@@ -58,6 +59,7 @@ export function createApp(deps: GatewayDeps) {
   app.route('/v1/generations', generationsRoutes(deps));
   app.route('/v1/generations', imageRoutes(deps));
   app.route('/v1', eventRoutes(deps));
+  app.route('/v1', webhookRoutes(deps));
   app.route('/', legacyRoutes(deps));
   app.route('/internal/v1', internalRoutes(deps));
   if (settings.adminToken) app.route('/admin/v1', adminRoutes(deps, auth.keysChanged));

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { amqpCaCompanion, envInt, envPem, envUrl, parseEnv, requireCompanions, sharedEnv } from '../core/config.ts';
 import type { OpenDbOptions } from '../store/openDb.ts';
+import { parseAllowList } from '../webhooks/index.ts';
 
 /** A rate limit as `COUNT/SECONDS` (a bucket of COUNT tokens refilling in SECONDS), or `off`. */
 const ratePolicy = (name: string, def: string) =>
@@ -59,6 +60,22 @@ const gatewayEnv = {
     .optional()
     .transform((v) => (v ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
     .refine((hosts) => hosts.every((h) => /^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(h)), 'comma-separated host names, without ports'),
+  WEBHOOK_ALLOW_PRIVATE: z
+    .string()
+    .optional()
+    .refine((v) => {
+      try {
+        parseAllowList(v);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'comma-separated CIDRs, e.g. 10.1.0.0/16,fd00::/8'),
+  WEBHOOK_TIMEOUT_MS: envInt(10_000, 100, 60_000),
+  WEBHOOK_RETRY_BASE_MS: envInt(5_000, 1, 600_000),
+  WEBHOOK_RETRY_WINDOW_MS: envInt(86_400_000, 1_000, 7 * 86_400_000),
+  WEBHOOK_CONCURRENCY: envInt(8, 1, 256),
+  WEBHOOK_POLL_MS: envInt(5_000, 10, 600_000),
 };
 
 export interface Config {
@@ -118,6 +135,8 @@ export interface Config {
   /** The bucket is readable by anyone: stable public links instead of signed ones. */
   gcsPublic: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Webhooks (src/webhooks/): CIDRs allowed although private; attempt timeout; retry schedule; attempts in flight; fallback poll. */
+  webhooks: { allowPrivate: string | undefined; timeoutMs: number; retryBaseMs: number; retryWindowMs: number; concurrency: number; pollMs: number };
 }
 
 export function isLoopback(host: string): boolean {
@@ -170,6 +189,14 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
     gcsPublic: e.GCS_PUBLIC === 'true',
     logLevel: e.LOG_LEVEL,
+    webhooks: {
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryWindowMs: e.WEBHOOK_RETRY_WINDOW_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+      pollMs: e.WEBHOOK_POLL_MS,
+    },
   };
 }
 

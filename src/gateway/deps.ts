@@ -9,6 +9,7 @@ import type { Dispatcher } from './dispatcher.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RateLimiter, RatePolicy } from './rate-limit.ts';
 import type { StreamSlots } from './stream-slots.ts';
+import type { TargetPolicy } from '../webhooks/index.ts';
 
 export interface GatewayDeps {
   db: Db;
@@ -23,6 +24,8 @@ export interface GatewayDeps {
   /** Where runners stored the images: links (GCS) or bytes (local folder). */
   images: ImageStore;
   settings: GatewaySettings;
+  /** Where webhooks may be sent (checked at submit; the deliverer checks again at connect time). */
+  webhookPolicy: TargetPolicy;
 }
 
 export interface GatewaySettings {

@@ -66,6 +66,12 @@ export function createGatewayMetrics(brokerConnected: () => boolean, keyUsage: (
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    webhookDeliveries: new Counter({
+      name: 'itemgen_webhook_deliveries_total',
+      help: 'Webhook attempts by outcome: delivered, retrying, failed (not retryable), refused (target policy), gave_up (out of retries).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     brokerConnected: new Gauge({
       name: 'itemgen_broker_connected',
       help: '1 while the gateway can publish to the broker.',

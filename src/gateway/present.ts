@@ -26,6 +26,8 @@ export const generationSchema = z
     error: z.object({ code: z.string(), message: z.string() }).optional().describe('When failed.'),
     images: z.array(z.object({ index: z.number().int(), url: z.string() })).optional().describe('When completed.'),
     links: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
+    webhook: z.string().optional().describe('Where its events are POSTed, when the submit named a webhook.'),
+    webhook_events_filter: z.array(z.enum(['start', 'progress', 'completed'])).optional().describe('Which events are sent to the webhook.'),
   })
   .openapi('Generation');
 
@@ -55,6 +57,9 @@ export function presentGeneration(g: Generation, base: string): GenerationView {
       ? { images: (g.images ?? []).map((_, n) => ({ index: n, url: imageUrl(base, g, n) })) }
       : {}),
     links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
+    ...(g.webhookUrl
+      ? { webhook: g.webhookUrl, webhook_events_filter: (g.webhookEvents ?? []) as ('start' | 'progress' | 'completed')[] }
+      : {}),
   };
 }
 

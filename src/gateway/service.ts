@@ -26,6 +26,8 @@ import { closeServer, listen } from './http-server.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { startRateLimiter } from './rate-limit.ts';
 import { startStreamSlots } from './stream-slots.ts';
+import { presentGeneration } from './present.ts';
+import { parseAllowList, startDeliverer, systemResolver, type Resolver, type TargetPolicy } from '../webhooks/index.ts';
 
 export interface Gateway {
   url: string;
@@ -45,6 +47,8 @@ export interface GatewayOverrides {
   sseKeepAliveMs?: number;
   /** Image store to use instead of the configured one (tests). */
   images?: ImageStore;
+  /** Webhook target policy (tests): another resolver, or the policy of a gateway off loopback. */
+  webhooks?: { resolve?: Resolver; allowLoopback?: boolean };
 }
 
 export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
@@ -149,7 +153,13 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     cleanup.push(() => streamSlots.stop());
     const limiter = startRateLimiter({ db, log });
     cleanup.push(async () => limiter.stop());
-    const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings });
+    // Embedded on loopback, receivers on this machine (http, loopback) are allowed; elsewhere not.
+    const webhookPolicy: TargetPolicy = {
+      allowLoopback: overrides.webhooks?.allowLoopback ?? config.loopback,
+      allowPrivate: parseAllowList(config.webhooks.allowPrivate),
+      resolve: overrides.webhooks?.resolve ?? systemResolver,
+    };
+    const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings, webhookPolicy });
 
     const server = await listen(app.fetch, config);
     cleanup.push(() => closeServer(server));
@@ -159,6 +169,17 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     // For `npm run keys` on this machine: a wildcard address is reached on loopback.
     const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? `http://127.0.0.1:${port}` : url;
     await db.lock?.announce({ url: local, admin_token: settings.adminToken });
+    // Webhook bodies link to the public URL, or to this process's address without one.
+    const webhookBase = config.publicUrl ?? local;
+    const deliverer = await startDeliverer({
+      db,
+      log,
+      policy: webhookPolicy,
+      present: (g) => presentGeneration(g, webhookBase),
+      ...config.webhooks,
+      onAttempt: (outcome) => metrics.webhookDeliveries.inc({ outcome }),
+    });
+    cleanup.push(() => deliverer.stop());
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
     return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
   } catch (err) {

@@ -10,6 +10,7 @@ import { insertGeneration } from '../store/sql/insertGeneration.ts';
 import { getApiKeyUsage } from '../store/sql/getApiKeyUsage.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayDeps } from './deps.ts';
+import { checkTarget, TargetRefused, type WebhookEventName } from '../webhooks/index.ts';
 
 export const RETRY_AFTER_CAP_SECONDS = 10;
 
@@ -37,6 +38,7 @@ export async function submitGeneration(
   principal: Principal,
   request: Omit<GenerationParams, 'seed'> & { seed?: number | undefined },
   idempotencyKey: string | null,
+  webhook?: { url: string; events: WebhookEventName[] },
 ): Promise<Submitted> {
   const issues = combinationIssues(request);
   if (issues.length > 0) {
@@ -55,7 +57,10 @@ export async function submitGeneration(
       { cost, limit: budget },
     );
   }
-  const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(request)).digest('hex') : null;
+  if (webhook) await checkWebhook(deps, webhook.url);
+  // Without a webhook the hash is what it was before webhooks existed.
+  const hashed = webhook ? { ...request, webhook: webhook.url, webhook_events_filter: webhook.events } : request;
+  const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(hashed)).digest('hex') : null;
   const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
   const created = await insertGeneration(deps.db, {
     apiKeyId: principal.apiKeyId,
@@ -64,6 +69,7 @@ export async function submitGeneration(
     idempotencyKey,
     requestHash,
     params,
+    webhook,
   });
   if (created) {
     deps.metrics.submitted.inc();
@@ -103,4 +109,17 @@ export async function submitGeneration(
     { limit: principal.maxUnfinished },
     retry,
   );
+}
+
+/** The webhook's URL and every address its host resolves to must pass the target policy (src/webhooks/policy.ts). */
+async function checkWebhook(deps: GatewayDeps, url: string): Promise<void> {
+  try {
+    await checkTarget(url, deps.webhookPolicy);
+  } catch (err) {
+    if (!(err instanceof TargetRefused)) throw err;
+    const message = `${err.message}`;
+    throw new AppError(422, 'webhook_refused', `The request body is invalid: webhook: ${message}.`, {
+      errors: [{ path: 'webhook', message }],
+    });
+  }
 }

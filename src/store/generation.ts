@@ -34,6 +34,10 @@ export interface Generation {
   updatedAt: Date;
   idempotencyKey: string | null;
   requestHash: string | null;
+  /** Where its events are POSTed (src/webhooks/); null: no webhook. */
+  webhookUrl: string | null;
+  /** Which events: a subset of start, progress, completed; null without a webhook. */
+  webhookEvents: string[] | null;
   /** Pending generations ahead of this one (see getGeneration); only read there. */
   queuePosition?: number | null;
 }
@@ -41,7 +45,8 @@ export interface Generation {
 /** The columns every statement returns, so one mapper reads them all. */
 export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, cost, attempts,
   runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
-  finished_at, updated_at, idempotency_key, request_hash`;
+  finished_at, updated_at, idempotency_key, request_hash,
+  webhook_url, webhook_events`;
 
 const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
 
@@ -68,6 +73,8 @@ export function toGeneration(row: Row): Generation {
     updatedAt: date(row.updated_at) as Date,
     idempotencyKey: (row.idempotency_key as string | null) ?? null,
     requestHash: (row.request_hash as string | null) ?? null,
+    webhookUrl: (row.webhook_url as string | null) ?? null,
+    webhookEvents: (row.webhook_events as string[] | null) ?? null,
     ...('queue_position' in row ? { queuePosition: row.queue_position == null ? null : Number(row.queue_position) } : {}),
   };
 }

@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { parseConfig, type Config } from '../../src/gateway/config.ts';
 import type { Logger } from '../../src/core/log.ts';
 import { newApiKey } from '../../src/gateway/auth.ts';
-import { startGateway, type Gateway } from '../../src/gateway/service.ts';
+import { startGateway, type Gateway, type GatewayOverrides } from '../../src/gateway/service.ts';
 import { deleteTopology } from './queue.ts';
 import { openDb } from '../../src/store/openDb.ts';
 import { migrate } from '../../src/store/migrate.ts';
@@ -27,6 +27,8 @@ export interface TestGatewayOptions {
   sseKeepAliveMs?: number;
   /** Where the gateway logs (default: nowhere, LOG_LEVEL silent). */
   log?: Logger;
+  /** Webhook target policy: another resolver, or the policy of a gateway off loopback. */
+  webhooks?: GatewayOverrides['webhooks'];
 }
 
 export interface TestGateway {
@@ -87,6 +89,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     ...(schema ? { schema } : {}),
     ...(o.sseKeepAliveMs ? { sseKeepAliveMs: o.sseKeepAliveMs } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.webhooks ? { webhooks: o.webhooks } : {}),
   });
 
   const call: TestGateway['call'] = (method, route, options = {}) => {

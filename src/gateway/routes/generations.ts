@@ -11,6 +11,24 @@ import { baseUrl, requireJson } from '../http.ts';
 import { generationSchema, presentGeneration, problemResponse as problem } from '../present.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
 import { validationHook } from '../validation.ts';
+import { WEBHOOK_EVENTS } from '../../webhooks/index.ts';
+
+/** The submit body: the generation's parameters, and where to send its events. */
+const submitBodySchema = generationRequestSchema
+  .extend({
+    webhook: z
+      .url({ protocol: /^https?$/, error: 'webhook must be an http(s) URL' })
+      .max(2048)
+      .optional()
+      .describe('URL POSTed the generation (as GET /v1/generations/{id} shows it) at each event, signed per Standard Webhooks with the key of GET /v1/webhooks/default/secret. https only, except for a gateway on loopback; private and metadata addresses are refused.'),
+    webhook_events_filter: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1)
+      .max(WEBHOOK_EVENTS.length)
+      .optional()
+      .describe('Which events to send: start (claimed by a runner), progress (steps, coalesced), completed (completed, failed or canceled). Default ["completed"].'),
+  })
+  .meta({ id: 'GenerationRequest' });
 
 const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
 const security = [{ bearer: [] }];
@@ -25,7 +43,7 @@ const submitRoute = createRoute({
     headers: z.object({
       'idempotency-key': z.string().optional().openapi({ description: 'Same key and body return the same generation.' }),
     }),
-    body: { required: true, content: { 'application/json': { schema: generationRequestSchema } } },
+    body: { required: true, content: { 'application/json': { schema: submitBodySchema } } },
   },
   responses: {
     202: {
@@ -99,7 +117,15 @@ export function generationsRoutes(deps: GatewayDeps) {
 
   app.openapi(submitRoute, async (c) => {
     const idempotencyKey = parseIdempotencyKey(c.req.header('Idempotency-Key'));
-    const { generation, replayed } = await submitGeneration(deps, c.get('principal'), c.req.valid('json'), idempotencyKey);
+    const { webhook, webhook_events_filter: filter, ...request } = c.req.valid('json');
+    if (filter && !webhook) {
+      throw new AppError(422, 'validation_failed', 'The request body is invalid: webhook_events_filter: needs a webhook.', {
+        errors: [{ path: 'webhook_events_filter', message: 'needs a webhook' }],
+      });
+    }
+    // Deduplicated, in the order events happen, so equal filters hash alike.
+    const events = WEBHOOK_EVENTS.filter((e) => (filter ?? ['completed']).includes(e));
+    const { generation, replayed } = await submitGeneration(deps, c.get('principal'), request, idempotencyKey, webhook ? { url: webhook, events } : undefined);
     const view = presentGeneration(generation, baseUrl(c, deps.settings));
     c.header('Location', view.links.self);
     if (replayed) c.header('Idempotent-Replayed', 'true');

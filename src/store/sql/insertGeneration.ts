@@ -11,6 +11,8 @@ export interface NewGeneration {
   idempotencyKey: string | null;
   requestHash: string | null;
   params: GenerationParams;
+  /** Where its events are POSTed and which (src/webhooks/); absent: none. */
+  webhook?: { url: string; events: string[] } | undefined;
 }
 
 /**
@@ -23,8 +25,8 @@ export interface NewGeneration {
 export async function insertGeneration(db: Queryable, g: NewGeneration): Promise<Generation | null> {
   const rows = await db.query(
     `WITH inserted AS (
-       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps, cost)
-       SELECT $1, $3, $4, $5::text::jsonb, $6, $7::int
+       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps, cost, webhook_url, webhook_events)
+       SELECT $1, $3, $4, $5::text::jsonb, $6, $7::int, $9::text, $10::text[]
        WHERE (SELECT coalesce(sum(unfinished), 0) < $2 AND coalesce(sum(unfinished_cost), 0) + $7::int <= $8::bigint
               FROM api_key_usage WHERE api_key_id = $1)
        ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -32,7 +34,8 @@ export async function insertGeneration(db: Queryable, g: NewGeneration): Promise
      outbox AS (
        INSERT INTO dispatch_outbox (generation_id) SELECT id FROM inserted)
      SELECT * FROM inserted`,
-    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params), generationCost(g.params), g.maxUnfinishedCost],
+    [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params), generationCost(g.params), g.maxUnfinishedCost,
+     g.webhook?.url ?? null, g.webhook?.events ?? null],
   );
   return rows[0] ? toGeneration(rows[0]) : null;
 }
