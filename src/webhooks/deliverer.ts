@@ -65,7 +65,7 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
     const timer = setTimeout(() => {
       timers.delete(timer);
       wake();
-    }, ms);
+    }, Math.max(0, ms));
     timer.unref();
     timers.add(timer);
   };
