@@ -45,7 +45,7 @@ export interface DelivererOptions {
 }
 
 export interface Deliverer {
-  /** Lets the attempts in flight finish, then stops. */
+  /** Interrupts the attempts in flight (recorded, and retried as network errors are), then stops. */
   stop(): Promise<void>;
 }
 
@@ -54,6 +54,8 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
   const secrets = new Map<string, string>();
   const inFlight = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
+  // Stopping cuts the attempts in flight short: they are recorded and retried (by the next instance).
+  const stopping = new AbortController();
   let stopped = false;
   let wanted = true;
   let signal: (() => void) | null = null;
@@ -96,6 +98,7 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
     const outcome = await postWebhook(g.webhookUrl, signedHeaders(secret, m.id, attemptedAt, body), body, {
       policy: o.policy,
       timeoutMs: o.timeoutMs,
+      signal: stopping.signal,
     });
     const durationMs = Math.round(performance.now() - started);
     const verdict = judge(outcome);
@@ -163,6 +166,7 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
       for (const t of timers) clearTimeout(t);
       signal?.();
       await running;
+      stopping.abort();
       await Promise.allSettled([...inFlight]);
       await unlisten();
     },

@@ -16,7 +16,7 @@ export async function postWebhook(
   url: string,
   headers: Record<string, string>,
   body: string,
-  o: { policy: TargetPolicy; timeoutMs: number },
+  o: { policy: TargetPolicy; timeoutMs: number; signal?: AbortSignal },
 ): Promise<PostOutcome> {
   // Literal addresses never reach `lookup`; names are checked there, at connect time.
   const why = urlRefusal(url, o.policy);
@@ -29,6 +29,7 @@ export async function postWebhook(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      o.signal?.removeEventListener('abort', interrupted);
       req.destroy();
       resolve(outcome);
     };
@@ -55,6 +56,9 @@ export async function postWebhook(
       },
     );
     const timer = setTimeout(() => finish({ kind: 'failed', error: `no answer within ${o.timeoutMs} ms` }), o.timeoutMs);
+    const interrupted = () => finish({ kind: 'failed', error: 'interrupted: the gateway stopped' });
+    if (o.signal?.aborted) interrupted();
+    o.signal?.addEventListener('abort', interrupted, { once: true });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof TargetRefused) finish({ kind: 'refused', error: `refused at connect: ${err.message}` });
       else finish({ kind: 'failed', error: err.code ? `${err.code}: ${err.message}` : err.message });
