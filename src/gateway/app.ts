@@ -15,7 +15,7 @@ import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
 import { systemRoutes } from './routes/system.ts';
-import { webhookRoutes } from './routes/webhooks.ts';
+import { describeWebhooks, webhookRoutes } from './routes/webhooks.ts';
 
 export function createApp(deps: GatewayDeps) {
   const { metrics, settings } = deps;
@@ -69,6 +69,7 @@ export function createApp(deps: GatewayDeps) {
     scheme: 'bearer',
     description: 'An API key from `npm run keys -- create --name NAME`.',
   });
+  describeWebhooks(app.openAPIRegistry);
   let document: unknown;
   const openapi = () =>
     (document ??= app.getOpenAPI31Document({

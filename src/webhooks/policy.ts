@@ -91,12 +91,23 @@ export async function checkTarget(raw: string, policy: TargetPolicy): Promise<vo
   refuseAny(host, addresses, policy);
 }
 
+/** A name that takes longer to resolve is refused (a submit must not hang on a slow resolver). */
+export const RESOLVE_TIMEOUT_MS = 5000;
+
 async function resolveAll(host: string, resolve: Resolver): Promise<ResolvedAddress[]> {
   let addresses: ResolvedAddress[];
+  let timer: NodeJS.Timeout | undefined;
   try {
-    addresses = await resolve(host);
+    addresses = await Promise.race([
+      resolve(host),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error('timeout'), { code: `no answer within ${RESOLVE_TIMEOUT_MS} ms` })), RESOLVE_TIMEOUT_MS);
+      }),
+    ]);
   } catch (err) {
     throw new TargetRefused(`${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  } finally {
+    clearTimeout(timer);
   }
   if (addresses.length === 0) throw new TargetRefused(`${host} does not resolve`);
   return addresses;

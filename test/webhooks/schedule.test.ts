@@ -37,7 +37,7 @@ it('no answer within WEBHOOK_TIMEOUT_MS is a failed attempt, retried', async ({ 
   assert.equal(d.map((x) => x.status_code), [200, null]);
   assert.is(d[1].error, 'no answer within 300 ms');
   assert.is(d[1].will_retry, true);
-  assert.ok(d[1].duration_ms >= 290 && d[1].duration_ms < 1000, `${d[1].duration_ms} ms`);
+  assert.ok(d[1].duration_ms >= 290 && d[1].duration_ms < 3000, `${d[1].duration_ms} ms`);
 });
 
 it('a 429 is retried no sooner than its Retry-After', async ({ t, key, hook }) => {
@@ -56,7 +56,7 @@ it('a message still failing at the end of the retry window is given up', async (
   await finish(t, id);
   const d = await attempts(t, key, id, (x) => x.length > 0 && x[0].will_retry === false);
   assert.is(d[0].will_retry, false, 'the last attempt says it is the last');
-  assert.ok(d.length >= 3, `${d.length} attempts`);
+  assert.ok(d.length >= 2, `${d.length} attempts`);
   assert.ok(d.slice(1).every((x) => x.will_retry), 'every earlier one was to be retried');
   assert.is((await t.gw.db.query('SELECT 1 FROM webhook_outbox WHERE generation_id = $1', [id])).length, 0);
   const metrics = await (await fetch(`${t.url}/metrics`)).text();
