@@ -15,7 +15,7 @@ it.before(async (ctx) => {
   ctx.t = await startTestGateway({
     store: 'postgres',
     keys: [{ name: 'alice' }, { name: 'bob' }],
-    env: { WEBHOOK_RETRY_BASE_MS: '5', WEBHOOK_TIMEOUT_MS: '5000' },
+    env: { WEBHOOK_RETRY_BASE_MS: '5', WEBHOOK_TIMEOUT_MS: '5000', WEBHOOK_CONCURRENCY: '2' },
   });
   ctx.alice = ctx.t.keys.alice!;
   ctx.bob = ctx.t.keys.bob!;
@@ -226,6 +226,25 @@ it('progress is coalesced: one message per generation however many steps wait', 
   assert.is(JSON.parse(got[got.length - 1]!.body).progress.step, 30);
   await eventually(() => outboxRows(t, id), (r) => r.length === 0);
   assert.ok(hook.received.length <= 3, `${hook.received.length} requests for 30 steps`);
+});
+
+it('attempts in flight are bounded by WEBHOOK_CONCURRENCY; the rest wait in the outbox unleased', async ({ t, alice, hook }) => {
+  const held: (() => void)[] = [];
+  hook.answer = () => (res) => void held.push(() => res.writeHead(200).end());
+  const ids: string[] = [];
+  for (let n = 0; n < 4; n++) ids.push(await submit(t, { prompt: `a cup ${n}`, num_inference_steps: 4, webhook: hook.url }, alice));
+  for (const id of ids) await run(t, id);
+  await hook.waitFor(2);
+  const rows = await t.gw.db.query<{ leased: boolean }>(
+    'SELECT lease_until > clock_timestamp() AS leased FROM webhook_outbox WHERE generation_id = ANY($1::uuid[])',
+    [ids],
+  );
+  assert.is(rows.length, 4, 'all four still to deliver');
+  assert.is(rows.filter((r) => r.leased).length, 2, 'two in flight');
+  hook.answer = () => ({ status: 200 });
+  for (const release of held.splice(0)) release();
+  await hook.waitFor(4);
+  await eventually(async () => (await t.gw.db.query('SELECT 1 FROM webhook_outbox WHERE generation_id = ANY($1::uuid[])', [ids])).length, (n) => n === 0);
 });
 
 it('the OpenAPI document names the routes and describes the message and its headers', async ({ t }) => {
