@@ -89,6 +89,15 @@ it('the completed event carries GET /v1/generations/{id} and verifies with the k
   assert.match(metrics, /itemgen_webhook_deliveries_total\{outcome="delivered"\} [1-9]/);
 });
 
+it('a host name connects through the checked lookup (localhost, allowed on loopback)', async ({ t, alice, hook }) => {
+  const webhook = hook.url.replace('127.0.0.1', 'localhost');
+  const id = await submit(t, { prompt: 'a torch', num_inference_steps: 4, webhook }, alice);
+  await run(t, id);
+  const [got] = await hook.waitFor(1);
+  assert.is(JSON.parse(got!.body).webhook, webhook);
+  assert.is((await recorded(t, alice, id, 1))[0].status_code, 200);
+});
+
 it('the filter decides which events are sent: start, progress and completed', async ({ t, alice, hook }) => {
   const id = await submit(t, { prompt: 'a bow', num_inference_steps: 4, webhook: hook.url, webhook_events_filter: ['start', 'progress', 'completed'] }, alice);
   await claim(t, id);
