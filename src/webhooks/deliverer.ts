@@ -126,7 +126,7 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
       else if (retryAt) await rescheduleWebhookMessage(tx, m.id, retryAt);
       else await dropWebhookMessage(tx, m.id);
     });
-    if (retryAt) wakeAt(retryAt.getTime() - Date.now());
+    if (retryAt && !stopped) wakeAt(retryAt.getTime() - Date.now());
     o.onAttempt?.(result);
   };
 
