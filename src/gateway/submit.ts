@@ -56,7 +56,9 @@ export async function submitGeneration(
     );
   }
   const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(request)).digest('hex') : null;
-  const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
+  // -1 is how AUTOMATIC1111 clients say "random": the same as no seed.
+  const seed = request.seed === undefined || request.seed === -1 ? randomInt(0, LIMITS.seedMax + 1) : request.seed;
+  const params: GenerationParams = { ...request, seed };
   const created = await insertGeneration(deps.db, {
     apiKeyId: principal.apiKeyId,
     maxUnfinished: principal.maxUnfinished,

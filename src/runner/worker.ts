@@ -197,7 +197,7 @@ export function startWorker(options: WorkerOptions): Worker {
 
     signal.throwIfAborted();
     const uploadStarted = clock.now();
-    const images = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png)));
+    const images = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed)));
     metrics.uploadSeconds.observe((clock.now() - uploadStarted) / 1000);
 
     signal.throwIfAborted();
@@ -276,9 +276,9 @@ export function startWorker(options: WorkerOptions): Worker {
     return reportFailure(job, failure.code, failure.message);
   }
 
-  async function upload(job: Job, claim: Claim, index: number, png: Buffer): Promise<StoredImageRef> {
+  async function upload(job: Job, claim: Claim, index: number, png: Buffer, seed: number): Promise<StoredImageRef> {
     try {
-      return await withRetry(() => store.putImage({ generationId: claim.id, index, png, seed: claim.params.seed }), uploadRetry, {
+      return await withRetry(() => store.putImage({ generationId: claim.id, index, png, seed }), uploadRetry, {
         clock,
         signal: job.controller.signal,
         onRetry: (err, tries, wait) => {
