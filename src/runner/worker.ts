@@ -51,6 +51,9 @@ export interface Worker {
   stop(graceMs: number): Promise<void>;
 }
 
+/** Milliseconds as reported: a tenth of a millisecond is precision enough. */
+const ms = (value: number) => Math.round(value * 10) / 10;
+
 /** How long a stopping runner tries to release a claim it hands back. */
 const RELEASE_TIMEOUT_MS = 5000;
 
@@ -106,7 +109,7 @@ interface Job {
 }
 
 /** The pipeline's images, or how the job ended on the way there. */
-type Generated = { ok: true; result: Txt2ImgResult } | { ok: false; settlement: JobSettlement };
+type Generated = { ok: true; result: Txt2ImgResult; model: Model } | { ok: false; settlement: JobSettlement };
 
 export function startWorker(options: WorkerOptions): Worker {
   const { queue, gateway, store, runnerId, log, metrics, maxAttempts } = options;
@@ -193,15 +196,33 @@ export function startWorker(options: WorkerOptions): Worker {
 
     const generated = await generate(job, claim);
     if (!generated.ok) return generated.settlement;
-    const { result } = generated;
+    const { result, model } = generated;
 
     signal.throwIfAborted();
     const uploadStarted = clock.now();
-    const images = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed)));
-    metrics.uploadSeconds.observe((clock.now() - uploadStarted) / 1000);
+    const stored = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed)));
+    const uploadMs = clock.now() - uploadStarted;
+    metrics.uploadSeconds.observe(uploadMs / 1000);
 
     signal.throwIfAborted();
-    const completed = await gateway.complete(id, claim.attempt, images, { signal });
+    const images = stored.map((ref, index) => ({ ...ref, seed: result.images[index]!.seed }));
+    const t = result.timingsMs;
+    const completed = await gateway.complete(id, claim.attempt, images, {
+      signal,
+      ran: {
+        prompt: result.prompt,
+        negative_prompt: result.negativePrompt,
+        model: { name: model.settings.name, hash: model.hash },
+        execution_provider: model.executionProvider,
+      },
+      timings: {
+        text_encoder_ms: ms(t.textEncoder),
+        denoising_ms: ms(t.denoise),
+        decode_ms: ms(t.decode),
+        png_ms: ms(t.png),
+        upload_ms: ms(uploadMs),
+      },
+    });
     if (!completed.ok) {
       throwIfRefused(completed, 'complete');
       return stopped(job, completed, 'complete');
@@ -263,7 +284,7 @@ export function startWorker(options: WorkerOptions): Worker {
       return { ok: false, settlement: stopped(job, job.stopReason, 'progress') };
     }
     metrics.generationSeconds.observe(result!.timingsMs.total / 1000);
-    return { ok: true, result: result! };
+    return { ok: true, result: result!, model };
   }
 
   /** Reports what the pipeline's error means for the request; none is worth another try. */
