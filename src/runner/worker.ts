@@ -14,6 +14,7 @@ import type { RunnerMetrics } from './metrics.ts';
 import { classifyPipelineError } from './pipeline-failure.ts';
 import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
+import { createPreviewThrottle } from './preview-throttle.ts';
 import { createProgressReporter } from './progress-reporter.ts';
 
 export interface WorkerOptions {
@@ -27,6 +28,8 @@ export interface WorkerOptions {
   prefetch: number;
   /** Least time between progress reports; the last step is always reported. Default 250 ms. */
   progressIntervalMs?: number;
+  /** Least time between live previews (sent with the progress reports); the first step always has one. Default 500 ms. */
+  previewIntervalMs?: number;
   /** Claims of one generation (by any runner) before it is failed with `too_many_attempts`. */
   maxAttempts: number;
   /** The queue's delivery limit: on the last delivery it allows, a job is failed rather than requeued into the dead letters. */
@@ -249,7 +252,7 @@ export function startWorker(options: WorkerOptions): Worker {
     const reporter = createProgressReporter({
       intervalMs: progressIntervalMs,
       clock,
-      send: (step, total) => gateway.progress(claim.id, claim.attempt, step, total, { signal }),
+      send: (step, total, preview) => gateway.progress(claim.id, claim.attempt, step, total, { signal, ...(preview ? { preview } : {}) }),
       onStop: (refusal) => {
         job.stopReason = refusal;
         job.controller.abort(refusal);
@@ -258,16 +261,17 @@ export function startWorker(options: WorkerOptions): Worker {
         if (!signal.aborted) log.warn('progress report failed; generation continues', { id: claim.id, err });
       },
     });
+    const previews = createPreviewThrottle(options.previewIntervalMs ?? 500, clock);
     let lastStep = clock.now();
     let result: Txt2ImgResult | null = null;
     try {
       result = await txt2img(model, claim.params, {
         signal,
-        onStep: (step, total) => {
+        onStep: (step, total, preview) => {
           const now = clock.now();
           metrics.stepSeconds.observe((now - lastStep) / 1000);
           lastStep = now;
-          reporter.step(step, total);
+          reporter.step(step, total, previews.due() ? renderPreview(claim, preview) : undefined);
         },
       });
       // The last step's answer decides whether the images are worth storing.
@@ -285,6 +289,16 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     metrics.generationSeconds.observe(result!.timingsMs.total / 1000);
     return { ok: true, result: result!, model };
+  }
+
+  /** A preview is a nicety: one that fails to render is logged and left out, the generation goes on. */
+  function renderPreview(claim: Claim, render: () => Buffer): Buffer | undefined {
+    try {
+      return render();
+    } catch (err) {
+      log.warn('preview failed; generation continues', { id: claim.id, err });
+      return undefined;
+    }
   }
 
   /** Reports what the pipeline's error means for the request; none is worth another try. */
