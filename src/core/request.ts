@@ -28,6 +28,11 @@ const side = (name: string) =>
 
 export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
 
+/** The seed image `index` of a generation runs with: seed + index, wrapped to 32 bits (as AUTOMATIC1111 does). */
+export function imageSeed(seed: number, index: number): number {
+  return (seed + index) % 2 ** 32;
+}
+
 /** What a client sends to `POST /v1/generations`. */
 export const generationRequestSchema = z
   .strictObject({
@@ -35,7 +40,13 @@ export const generationRequestSchema = z
     negative_prompt: storableText().trim().max(LIMITS.promptChars).default(''),
     num_inference_steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).default(LIMITS.steps.default),
     guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
-    seed: seedSchema.optional().describe('0 to 2^32-1; picked by the gateway and recorded when absent'),
+    seed: z
+      .number()
+      .int()
+      .min(-1)
+      .max(LIMITS.seedMax)
+      .optional()
+      .describe('0 to 2^32-1; absent or -1 (as AUTOMATIC1111 clients send): picked by the gateway and recorded. Image i uses (seed + i) mod 2^32.'),
     width: side('width'),
     height: side('height'),
     scheduler: z.enum(SCHEDULERS).default('ddim'),
@@ -46,7 +57,7 @@ export const generationRequestSchema = z
 export type GenerationRequest = z.output<typeof generationRequestSchema>;
 
 /** The parameters a generation runs with: the request after defaults, with its seed fixed. */
-export const generationParamsSchema = generationRequestSchema.required({ seed: true }).meta({ id: 'GenerationParams' });
+export const generationParamsSchema = generationRequestSchema.extend({ seed: seedSchema }).meta({ id: 'GenerationParams' });
 export type GenerationParams = z.output<typeof generationParamsSchema>;
 
 /**

@@ -14,6 +14,8 @@ import { generationsRoutes } from './routes/generations.ts';
 import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
+import { modelRoutes } from './routes/models.ts';
+import { previewRoutes } from './routes/previews.ts';
 import { systemRoutes } from './routes/system.ts';
 import { describeWebhooks, webhookRoutes } from './routes/webhooks.ts';
 
@@ -58,6 +60,8 @@ export function createApp(deps: GatewayDeps) {
 
   app.route('/v1/generations', generationsRoutes(deps));
   app.route('/v1/generations', imageRoutes(deps));
+  app.route('/v1/generations', previewRoutes(deps));
+  app.route('/v1/models', modelRoutes(deps));
   app.route('/v1', eventRoutes(deps));
   app.route('/v1', webhookRoutes(deps));
   app.route('/', legacyRoutes(deps));

@@ -1,6 +1,7 @@
 // How a generation looks on the wire: the v1 representation and the replaced system's shape.
 import { z } from '@hono/zod-openapi';
-import { generationParamsSchema } from '../core/request.ts';
+import { RUNNER_TIMINGS } from '../core/internal-api.ts';
+import { generationParamsSchema, imageSeed } from '../core/request.ts';
 import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
 import type { Generation } from '../store/generation.ts';
 import { QUEUE_POSITION_EXACT } from '../store/sql/getGeneration.ts';
@@ -24,10 +25,33 @@ export const generationSchema = z
     started_at: z.iso.datetime().nullable(),
     finished_at: z.iso.datetime().nullable(),
     error: z.object({ code: z.string(), message: z.string() }).optional().describe('When failed.'),
-    images: z.array(z.object({ index: z.number().int(), url: z.string() })).optional().describe('When completed.'),
+    images: z
+      .array(z.object({ index: z.number().int(), url: z.string(), seed: z.number().int().describe('(params.seed + index) mod 2^32: rerun this image alone with num_images 1 and this seed for the same bytes.') }))
+      .optional()
+      .describe('When completed.'),
     links: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
     webhook: z.string().optional().describe('Where its events are POSTed, when the submit named a webhook.'),
     webhook_events_filter: z.array(z.enum(['start', 'progress', 'completed'])).optional().describe('Which events are sent to the webhook.'),
+    preview: z
+      .object({ step: z.number().int(), url: z.string().describe('GET it for the PNG (image/png).') })
+      .optional()
+      .describe('While processing, once the runner sent one: the latest preview of the latents (about an eighth of the image size, at most 64 pixels a side).'),
+    ran: z
+      .object({
+        prompt: z.string().describe('As the text encoder got it: with the model\'s prompt prefix.'),
+        negative_prompt: z.string().describe('As the text encoder got it: the model\'s default when none was asked for.'),
+        model: z.object({ name: z.string(), hash: z.string().describe('sha256 of the model\'s ONNX files, hex') }),
+        execution_provider: z.string().describe('cpu or cuda'),
+      })
+      .optional()
+      .describe('What ran, once completed (absent for generations completed by runners that did not say).'),
+    timings: z
+      .object({
+        queued_ms: z.number().optional().describe('Submit to first claim.'),
+        ...Object.fromEntries(RUNNER_TIMINGS.map((k) => [k, z.number().optional()])),
+      })
+      .optional()
+      .describe('Where the time went, in ms, once started: the queue, then (once completed) the runner\'s stages.'),
   })
   .openapi('Generation');
 
@@ -54,12 +78,15 @@ export function presentGeneration(g: Generation, base: string): GenerationView {
     finished_at: iso(g.finishedAt),
     ...(g.status === 'failed' ? { error: { code: g.errorCode ?? 'unknown', message: g.errorMessage ?? '' } } : {}),
     ...(g.status === 'completed'
-      ? { images: (g.images ?? []).map((_, n) => ({ index: n, url: imageUrl(base, g, n) })) }
+      ? { images: (g.images ?? []).map((image, n) => ({ index: n, url: imageUrl(base, g, n), seed: image.seed ?? imageSeed(g.params.seed, n) })) }
       : {}),
     links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
     ...(g.webhookUrl
       ? { webhook: g.webhookUrl, webhook_events_filter: (g.webhookEvents ?? []) as ('start' | 'progress' | 'completed')[] }
       : {}),
+    ...(g.status === 'processing' && g.previewStep !== null ? { preview: { step: g.previewStep, url: `${self}/preview` } } : {}),
+    ...(g.ran ? { ran: g.ran } : {}),
+    ...(g.startedAt ? { timings: { queued_ms: Math.max(0, g.startedAt.getTime() - g.createdAt.getTime()), ...g.timings } } : {}),
   };
 }
 

@@ -61,7 +61,9 @@ export async function submitGeneration(
   // Without a webhook the hash is what it was before webhooks existed.
   const hashed = webhook ? { ...request, webhook: webhook.url, webhook_events_filter: webhook.events } : request;
   const requestHash = idempotencyKey ? createHash('sha256').update(JSON.stringify(hashed)).digest('hex') : null;
-  const params: GenerationParams = { ...request, seed: request.seed ?? randomInt(0, LIMITS.seedMax + 1) };
+  // -1 is how AUTOMATIC1111 clients say "random": the same as no seed.
+  const seed = request.seed === undefined || request.seed === -1 ? randomInt(0, LIMITS.seedMax + 1) : request.seed;
+  const params: GenerationParams = { ...request, seed };
   const created = await insertGeneration(deps.db, {
     apiKeyId: principal.apiKeyId,
     maxUnfinished: principal.maxUnfinished,

@@ -11,6 +11,9 @@ import {
   type ConflictProblem,
   type InternalBody,
   type InternalOperation,
+  type ModelDescription,
+  type RanReport,
+  type RunnerTimings,
   type StopCode,
 } from '../core/internal-api.ts';
 import type { Logger } from '../core/log.ts';
@@ -47,13 +50,29 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+export interface ProgressOptions extends CallOptions {
+  /** The latest preview PNG (src/runner/pipeline/latent-preview.ts), sent with this report. */
+  preview?: Buffer;
+}
+
+export interface CompleteOptions extends CallOptions {
+  /** What ran: effective prompts, model, execution provider. */
+  ran?: RanReport;
+  timings?: RunnerTimings;
+}
+
+/** A stored image with the seed it ran with. */
+export type CompletedImage = StoredImageRef & { seed?: number };
+
 export interface GatewayClient {
   claim(id: string, runnerId: string, options?: CallOptions): Promise<ClaimResult>;
-  progress(id: string, attempt: number, step: number, total: number, options?: CallOptions): Promise<ReportResult>;
-  complete(id: string, attempt: number, images: StoredImageRef[], options?: CallOptions): Promise<ReportResult>;
+  progress(id: string, attempt: number, step: number, total: number, options?: ProgressOptions): Promise<ReportResult>;
+  complete(id: string, attempt: number, images: CompletedImage[], options?: CompleteOptions): Promise<ReportResult>;
   fail(id: string, attempt: number, code: string, message: string, options?: CallOptions): Promise<ReportResult>;
   /** Gives up the claim's lease (the runner is stopping): the next claim need not wait for it. */
   release(id: string, attempt: number, options?: CallOptions): Promise<ReportResult>;
+  /** Tells the gateway which model this runner serves (GET /v1/models lists it). */
+  registerModel(model: ModelDescription, options?: CallOptions): Promise<ReportResult>;
 }
 
 /** The gateway could not be reached (or kept answering 5xx/429) for as long as the retry policy allows. */
@@ -108,12 +127,13 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     body: InternalBody<Op>,
     callOptions: CallOptions = {},
   ): Promise<{ ok: true; body: unknown } | Refusal> => {
-    const url = `${base}/internal/v1${internalApi[operation].path.replace('{id}', encodeURIComponent(id))}`;
+    const { method, path } = internalApi[operation];
+    const url = `${base}/internal/v1${path.replace(/\{\w+\}/, encodeURIComponent(id))}`;
     const attempt = async () => {
       const timeout = AbortSignal.timeout(options.timeoutMs);
       const signal = callOptions.signal ? AbortSignal.any([callOptions.signal, timeout]) : timeout;
       const res = await doFetch(url, {
-        method: 'POST',
+        method: method.toUpperCase(),
         headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
         signal,
@@ -160,12 +180,20 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
       };
     },
     async progress(id, attempt, step, total, callOptions) {
-      const answer = await call('progress', id, { attempt, step, total }, callOptions);
+      const preview = callOptions?.preview;
+      const answer = await call('progress', id, { attempt, step, total, ...(preview ? { preview: preview.toString('base64') } : {}) }, callOptions);
       return answer.ok ? { ok: true } : answer;
     },
-    async complete(id, attempt, images, callOptions) {
+    async complete(id, attempt, images, callOptions = {}) {
       // Only the fields the gateway takes: it refuses unknown ones.
-      const answer = await call('complete', id, { attempt, images: images.map(({ key, url }) => ({ key, url })) }, callOptions);
+      const { ran, timings } = callOptions;
+      const body = {
+        attempt,
+        images: images.map(({ key, url, seed }) => ({ key, url, ...(seed === undefined ? {} : { seed }) })),
+        ...(ran ? { ran } : {}),
+        ...(timings ? { timings } : {}),
+      };
+      const answer = await call('complete', id, body, callOptions);
       return answer.ok ? { ok: true } : answer;
     },
     async fail(id, attempt, code, message, callOptions) {
@@ -175,6 +203,10 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
     },
     async release(id, attempt, callOptions) {
       const answer = await call('release', id, { attempt }, callOptions);
+      return answer.ok ? { ok: true } : answer;
+    },
+    async registerModel(model, callOptions) {
+      const answer = await call('registerModel', model.name, model, callOptions);
       return answer.ok ? { ok: true } : answer;
     },
   };

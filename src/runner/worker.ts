@@ -14,6 +14,7 @@ import type { RunnerMetrics } from './metrics.ts';
 import { classifyPipelineError } from './pipeline-failure.ts';
 import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
+import { createPreviewThrottle } from './preview-throttle.ts';
 import { createProgressReporter } from './progress-reporter.ts';
 
 export interface WorkerOptions {
@@ -27,6 +28,8 @@ export interface WorkerOptions {
   prefetch: number;
   /** Least time between progress reports; the last step is always reported. Default 250 ms. */
   progressIntervalMs?: number;
+  /** Least time between live previews (sent with the progress reports); the first step always has one. Default 500 ms. */
+  previewIntervalMs?: number;
   /** Claims of one generation (by any runner) before it is failed with `too_many_attempts`. */
   maxAttempts: number;
   /** The queue's delivery limit: on the last delivery it allows, a job is failed rather than requeued into the dead letters. */
@@ -50,6 +53,9 @@ export interface Worker {
    */
   stop(graceMs: number): Promise<void>;
 }
+
+/** Milliseconds as reported: a tenth of a millisecond is precision enough. */
+const ms = (value: number) => Math.round(value * 10) / 10;
 
 /** How long a stopping runner tries to release a claim it hands back. */
 const RELEASE_TIMEOUT_MS = 5000;
@@ -106,7 +112,7 @@ interface Job {
 }
 
 /** The pipeline's images, or how the job ended on the way there. */
-type Generated = { ok: true; result: Txt2ImgResult } | { ok: false; settlement: JobSettlement };
+type Generated = { ok: true; result: Txt2ImgResult; model: Model } | { ok: false; settlement: JobSettlement };
 
 export function startWorker(options: WorkerOptions): Worker {
   const { queue, gateway, store, runnerId, log, metrics, maxAttempts } = options;
@@ -193,15 +199,33 @@ export function startWorker(options: WorkerOptions): Worker {
 
     const generated = await generate(job, claim);
     if (!generated.ok) return generated.settlement;
-    const { result } = generated;
+    const { result, model } = generated;
 
     signal.throwIfAborted();
     const uploadStarted = clock.now();
-    const images = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png)));
-    metrics.uploadSeconds.observe((clock.now() - uploadStarted) / 1000);
+    const stored = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed)));
+    const uploadMs = clock.now() - uploadStarted;
+    metrics.uploadSeconds.observe(uploadMs / 1000);
 
     signal.throwIfAborted();
-    const completed = await gateway.complete(id, claim.attempt, images, { signal });
+    const images = stored.map((ref, index) => ({ ...ref, seed: result.images[index]!.seed }));
+    const t = result.timingsMs;
+    const completed = await gateway.complete(id, claim.attempt, images, {
+      signal,
+      ran: {
+        prompt: result.prompt,
+        negative_prompt: result.negativePrompt,
+        model: { name: model.settings.name, hash: model.hash },
+        execution_provider: model.executionProvider,
+      },
+      timings: {
+        text_encoder_ms: ms(t.textEncoder),
+        denoising_ms: ms(t.denoise),
+        decode_ms: ms(t.decode),
+        png_ms: ms(t.png),
+        upload_ms: ms(uploadMs),
+      },
+    });
     if (!completed.ok) {
       throwIfRefused(completed, 'complete');
       return stopped(job, completed, 'complete');
@@ -228,7 +252,7 @@ export function startWorker(options: WorkerOptions): Worker {
     const reporter = createProgressReporter({
       intervalMs: progressIntervalMs,
       clock,
-      send: (step, total) => gateway.progress(claim.id, claim.attempt, step, total, { signal }),
+      send: (step, total, preview) => gateway.progress(claim.id, claim.attempt, step, total, { signal, ...(preview ? { preview } : {}) }),
       onStop: (refusal) => {
         job.stopReason = refusal;
         job.controller.abort(refusal);
@@ -237,16 +261,17 @@ export function startWorker(options: WorkerOptions): Worker {
         if (!signal.aborted) log.warn('progress report failed; generation continues', { id: claim.id, err });
       },
     });
+    const previews = createPreviewThrottle(options.previewIntervalMs ?? 500, clock);
     let lastStep = clock.now();
     let result: Txt2ImgResult | null = null;
     try {
       result = await txt2img(model, claim.params, {
         signal,
-        onStep: (step, total) => {
+        onStep: (step, total, preview) => {
           const now = clock.now();
           metrics.stepSeconds.observe((now - lastStep) / 1000);
           lastStep = now;
-          reporter.step(step, total);
+          reporter.step(step, total, previews.due() ? renderPreview(claim, preview) : undefined);
         },
       });
       // The last step's answer decides whether the images are worth storing.
@@ -263,7 +288,17 @@ export function startWorker(options: WorkerOptions): Worker {
       return { ok: false, settlement: stopped(job, job.stopReason, 'progress') };
     }
     metrics.generationSeconds.observe(result!.timingsMs.total / 1000);
-    return { ok: true, result: result! };
+    return { ok: true, result: result!, model };
+  }
+
+  /** A preview is a nicety: one that fails to render is logged and left out, the generation goes on. */
+  function renderPreview(claim: Claim, render: () => Buffer): Buffer | undefined {
+    try {
+      return render();
+    } catch (err) {
+      log.warn('preview failed; generation continues', { id: claim.id, err });
+      return undefined;
+    }
   }
 
   /** Reports what the pipeline's error means for the request; none is worth another try. */
@@ -276,9 +311,9 @@ export function startWorker(options: WorkerOptions): Worker {
     return reportFailure(job, failure.code, failure.message);
   }
 
-  async function upload(job: Job, claim: Claim, index: number, png: Buffer): Promise<StoredImageRef> {
+  async function upload(job: Job, claim: Claim, index: number, png: Buffer, seed: number): Promise<StoredImageRef> {
     try {
-      return await withRetry(() => store.putImage({ generationId: claim.id, index, png, seed: claim.params.seed }), uploadRetry, {
+      return await withRetry(() => store.putImage({ generationId: claim.id, index, png, seed }), uploadRetry, {
         clock,
         signal: job.controller.signal,
         onRetry: (err, tries, wait) => {

@@ -8,6 +8,16 @@ export interface StoredImage {
   key: string;
   /** A link the runner obtained for it, when storage gives one. */
   url?: string;
+  /** The seed it ran with, as its runner reported (absent from older rows: params.seed + index). */
+  seed?: number;
+}
+
+/** What the runner reported running (internal API complete body `ran`). */
+export interface Ran {
+  prompt: string;
+  negative_prompt: string;
+  model: { name: string; hash: string };
+  execution_provider: string;
 }
 
 export interface Generation {
@@ -38,6 +48,12 @@ export interface Generation {
   webhookUrl: string | null;
   /** Which events: a subset of start, progress, completed; null without a webhook. */
   webhookEvents: string[] | null;
+  /** What ran, once completed by a runner that says. */
+  ran: Ran | null;
+  /** The runner's timings in ms (text_encoder_ms, denoising_ms, …), once completed by a runner that says. */
+  timings: Record<string, number> | null;
+  /** The step of the latest preview while processing (its bytes: getGenerationPreview). */
+  previewStep: number | null;
   /** Pending generations ahead of this one (see getGeneration); only read there. */
   queuePosition?: number | null;
 }
@@ -46,7 +62,7 @@ export interface Generation {
 export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, cost, attempts,
   runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
   finished_at, updated_at, idempotency_key, request_hash,
-  webhook_url, webhook_events`;
+  webhook_url, webhook_events, ran, timings, preview_step`;
 
 const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
 
@@ -75,6 +91,9 @@ export function toGeneration(row: Row): Generation {
     requestHash: (row.request_hash as string | null) ?? null,
     webhookUrl: (row.webhook_url as string | null) ?? null,
     webhookEvents: (row.webhook_events as string[] | null) ?? null,
+    ran: (row.ran as Ran | null) ?? null,
+    timings: (row.timings as Record<string, number> | null) ?? null,
+    previewStep: row.preview_step == null ? null : Number(row.preview_step),
     ...('queue_position' in row ? { queuePosition: row.queue_position == null ? null : Number(row.queue_position) } : {}),
   };
 }

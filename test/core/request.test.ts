@@ -4,7 +4,9 @@ import { decodeJobMessage, encodeJobMessage } from '../../src/core/message.ts';
 import {
   combinationIssues,
   denoisingSteps,
+  generationParamsSchema,
   generationRequestSchema,
+  imageSeed,
   LIMITS,
   legacyGenerateSchema,
   legacyToParams,
@@ -58,7 +60,7 @@ test('limits: each bound accepted, one past it refused', () => {
     ['num_inference_steps', 2.5],
     ['guidance_scale', -0.1],
     ['guidance_scale', 30.1],
-    ['seed', -1],
+    ['seed', -2],
     ['seed', 2 ** 32],
     ['width', 248],
     ['width', 1032],
@@ -70,6 +72,20 @@ test('limits: each bound accepted, one past it refused', () => {
   for (const [field, value] of bad) {
     assert.equal(issuePaths({ ...ok, [field]: value }), [field], `${field}=${String(value).slice(0, 20)}`);
   }
+});
+
+test('seed -1 means random in a request (A1111 clients send it), never in the parameters a runner gets', () => {
+  assert.ok(parse({ prompt: 'a', seed: -1 }).success);
+  const params = { prompt: 'a', negative_prompt: '', num_inference_steps: 2, guidance_scale: 7, width: 256, height: 256, scheduler: 'ddim', num_images: 1 };
+  assert.not.ok(generationParamsSchema.safeParse({ ...params, seed: -1 }).success);
+  assert.ok(generationParamsSchema.safeParse({ ...params, seed: 7 }).success);
+  assert.not.ok(generationParamsSchema.safeParse(params).success, 'the parameters always hold a seed');
+});
+
+test('image i runs with seed + i, wrapped to 32 bits', () => {
+  assert.is(imageSeed(7, 0), 7);
+  assert.is(imageSeed(7, 3), 10);
+  assert.is(imageSeed(2 ** 32 - 1, 1), 0);
 });
 
 test('wrong types and unknown fields are refused', () => {

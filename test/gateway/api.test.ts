@@ -51,6 +51,38 @@ it('a given seed is kept', async ({ t, alice }) => {
   assert.is(((await res.json()) as any).params.seed, 1234);
 });
 
+it('seed -1 means random: the stored params hold the seed picked', async ({ t, alice }) => {
+  const seeds = new Set<number>();
+  for (let i = 0; i < 3; i++) {
+    const res = await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a bow', seed: -1 } });
+    assert.is(res.status, 202);
+    const g = (await res.json()) as any;
+    assert.ok(Number.isInteger(g.params.seed) && g.params.seed >= 0 && g.params.seed < 2 ** 32, String(g.params.seed));
+    const claim = (await (await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r1' })).json()) as any;
+    assert.is(claim.params.seed, g.params.seed, 'the runner gets the picked seed');
+    seeds.add(g.params.seed);
+  }
+  assert.is(seeds.size, 3);
+  await expectProblem(await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a bow', seed: -2 } }), 422, 'validation_failed');
+});
+
+it('what ran: the runner\'s effective prompts, model, provider, per-image seeds and timings are stored and presented', async ({ t, alice }) => {
+  const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a helm', num_inference_steps: 2, num_images: 2, seed: 7 } })).json()) as any;
+  assert.is((await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r1' })).status, 200);
+  const ran = { prompt: 'tsuki_advtr, a helm', negative_prompt: 'blurry, low quality', model: { name: 'tiny', hash: 'b'.repeat(64) }, execution_provider: 'cpu' };
+  const timings = { text_encoder_ms: 1.5, denoising_ms: 20, decode_ms: 3, png_ms: 2.5, upload_ms: 4 };
+  const images = [{ key: `generated/${g.id}/0.png`, seed: 7 }, { key: `generated/${g.id}/1.png`, seed: 8 }];
+  assert.is((await t.runner(`/generations/${g.id}/complete`, { attempt: 1, images, ran, timings })).status, 200);
+  const view = (await (await t.call('GET', `/v1/generations/${g.id}`, { key: alice })).json()) as any;
+  assert.equal(view.ran, ran);
+  assert.equal(view.images.map((i: any) => i.seed), [7, 8]);
+  const { queued_ms, ...runner } = view.timings;
+  assert.equal(runner, timings);
+  assert.ok(queued_ms >= 0 && queued_ms === Date.parse(view.started_at) - Date.parse(view.created_at));
+  const bad = await t.runner(`/generations/${g.id}/complete`, { attempt: 1, images, ran: { ...ran, model: { name: 'tiny', hash: 'not-hex' } } });
+  assert.is(bad.status, 422, 'the contract checks what ran');
+});
+
 it('the full life of a generation as the client sees it', async ({ t, alice }) => {
   const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a helm', num_inference_steps: 4, num_images: 2 } })).json()) as any;
   const claim = await t.runner(`/generations/${g.id}/claim`, { runner_id: 'r1' });
@@ -69,10 +101,13 @@ it('the full life of a generation as the client sees it', async ({ t, alice }) =
   assert.is((await t.runner(`/generations/${g.id}/complete`, { attempt: 1, images })).status, 200);
   view = (await (await t.call('GET', `/v1/generations/${g.id}`, { key: alice })).json()) as any;
   assert.is(view.status, 'completed');
+  // The body of a runner from before what-ran reports (no seeds, no ran): each image's seed follows from params.
   assert.equal(view.images, [
-    { index: 0, url: 'https://storage.example/0.png' },
-    { index: 1, url: `${t.url}/v1/generations/${g.id}/images/1` },
+    { index: 0, url: 'https://storage.example/0.png', seed: g.params.seed },
+    { index: 1, url: `${t.url}/v1/generations/${g.id}/images/1`, seed: (g.params.seed + 1) % 2 ** 32 },
   ]);
+  assert.is(view.ran, undefined);
+  assert.equal(Object.keys(view.timings), ['queued_ms']);
   assert.ok(view.finished_at);
   await expectProblem(await t.call('POST', `/v1/generations/${g.id}/cancel`, { key: alice }), 409, 'already_finished');
 });

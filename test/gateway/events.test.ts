@@ -5,6 +5,11 @@ import * as assert from 'uvu/assert';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { readSse, type SseEvent } from '../helpers/sse.ts';
 import { submit } from '../helpers/submit.ts';
+import { decodePng } from '../../src/runner/pipeline/png.ts';
+import { latentPreview } from '../../src/runner/pipeline/latent-preview.ts';
+
+/** A real preview PNG: 32×32 latents of a ramp. */
+const previewPng = latentPreview(Float32Array.from({ length: 4 * 32 * 32 }, (_, i) => ((i % 1024) / 512) - 1), 32, 32);
 
 for (const store of ['postgres', 'pglite'] as const) {
   const it = suite<{ t: TestGateway }>(`events on ${store}`);
@@ -67,6 +72,74 @@ for (const store of ['postgres', 'pglite'] as const) {
       again.push(e);
     }
     assert.equal(again, [], 'nothing newer: the stream just ends');
+  });
+
+  it('previews: stored with the progress report, sent as preview events in both streams, linked while processing, gone once ended', async ({ t }) => {
+    const id = await submit(t, potion);
+    const res = await t.call('GET', `/v1/generations/${id}/events`);
+    const keyStream = readSse(await t.call('GET', '/v1/events'));
+    const stream = readSse(res);
+    assert.is(JSON.parse((await stream.next()).value!.data).status, 'pending');
+    await t.runner(`/generations/${id}/claim`, { runner_id: 'r' });
+    assert.is(JSON.parse((await stream.next()).value!.data).status, 'processing');
+
+    const preview = previewPng.toString('base64');
+    assert.is((await t.runner(`/generations/${id}/progress`, { attempt: 1, step: 1, total: 3, preview })).status, 200);
+    const progress = (await stream.next()).value!;
+    assert.is(progress.event, 'progress');
+    assert.equal(JSON.parse(progress.data).preview, { step: 1, url: `${t.url}/v1/generations/${id}/preview` });
+    const event = (await stream.next()).value!;
+    assert.is(event.event, 'preview');
+    assert.is(event.id, undefined, 'a preview event has no id of its own: Last-Event-ID keeps the version');
+    const data = JSON.parse(event.data);
+    assert.is(data.id, id);
+    assert.is(data.step, 1);
+    assert.ok(data.url.startsWith('data:image/png;base64,'));
+    const decoded = decodePng(Buffer.from(data.url.slice('data:image/png;base64,'.length), 'base64'));
+    assert.equal([decoded.width, decoded.height], [32, 32]);
+
+    // A step without a preview: a progress event only (the preview stays the one of step 1).
+    await t.runner(`/generations/${id}/progress`, { attempt: 1, step: 2, total: 3 });
+    const second = (await stream.next()).value!;
+    assert.is(second.event, 'progress');
+    assert.is(JSON.parse(second.data).preview.step, 1);
+
+    const view = (await (await t.call('GET', `/v1/generations/${id}`)).json()) as any;
+    assert.equal(view.preview, { step: 1, url: `${t.url}/v1/generations/${id}/preview` });
+    const image = await t.call('GET', `/v1/generations/${id}/preview`);
+    assert.is(image.status, 200);
+    assert.is(image.headers.get('content-type'), 'image/png');
+    assert.is(image.headers.get('cache-control'), 'no-store');
+    assert.is(image.headers.get('x-preview-step'), '1');
+    assert.ok(Buffer.from(await image.arrayBuffer()).equals(previewPng));
+
+    // The stream of all of the key's generations carries it too.
+    const kinds: string[] = [];
+    for (;;) {
+      const e = (await keyStream.next()).value!;
+      kinds.push(e.event);
+      if (e.event === 'preview') {
+        assert.is(JSON.parse(e.data).id, id);
+        break;
+      }
+    }
+    await keyStream.return(undefined);
+
+    const notPng = await t.runner(`/generations/${id}/progress`, { attempt: 1, step: 3, total: 3, preview: Buffer.from('GIF89a not a png').toString('base64') });
+    assert.is(notPng.status, 422);
+    const tooBig = await t.runner(`/generations/${id}/progress`, { attempt: 1, step: 3, total: 3, preview: Buffer.concat([previewPng, Buffer.alloc(40_000)]).toString('base64') });
+    assert.ok([413, 422].includes(tooBig.status), `oversized preview refused: ${tooBig.status}`);
+
+    await t.runner(`/generations/${id}/complete`, { attempt: 1, images: [{ key: 'k' }] });
+    const done = (await (await t.call('GET', `/v1/generations/${id}`)).json()) as any;
+    assert.is(done.status, 'completed');
+    assert.is(done.preview, undefined, 'no preview link once completed');
+    const gone = await t.call('GET', `/v1/generations/${id}/preview`);
+    assert.is(gone.status, 404);
+    assert.is(((await gone.json()) as any).code, 'preview_not_found');
+    const rows = await t.gw.db.query('SELECT count(*) AS n FROM generation_previews WHERE generation_id = $1', [id]);
+    assert.is(Number(rows[0]!.n), 0, 'the preview is removed when the generation ends');
+    assert.is((await t.call('GET', `/v1/generations/00000000-0000-4000-8000-000000000000/preview`)).status, 404);
   });
 
   it('a canceled generation ends its stream', async ({ t }) => {

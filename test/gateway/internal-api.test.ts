@@ -23,7 +23,7 @@ it.before(async (ctx) => {
   // Records what the gateway really sent, as the client received it.
   const recording: typeof fetch = async (input, init) => {
     const res = await fetch(input, init);
-    const operation = String(input).split('/').pop() as InternalOperation;
+    const operation = (String(input).includes('/internal/v1/models/') ? 'registerModel' : String(input).split('/').pop()) as InternalOperation;
     ctx.answers.push({ operation, status: res.status, body: await res.clone().json() });
     return res;
   };
@@ -64,6 +64,9 @@ it('every route: the client’s body is taken, the answer parses with the contra
   assert.is((await t.call('POST', `/v1/generations/${released}/cancel`)).status, 200);
   const canceled = await client.claim(released, 'r2');
   assert.is(!canceled.ok && canceled.code, 'canceled');
+
+  const model = { name: 'tiny', hash: 'a'.repeat(64), execution_provider: 'cpu', default_scheduler: 'ddim' as const, default_negative_prompt: 'blurry', prompt_prefix: 'tsuki_advtr, ' };
+  assert.equal(await client.registerModel(model), { ok: true });
 
   const ok = new Set<InternalOperation>();
   const codes = new Set<string>();

@@ -138,6 +138,7 @@ function scriptedGateway(c: Case) {
       return c.fail ?? ok;
     },
     release: async () => ok,
+    registerModel: async () => ok,
   };
   return { gateway, failed };
 }

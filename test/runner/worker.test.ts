@@ -91,7 +91,18 @@ it('the full path: submit → message → claim → progress → images stored �
     assert.is(last.images.length, 2);
 
     const g = (await getGeneration(rig.t.gw.db, id))!;
-    assert.equal(g.images, [{ key: `generated/${id}/0.png` }, { key: `generated/${id}/1.png` }]);
+    const seed = g.params.seed;
+    assert.equal(g.images, [{ key: `generated/${id}/0.png`, seed }, { key: `generated/${id}/1.png`, seed: (seed + 1) % 2 ** 32 }]);
+    // What ran, as the runner reported it and the API shows it.
+    assert.equal(last.ran, {
+      prompt: `tsuki_advtr, ${request.prompt}`,
+      negative_prompt: 'blurry, low quality',
+      model: { name: path.basename(ctx.model.dir), hash: ctx.model.hash },
+      execution_provider: 'cpu',
+    });
+    assert.equal(last.images.map((i: any) => i.seed), [seed, (seed + 1) % 2 ** 32]);
+    assert.equal(Object.keys(last.timings).sort(), ['decode_ms', 'denoising_ms', 'png_ms', 'queued_ms', 'text_encoder_ms', 'upload_ms']);
+    for (const [k, v] of Object.entries(last.timings)) assert.ok(typeof v === 'number' && v >= 0, `${k}: ${v}`);
     assert.is(g.attempts, 1);
     assert.equal(await storedFiles(rig.imagesDir), [`generated/${id}/0.png`, `generated/${id}/1.png`]);
     const png = decodePng(await fs.readFile(path.join(rig.imagesDir, 'generated', id, '1.png')));

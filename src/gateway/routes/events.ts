@@ -12,6 +12,7 @@ import { isTerminal } from '../../core/status.ts';
 import { DatabaseUnavailableError } from '../../store/errors.ts';
 import type { Generation } from '../../store/generation.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
+import { getGenerationPreview } from '../../store/sql/getGenerationPreview.ts';
 import { listChangedGenerations } from '../../store/sql/listChangedGenerations.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl } from '../http.ts';
@@ -24,6 +25,11 @@ const OVERLAP_MS = 2000;
 const BATCH = 200;
 
 const security = [{ bearer: [] }];
+
+const PREVIEW_EVENT =
+  'While a generation is processing, a `preview` event follows the event of a step that brought a new live preview (about ' +
+  'two per second, from the first step): data `{"id": "<generation id>", "step": 12, "url": "data:image/png;base64,…"}`, ' +
+  'a small PNG of the latents (an eighth of the image size, at most 64 pixels a side); it has no event id of its own.';
 const tooMany = problem('This key holds the most event streams it may (see Retry-After)');
 
 const generationEventsRoute = createRoute({
@@ -33,7 +39,8 @@ const generationEventsRoute = createRoute({
   description:
     'Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, ' +
     'else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. ' +
-    'The stream ends after a terminal status.',
+    PREVIEW_EVENT +
+    ' The stream ends after a terminal status.',
   security,
   request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) }) },
   responses: {
@@ -51,7 +58,9 @@ const keyEventsRoute = createRoute({
     'First the current state of each unfinished generation, then every change: `event` is `status` or `progress`, the ' +
     'data is the whole generation (its `version`-ordered changes per id), `id` a cursor: reconnecting with Last-Event-ID ' +
     'sends what changed since (a change may come twice around a reconnection; compare `progress` and `status`). A new ' +
-    'generation appears with its first change (claimed), or within a keep-alive interval. The stream does not end by itself.',
+    'generation appears with its first change (claimed), or within a keep-alive interval. ' +
+    PREVIEW_EVENT +
+    ' The stream does not end by itself.',
   security,
   responses: {
     200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
@@ -118,6 +127,15 @@ export function eventRoutes(deps: GatewayDeps) {
     }
   };
 
+  /** The `preview` event of a generation whose latest preview is newer than the stream sent; the step sent, or `sent` when none is there. */
+  const sendPreview = async (s: SSEStreamingApi, g: Generation, sent: number | null | undefined): Promise<number | null | undefined> => {
+    if (g.status !== 'processing' || g.previewStep === null || g.previewStep === sent) return sent;
+    const preview = await orLater(() => getGenerationPreview(deps.db, g.id));
+    if (!preview) return sent;
+    await s.writeSSE({ event: 'preview', data: JSON.stringify({ id: g.id, step: preview.step, url: `data:image/png;base64,${preview.png.toString('base64')}` }) });
+    return g.previewStep;
+  };
+
   app.openapi(generationEventsRoute, async (c) => {
     const { id } = c.req.valid('param');
     const { apiKeyId } = c.get('principal');
@@ -128,6 +146,7 @@ export function eventRoutes(deps: GatewayDeps) {
     return stream(c, release, async (s, wake) => {
       let lastVersion = Number.isInteger(resumeFrom) && resumeFrom > 0 ? resumeFrom : 0;
       let lastStatus: string | null = null;
+      let lastPreview: number | null | undefined;
       const unsubscribe = deps.changes.subscribe(id, wake.notify);
       try {
         // Read after subscribing, so no change falls between the read and the subscription.
@@ -140,6 +159,7 @@ export function eventRoutes(deps: GatewayDeps) {
             lastVersion = g.version;
             lastStatus = g.status;
           }
+          if (g) lastPreview = await sendPreview(s, g, lastPreview);
           if (g && isTerminal(g.status)) return;
           if (!(await wake.wait(sseKeepAliveMs)) && !s.aborted) await s.write(': keep-alive\n\n');
         }
@@ -156,7 +176,7 @@ export function eventRoutes(deps: GatewayDeps) {
     const base = baseUrl(c, deps.settings);
     return stream(c, release, async (s, wake) => {
       // Last sent version and status per generation; terminal ones are forgotten once no read can return them.
-      const sent = new Map<string, { version: number; status: string; updatedAt: number }>();
+      const sent = new Map<string, { version: number; status: string; updatedAt: number; preview?: number | null | undefined }>();
       const resumed = Number.isSafeInteger(resumeFrom) && resumeFrom > 0;
       let cursor = resumed ? resumeFrom : Date.now();
       let first = !resumed;
@@ -166,7 +186,8 @@ export function eventRoutes(deps: GatewayDeps) {
         if (before && before.version >= g.version) return;
         cursor = Math.max(cursor, g.updatedAt.getTime());
         await s.writeSSE({ id: String(cursor), event: before?.status === g.status ? 'progress' : 'status', data: JSON.stringify(presentGeneration(g, base)) });
-        sent.set(g.id, { version: g.version, status: g.status, updatedAt: g.updatedAt.getTime() });
+        const preview = await sendPreview(s, g, before?.preview);
+        sent.set(g.id, { version: g.version, status: g.status, updatedAt: g.updatedAt.getTime(), preview });
       };
       try {
         while (!s.aborted) {

@@ -4,7 +4,7 @@
 // Bodies, answers and codes are the contract's (src/core/internal-api.ts), which the runner's client shares.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
-import { conflictProblem, internalApi, type ConflictCode, type ConflictExtra } from '../../core/internal-api.ts';
+import { conflictProblem, internalApi, MODEL_NAME_PATTERN, type ConflictCode, type ConflictExtra } from '../../core/internal-api.ts';
 import { isTerminal } from '../../core/status.ts';
 import type { Generation } from '../../store/generation.ts';
 import { claimGeneration } from '../../store/sql/claimGeneration.ts';
@@ -13,6 +13,7 @@ import { failGeneration } from '../../store/sql/failGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import { releaseGeneration } from '../../store/sql/releaseGeneration.ts';
 import { reportProgress } from '../../store/sql/reportProgress.ts';
+import { upsertModel } from '../../store/sql/upsertModel.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { requireJson } from '../http.ts';
 import { validationHook } from '../validation.ts';
@@ -41,6 +42,19 @@ const progressRoute = route(internalApi.progress);
 const completeRoute = route(internalApi.complete);
 const failRoute = route(internalApi.fail);
 const releaseRoute = route(internalApi.release);
+
+// A runner registers the model it serves at start (GET /v1/models lists what was registered).
+const registerModelRoute = createRoute({
+  method: internalApi.registerModel.method,
+  path: internalApi.registerModel.path,
+  hide: true,
+  middleware: [requireJson] as const,
+  request: {
+    params: z.object({ name: z.string().regex(MODEL_NAME_PATTERN) }),
+    body: { required: true, content: { 'application/json': { schema: internalApi.registerModel.body } } },
+  },
+  responses: { 200: { description: 'Registered', content: { 'application/json': { schema: internalApi.registerModel.answer } } } },
+});
 
 const secondsUntil = (d: Date | null) => Math.max(1, Math.ceil(((d?.getTime() ?? 0) - Date.now()) / 1000));
 
@@ -104,7 +118,7 @@ export function internalRoutes(deps: GatewayDeps) {
   app.openapi(progressRoute, async (c) => {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
-    const g = await reportProgress(deps.db, id, body.attempt, body.step, body.total, lease);
+    const g = await reportProgress(deps.db, id, body.attempt, body.step, body.total, lease, body.preview ?? null);
     if (!g) return explain(id, body.attempt);
     return c.json({ stop: false, lease_expires_at: g.leaseExpiresAt!.toISOString() }, 200);
   });
@@ -112,7 +126,7 @@ export function internalRoutes(deps: GatewayDeps) {
   app.openapi(completeRoute, async (c) => {
     const { id } = c.req.valid('param');
     const body = c.req.valid('json');
-    const g = await completeGeneration(deps.db, id, body.attempt, body.images);
+    const g = await completeGeneration(deps.db, id, body.attempt, body.images, body.ran ?? null, body.timings ?? null);
     if (!g) return explain(id, body.attempt);
     return c.json({ status: g.status }, 200);
   });
@@ -132,6 +146,14 @@ export function internalRoutes(deps: GatewayDeps) {
     const { attempt: attemptNo } = c.req.valid('json');
     if (!(await releaseGeneration(deps.db, id, attemptNo))) return explain(id, attemptNo);
     return c.json({ released: true as const }, 200);
+  });
+
+  app.openapi(registerModelRoute, async (c) => {
+    const { name } = c.req.valid('param');
+    const model = c.req.valid('json');
+    if (model.name !== name) throw new AppError(422, 'validation_failed', `The body names model ${JSON.stringify(model.name)}, the path ${JSON.stringify(name)}.`);
+    await upsertModel(deps.db, model.name, model.hash, model);
+    return c.json({ name, registered: true as const }, 200);
   });
 
   return app;

@@ -8,6 +8,7 @@ import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import ort from 'onnxruntime-node';
+import { MODEL_NAME_PATTERN } from '../../core/internal-api.ts';
 import type { Logger } from '../../core/log.ts';
 import { SCHEDULER_NAMES, type SchedulerConfig, type SchedulerName } from './schedulers/types.ts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenizer.ts';
@@ -35,6 +36,8 @@ export class ModelFolderError extends Error {
 
 /** Our own optional `itemgen.json` beside the export. */
 export interface ItemgenSettings {
+  /** What the API calls the model (GET /v1/models, a generation's `ran.model`); default the folder's name. */
+  name: string;
   promptPrefix: string;
   defaultNegativePrompt: string;
   defaultScheduler: SchedulerName;
@@ -103,7 +106,13 @@ async function readJson(dir: string, file: string, optional = false): Promise<Re
   }
 }
 
-function readSettings(raw: Record<string, unknown> | null): ItemgenSettings {
+/** The folder's name as a model name: what MODEL_NAME_PATTERN refuses becomes "-". */
+function folderModelName(dir: string): string {
+  const name = path.basename(dir).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 100);
+  return name || 'model';
+}
+
+function readSettings(raw: Record<string, unknown> | null, dir: string): ItemgenSettings {
   const text = (key: string, fallback: string) => {
     const v = raw?.[key];
     if (v === undefined) return fallback;
@@ -114,7 +123,12 @@ function readSettings(raw: Record<string, unknown> | null): ItemgenSettings {
   if (!(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
     throw new ModelFolderError('itemgen.json', `default_scheduler must be one of ${SCHEDULER_NAMES.join(', ')}`);
   }
+  const name = text('name', folderModelName(dir));
+  if (!MODEL_NAME_PATTERN.test(name)) {
+    throw new ModelFolderError('itemgen.json', 'name must be 1 to 100 letters, digits, ".", "_" or "-", starting with a letter or digit');
+  }
   return {
+    name,
     promptPrefix: text('prompt_prefix', ''),
     defaultNegativePrompt: text('default_negative_prompt', ''),
     defaultScheduler: scheduler as SchedulerName,
@@ -190,7 +204,7 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
   if (!stat?.isDirectory()) throw new ModelFolderError(dir, 'is not a folder');
   await readJson(dir, 'model_index.json');
   const schedulerConfig = await readJson(dir, 'scheduler/scheduler_config.json');
-  const settings = readSettings(await readJson(dir, 'itemgen.json', true));
+  const settings = readSettings(await readJson(dir, 'itemgen.json', true), dir);
   const vaeConfig = await readJson(dir, 'vae_decoder/config.json', true);
   const scaling = vaeConfig?.scaling_factor ?? 0.18215;
   if (typeof scaling !== 'number' || !(scaling > 0)) throw new ModelFolderError('vae_decoder/config.json', 'scaling_factor must be a positive number');

@@ -66,6 +66,29 @@ export function createGenerator(seed: number): Generator {
   };
 }
 
+/**
+ * One generator per image of a batch, as AUTOMATIC1111 gives each image its own seed: a draw of
+ * `count` values takes count / seeds.length from each image's generator in turn, so image i's
+ * initial noise and every later step's noise are what a batch of one with seed i would draw. A
+ * single seed gives that seed's generator itself.
+ */
+export function createBatchGenerator(seeds: readonly number[]): Generator {
+  if (seeds.length === 0) throw new RangeError('a batch needs at least one seed');
+  if (seeds.length === 1) return createGenerator(seeds[0]!);
+  const generators = seeds.map(createGenerator);
+  return {
+    randn(count: number): Float32Array {
+      if (count % generators.length !== 0) {
+        throw new RangeError(`count ${count} does not split evenly over a batch of ${generators.length}`);
+      }
+      const per = count / generators.length;
+      const out = new Float32Array(count);
+      generators.forEach((g, i) => out.set(g.randn(per), i * per));
+      return out;
+    },
+  };
+}
+
 const BLOCK = 16;
 const HALF = BLOCK / 2;
 const f = Math.fround;

@@ -4,11 +4,12 @@
 // parameters). Each is one function so that a change to one stage (previews, per-image seeds,
 // pipelining) touches one place. It composes the model and a scheduler and never knows which
 // scheduler it runs.
-import type { GenerationParams } from '../../core/request.ts';
+import { imageSeed, type GenerationParams } from '../../core/request.ts';
 import type { Model } from './model.ts';
 import { onnxruntimeVersion } from './model.ts';
 import { encodePng } from './png.ts';
-import { createGenerator, type Generator } from './rng.ts';
+import { latentPreview } from './latent-preview.ts';
+import { createBatchGenerator, type Generator } from './rng.ts';
 import { kernels } from './kernels/index.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
@@ -17,8 +18,12 @@ import { halfTensor, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
 
 export interface Txt2ImgOptions {
-  /** Called after each denoising step with (step done, total steps). */
-  onStep?: (step: number, total: number) => void;
+  /**
+   * Called after each denoising step with (step done, total steps, preview): `preview()` renders
+   * the first image's current latents as a small PNG (latent-preview.ts), only when called and
+   * only during this call.
+   */
+  onStep?: (step: number, total: number, preview: () => Buffer) => void;
   /** Aborting stops the generation before its next step. */
   signal?: AbortSignal;
   /**
@@ -33,6 +38,8 @@ export interface GeneratedImage {
   png: Buffer;
   width: number;
   height: number;
+  /** The seed this image ran with (core/request.ts imageSeed). */
+  seed: number;
 }
 
 export interface Txt2ImgResult {
@@ -156,8 +163,8 @@ async function encodePrompt(model: Model, inputs: PipelineInputs): Promise<Promp
 }
 
 /**
- * The initial noise, exactly as torch.randn on a CPU generator would draw it, scaled to the
- * scheduler's initial sigma (call after setTimesteps, which sets it).
+ * The initial noise, exactly as torch.randn on a CPU generator would draw it (each image from its
+ * own seed's generator), scaled to the scheduler's initial sigma (call after setTimesteps, which sets it).
  */
 function prepareLatents(generator: Generator, scheduler: Scheduler, inputs: PipelineInputs): Float32Array {
   const latents = generator.randn(inputs.params.num_images * inputs.latent.size);
@@ -238,7 +245,8 @@ async function denoise(
     const s0 = now();
     latents = scheduler.step(noise, t, latents, generator);
     schedulerMs += now() - s0;
-    onStep?.(i + 1, total);
+    const current = latents;
+    onStep?.(i + 1, total, () => latentPreview(current.subarray(0, size), width, height));
   }
   const denoiseMs = now() - loopStart;
   if (signal?.aborted) throw new GenerationAbortedError();
@@ -260,14 +268,14 @@ async function decodeLatents(model: Model, latents: Float32Array, inputs: Pipeli
   );
 }
 
-/** The A1111-style "parameters" text: prompt, negative prompt, then the settings line. */
-function infotext(model: Model, inputs: PipelineInputs): string {
+/** The A1111-style "parameters" text of one image: prompt, negative prompt, then the settings line with its seed. */
+function infotext(model: Model, inputs: PipelineInputs, seed: number): string {
   const { params, prompt, negativePrompt } = inputs;
   return [
     prompt,
     ...(negativePrompt ? [`Negative prompt: ${negativePrompt}`] : []),
     `Steps: ${params.num_inference_steps}, Sampler: ${SAMPLER_LABEL[params.scheduler]}, CFG scale: ${params.guidance_scale}, ` +
-      `Seed: ${params.seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
+      `Seed: ${seed}, Size: ${params.width}x${params.height}, Model hash: ${model.hash.slice(0, 10)}`,
   ].join('\n');
 }
 
@@ -280,9 +288,9 @@ function encodeImages(
 ): GeneratedImage[] {
   const { params } = inputs;
   const pixels = params.width * params.height;
-  const text = infotext(model, inputs);
   const images: GeneratedImage[] = [];
   for (let img = 0; img < params.num_images; img++) {
+    const seed = imageSeed(params.seed, img);
     // Uint8ClampedArray clamps and rounds halves to even, as numpy's (x * 255).round() on [0, 1].
     const rgb = new Uint8ClampedArray(pixels * 3);
     const base = img * 3 * pixels;
@@ -293,20 +301,22 @@ function encodeImages(
     const manifest = {
       model_hash: model.hash,
       scheduler: { name: params.scheduler, config: model.schedulerConfig },
-      seed: params.seed,
-      image_index: img,
-      params: { ...params, prompt: inputs.prompt, negative_prompt: inputs.negativePrompt },
+      seed,
+      // What reruns this image alone, to these very bytes: its own seed, one image (so no batch
+      // index here either; the API's images[].index says where it stood in its batch).
+      params: { ...params, seed, num_images: 1, prompt: inputs.prompt, negative_prompt: inputs.negativePrompt },
       execution_provider: model.executionProvider,
       onnxruntime_version: onnxruntimeVersion(),
       ...(timings === undefined ? {} : { timings_ms: timings }),
     };
     images.push({
       png: encodePng({ width: params.width, height: params.height, rgb: new Uint8Array(rgb.buffer) }, [
-        ['parameters', text],
+        ['parameters', infotext(model, inputs, seed)],
         ['itemgen', JSON.stringify(manifest)],
       ]),
       width: params.width,
       height: params.height,
+      seed,
     });
   }
   return images;
@@ -320,7 +330,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
   const embeddings = await encodePrompt(model, inputs);
   const textMs = now() - t0;
 
-  const generator = createGenerator(params.seed);
+  const generator = createBatchGenerator(Array.from({ length: params.num_images }, (_, i) => imageSeed(params.seed, i)));
   const scheduler = acquireScheduler(model, params.scheduler);
   let denoised: Denoised;
   try {

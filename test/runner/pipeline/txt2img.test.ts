@@ -78,6 +78,37 @@ it('several images per request, each its own noise', async ({ model }) => {
   assert.not.ok(pixels(result.images[0]!.png).equals(pixels(result.images[1]!.png)));
 });
 
+it('image i of a batch uses seed + i: rerun alone with num_images 1 and that seed, it is the same bytes', async ({ model }) => {
+  for (const scheduler of ['ddim', 'euler_a', 'lcm'] as const) {
+    const batch = await run(model, { scheduler, num_images: 3, num_inference_steps: 3 });
+    assert.equal(batch.images.map((i) => i.seed), [42, 43, 44], scheduler);
+    for (const i of [0, 1, 2]) {
+      const alone = await run(model, { scheduler, num_images: 1, seed: 42 + i, num_inference_steps: 3 });
+      assert.ok(alone.images[0]!.png.equals(batch.images[i]!.png), `${scheduler}: image ${i} alone gives the same PNG bytes`);
+    }
+    const infotext = decodePng(batch.images[1]!.png).texts.parameters!;
+    assert.match(infotext, /Seed: 43,/, 'the infotext carries the image\'s own seed');
+    const manifest = JSON.parse(decodePng(batch.images[1]!.png).texts.itemgen!);
+    assert.is(manifest.seed, 43);
+    assert.is(manifest.params.seed, 43);
+    assert.is(manifest.params.num_images, 1, 'the manifest holds the parameters that rerun this image alone');
+  }
+  // Seeds wrap at 2^32, as the generator keeps only their low 32 bits.
+  const wrapped = await run(model, { seed: 2 ** 32 - 1, num_images: 2 });
+  assert.equal(wrapped.images.map((i) => i.seed), [2 ** 32 - 1, 0]);
+  assert.ok(wrapped.images[1]!.png.equals((await run(model, { seed: 0 })).images[0]!.png));
+});
+
+it('previews: onStep can render the first image\'s latents, an eighth of the image size', async ({ model }) => {
+  const previews: Buffer[] = [];
+  await txt2img(model, { ...params, num_images: 2 }, { onStep: (step, _total, preview) => step === 1 && previews.push(preview()) });
+  assert.is(previews.length, 1);
+  const png = decodePng(previews[0]!);
+  assert.is(png.width, 32);
+  assert.is(png.height, 32);
+  assert.ok(new Set(png.rgb).size > 10, 'a picture, not a flat square');
+});
+
 it('progress per step, and cancellation before the next step', async ({ model }) => {
   const seen: [number, number][] = [];
   await txt2img(model, { ...params, num_inference_steps: 4 }, { onStep: (s, t) => seen.push([s, t]) });
