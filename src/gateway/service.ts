@@ -25,6 +25,7 @@ import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { closeServer, listen } from './http-server.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { startRateLimiter } from './rate-limit.ts';
+import { startRetention, type Retention } from './retention.ts';
 import { startStreamSlots } from './stream-slots.ts';
 
 export interface Gateway {
@@ -35,6 +36,8 @@ export interface Gateway {
   queue: JobQueue;
   dispatcher: Dispatcher;
   settings: GatewaySettings;
+  /** The history sweep (retention.ts), for tests to run one now. */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -149,6 +152,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     cleanup.push(() => streamSlots.stop());
     const limiter = startRateLimiter({ db, log });
     cleanup.push(async () => limiter.stop());
+    const retention = startRetention({ db, images, log, retentionDays: config.retentionDays });
+    cleanup.push(() => retention.stop());
     const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings });
 
     const server = await listen(app.fetch, config);
@@ -160,7 +165,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     const local = ['0.0.0.0', '::', '[::]'].includes(config.host) ? `http://127.0.0.1:${port}` : url;
     await db.lock?.announce({ url: local, admin_token: settings.adminToken });
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
-    return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
+    return { url, images, app, db, queue, dispatcher, settings, retention, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -4,6 +4,7 @@ import { AppError, notFound } from '../../core/errors.ts';
 import { generationRequestSchema } from '../../core/request.ts';
 import { STATUSES } from '../../core/status.ts';
 import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
+import { deleteGeneration } from '../../store/sql/deleteGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import { listGenerations } from '../../store/sql/listGenerations.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
@@ -94,6 +95,25 @@ const cancelRoute = createRoute({
   },
 });
 
+const deleteRoute = createRoute({
+  method: 'delete',
+  path: '/{id}',
+  operationId: 'deleteGeneration',
+  summary: 'Delete a finished generation and its images',
+  description:
+    'Removes the images from storage and the generation from every read (GET, the list, the event streams), and forgets its ' +
+    'Idempotency-Key. Only finished generations (completed, failed, canceled): cancel an unfinished one first. ' +
+    'Idempotent: deleting a deleted generation answers 204 again.',
+  security,
+  request: { params: idParam },
+  responses: {
+    204: { description: 'Deleted (now or before)' },
+    400: problem('Not a UUID'),
+    404: problem('Unknown, or owned by another key'),
+    409: problem('Not finished yet (pending or processing): cancel it first'),
+  },
+});
+
 export function generationsRoutes(deps: GatewayDeps) {
   const app = new OpenAPIHono<GatewayEnv>({ defaultHook: validationHook });
 
@@ -139,6 +159,23 @@ export function generationsRoutes(deps: GatewayDeps) {
     const current = await getGeneration(deps.db, id, apiKeyId);
     if (!current) throw notFound();
     throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { generation_status: current.status });
+  });
+
+  app.openapi(deleteRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const result = await deleteGeneration(deps.db, id, c.get('principal').apiKeyId);
+    if (result.outcome === 'missing') throw notFound();
+    if (result.outcome === 'unfinished') {
+      throw new AppError(
+        409,
+        'not_finished',
+        `The generation is ${result.status}; cancel it first (POST /v1/generations/${id}/cancel), then delete it.`,
+        { generation_status: result.status },
+      );
+    }
+    // After the row is hidden: a crash here leaves images of a hidden row, which the retention sweep removes.
+    await deps.images.delete(result.images.map((i) => i.key));
+    return c.body(null, 204);
   });
 
   return app;
