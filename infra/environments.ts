@@ -48,10 +48,12 @@ export interface Environment {
     /** PostgreSQL max_connections, set explicitly so the gateway's pool can be sized against it. */
     maxConnections: number;
   };
-  bucket: {
-    /** Days after which generated images are deleted. */
-    imageRetentionDays: number;
-  };
+  /**
+   * Days a finished generation and its images are kept: the gateway's RETENTION_DAYS (which deletes
+   * both, src/gateway/retention.ts) and the images bucket's lifecycle rule (a backstop for images
+   * whose row is gone), one number so neither outlives the other.
+   */
+  retentionDays: number;
   gateway: {
     minInstances: number;
     maxInstances: number;
@@ -119,7 +121,7 @@ export const environments: Record<EnvironmentName, Environment> = {
       gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 2, gpuSpot: true,
     },
     database: { tier: 'db-custom-1-3840', highAvailability: false, diskGb: 20, deletionProtection: true, maxConnections: 100 },
-    bucket: { imageRetentionDays: 7 },
+    retentionDays: 7,
     gateway: { minInstances: 1, maxInstances: 3, concurrency: 80, cpu: '1', memory: '512Mi' },
     rabbitmq: { replicas: 1, storage: '10Gi', cpu: '500m', memory: '1Gi' },
     runner: { maxReplicas: 2, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },
@@ -144,7 +146,7 @@ export const environments: Record<EnvironmentName, Environment> = {
       gpuMachineType: 'g2-standard-8', gpuType: 'nvidia-l4', gpuMaxNodes: 8, gpuSpot: false,
     },
     database: { tier: 'db-custom-2-7680', highAvailability: true, diskGb: 50, deletionProtection: true, maxConnections: 200 },
-    bucket: { imageRetentionDays: 30 },
+    retentionDays: 30,
     gateway: { minInstances: 1, maxInstances: 20, concurrency: 80, cpu: '1', memory: '1Gi' },
     rabbitmq: { replicas: 3, storage: '50Gi', cpu: '1', memory: '2Gi' },
     runner: { maxReplicas: 8, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },

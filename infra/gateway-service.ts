@@ -28,6 +28,8 @@ export interface GatewayServiceProps {
   /** The subnet direct VPC egress takes instance addresses from. */
   subnet: ComputeSubnetwork;
   bucket: string;
+  /** RETENTION_DAYS: the environment's retentionDays, the images bucket's lifecycle age too. */
+  retentionDays: number;
   databaseMaxConnections: number;
   database: {
     /** DATABASE_URL without a password: `postgresql://user@<private ip>:5432/db?sslmode=require`. */
@@ -90,6 +92,7 @@ export class GatewayService extends Construct {
       GCS_BUCKET: props.bucket,
       // The bucket enforces public access prevention; clients get signed links.
       GCS_PUBLIC: 'false',
+      RETENTION_DAYS: String(props.retentionDays),
       DATABASE_POOL_SIZE: String(gatewayPoolSize(props.databaseMaxConnections, settings.maxInstances)),
       // No credential in the URL: the password is DATABASE_PASSWORD. The server's certificate is
       // verified against the instance's CA under the name Cloud SQL gives it (not the IP).

@@ -153,6 +153,7 @@ export class ItemgenStack extends TerraformStack {
       vpc: network.vpc,
       subnet: network.cloudRunSubnet,
       bucket: buckets.images.name,
+      retentionDays: env.retentionDays,
       databaseMaxConnections: env.database.maxConnections,
       database: {
         url: `postgresql://${USER}@${database.instance.privateIpAddress}:5432/${DATABASE}?sslmode=require`,

@@ -12,7 +12,7 @@ export interface BucketsProps {
   env: Environment;
   /** IAM member of the runner: stores images, reads models. */
   runner: string;
-  /** IAM member of the gateway: signs links to images. */
+  /** IAM member of the gateway: signs links to images, deletes them (DELETE /v1/generations/{id}, retention). */
   gateway: string;
 }
 
@@ -36,7 +36,7 @@ export class Buckets extends Construct {
       new StorageBucketIamMember(this, grantId, { bucket: bucket.name, role, member });
 
     this.images = privateBucket('images', {
-      lifecycleRule: [{ condition: { age: env.bucket.imageRetentionDays }, action: { type: 'Delete' } }],
+      lifecycleRule: [{ condition: { age: env.retentionDays }, action: { type: 'Delete' } }],
     });
     this.models = privateBucket('models');
 
@@ -53,6 +53,15 @@ export class Buckets extends Construct {
     grant('runner-writes-images', this.images, imageWriter.name, props.runner);
     // A signed URL reads with its signer's permissions, so the signer must be able to read.
     grant('gateway-reads-images', this.images, 'roles/storage.objectViewer', props.gateway);
+    // The gateway deletes a generation's images (DELETE /v1/generations/{id}, the retention sweep):
+    // delete alone, no create or update.
+    const imageDeleter = new ProjectIamCustomRole(this, 'image-deleter-role', {
+      roleId: 'itemgenImageDeleter',
+      title: 'itemgen image deleter',
+      description: 'Delete generated images (src/storage/gcs.ts delete)',
+      permissions: ['storage.objects.delete'],
+    });
+    grant('gateway-deletes-images', this.images, imageDeleter.name, props.gateway);
     // `gcloud storage rsync` of a model folder lists and reads.
     grant('runner-reads-models', this.models, 'roles/storage.objectViewer', props.runner);
   }

@@ -66,6 +66,21 @@ for (const mode of ['embedded', 'postgres + rabbitmq'] as const) {
     assert.match(png.texts.parameters!, /Seed: 7, Size: 256x256/);
   });
 
+  it('v1, synchronous: Prefer: wait answers 200 with the completed generation once the runner made it', async ({ url }) => {
+    const res = await fetch(`${url}/v1/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', prefer: 'wait=60' },
+      body: JSON.stringify({ prompt: 'a glowing sword, tsuki_advtr', num_inference_steps: 3, width: 256, height: 256, seed: 11 }),
+    });
+    assert.is(res.status, 200);
+    assert.is(res.headers.get('preference-applied'), 'wait=60');
+    const done = (await res.json()) as any;
+    assert.is(done.status, 'completed');
+    const image = await fetch(done.images[0].url);
+    assert.is(image.status, 200);
+    assert.is(decodePng(Buffer.from(await image.arrayBuffer())).width, 256);
+  });
+
   it('compatibility routes: POST /generate → Completed with an image_url that works', async ({ url }) => {
     const { request_id: id } = (await (
       await fetch(`${url}/generate`, {

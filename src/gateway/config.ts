@@ -44,6 +44,7 @@ const gatewayEnv = {
   MAX_GENERATION_COST: envInt(6_400, 1, 1_000_000),
   API_KEY_CACHE_MS: envInt(5000, 0, 600_000),
   MAX_STREAMS_PER_KEY: envInt(32, 1, 100_000),
+  RETENTION_DAYS: envInt(0, 0, 36_500),
   RATE_LIMIT_SUBMIT: ratePolicy('submit', '120/60'),
   RATE_LIMIT_REQUEST: ratePolicy('request', '1200/60'),
   RATE_LIMIT_ADDRESS: ratePolicy('address', '60/60'),
@@ -113,6 +114,8 @@ export interface Config {
   apiKeyCacheMs: number;
   /** Event streams one key may hold open at once, over all gateway instances. */
   maxStreamsPerKey: number;
+  /** Finished generations older than this many days are deleted with their images; null (RETENTION_DAYS absent or 0): kept forever. */
+  retentionDays: number | null;
   /** Token buckets: submits per key, other requests per key, requests without a valid key per client address; null: off. */
   rateLimits: Record<'submit' | 'request' | 'address', { name: string; capacity: number; windowSeconds: number } | null>;
   /** Proxies in front of the gateway that append to X-Forwarded-For (Cloud Run: 1); 0: the peer address is the client's. */
@@ -175,6 +178,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     maxGenerationCost: e.MAX_GENERATION_COST,
     apiKeyCacheMs: e.API_KEY_CACHE_MS,
     maxStreamsPerKey: e.MAX_STREAMS_PER_KEY,
+    retentionDays: e.RETENTION_DAYS === 0 ? null : e.RETENTION_DAYS,
     rateLimits: { submit: e.RATE_LIMIT_SUBMIT, request: e.RATE_LIMIT_REQUEST, address: e.RATE_LIMIT_ADDRESS },
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     maxBodyBytes: e.MAX_BODY_BYTES,

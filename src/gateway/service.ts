@@ -25,6 +25,7 @@ import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { closeServer, listen } from './http-server.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { startRateLimiter } from './rate-limit.ts';
+import { startRetention, type Retention } from './retention.ts';
 import { startStreamSlots } from './stream-slots.ts';
 import { presentGeneration } from './present.ts';
 import { parseAllowList, startDeliverer, systemResolver, type Resolver, type TargetPolicy } from '../webhooks/index.ts';
@@ -37,6 +38,8 @@ export interface Gateway {
   queue: JobQueue;
   dispatcher: Dispatcher;
   settings: GatewaySettings;
+  /** The history sweep (retention.ts), for tests to run one now. */
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -153,6 +156,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     cleanup.push(() => streamSlots.stop());
     const limiter = startRateLimiter({ db, log });
     cleanup.push(async () => limiter.stop());
+    const retention = startRetention({ db, images, log, retentionDays: config.retentionDays });
+    cleanup.push(() => retention.stop());
     // Embedded on loopback, receivers on this machine (http, loopback) are allowed; elsewhere not.
     const webhookPolicy: TargetPolicy = {
       allowLoopback: overrides.webhooks?.allowLoopback ?? config.loopback,
@@ -181,7 +186,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     });
     cleanup.push(() => deliverer.stop());
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
-    return { url, images, app, db, queue, dispatcher, settings, close: closeAll };
+    return { url, images, app, db, queue, dispatcher, settings, retention, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

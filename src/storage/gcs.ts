@@ -89,6 +89,11 @@ export function createGcsImageStore(options: GcsImageStoreOptions): ImageStore {
         throw err;
       }
     },
+
+    async delete(keys: string[]) {
+      // A generation has a handful of images: one request each, side by side.
+      await Promise.all(keys.filter(isImageKey).map((key) => bucket.file(key).delete({ ignoreNotFound: true })));
+    },
   };
 
   function refFor(key: string): StoredImageRef {

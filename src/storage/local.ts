@@ -1,7 +1,7 @@
 // Images in a local folder, for the embedded mode: <rootDir>/generated/{id}/{n}.png. The gateway
 // serves these bytes itself, so there are no links.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { imageKey, isImageKey, type ImageStore, type PutImageInput, type StoredImageRef } from './types.ts';
 
@@ -36,6 +36,24 @@ export function createLocalImageStore(rootDir: string): ImageStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw err;
+      }
+    },
+
+    async delete(keys: string[]) {
+      const folders = new Set<string>();
+      for (const key of keys.filter(isImageKey)) {
+        const file = fileFor(key);
+        await rm(file, { force: true });
+        folders.add(path.dirname(file));
+      }
+      // The generation's folder goes too once empty, so the images folder does not fill with empty ones.
+      for (const folder of folders) {
+        try {
+          await rmdir(folder);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+        }
       }
     },
   };

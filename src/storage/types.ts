@@ -22,6 +22,11 @@ export interface ImageStore {
   linkFor(key: string): Promise<string | null>;
   /** The stored bytes, or null when there is no such object. */
   read(key: string): Promise<Buffer | null>;
+  /**
+   * Removes these objects; resolves once they are gone. Safe to repeat: a key with no object is
+   * no error, and a key not of imageKey's shape is skipped (nothing of ours can be there).
+   */
+  delete(keys: string[]): Promise<void>;
 }
 
 export const imageKey = (generationId: string, index: number) => `generated/${generationId}/${index}.png`;

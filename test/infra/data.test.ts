@@ -94,7 +94,7 @@ test('buckets: the names k8s/ uses, never public, uniform access', () => {
 test('images are deleted after the retention; models are kept', () => {
   for (const [env, stack] of eachStack()) {
     const images = one(stack, 'google_storage_bucket', ['name', bucketName(env, 'images')]);
-    assert.equal(images.lifecycle_rule, [{ condition: { age: env.bucket.imageRetentionDays }, action: { type: 'Delete' } }]);
+    assert.equal(images.lifecycle_rule, [{ condition: { age: env.retentionDays }, action: { type: 'Delete' } }]);
     assert.is(one(stack, 'google_storage_bucket', ['name', bucketName(env, 'models')]).lifecycle_rule, undefined);
   }
 });

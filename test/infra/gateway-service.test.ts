@@ -98,6 +98,18 @@ test('the database: a URL without a password, TLS verified against the instance\
   }
 });
 
+test('RETENTION_DAYS of the gateway and the images bucket\'s lifecycle age are the same number, which the gateway accepts', () => {
+  for (const [env, stack] of eachStack()) {
+    const plain = Object.fromEntries(envOf(one(stack, 'google_cloud_run_v2_service')).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    const images = one(stack, 'google_storage_bucket', ['name', bucketName(env, 'images')]);
+    const [rule] = images.lifecycle_rule as Block[];
+    assert.is(rule!.action.type, 'Delete');
+    assert.is(plain.RETENTION_DAYS, String(rule!.condition.age), env.name);
+    assert.is(rule!.condition.age, env.retentionDays);
+    assert.is(parseConfig({ RETENTION_DAYS: plain.RETENTION_DAYS }).retentionDays, env.retentionDays);
+  }
+});
+
 test('gateway_image: validated as the environment\'s gateway repository by digest', () => {
   const digest = 'sha256:' + 'a1'.repeat(32);
   for (const [env, stack] of eachStack()) {

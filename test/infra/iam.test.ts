@@ -33,6 +33,7 @@ function expectedGrants(env: Environment): Record<string, string[]> {
   return {
     'serviceAccount:itemgen-gateway': [
       'account itemgen-gateway roles/iam.serviceAccountTokenCreator',
+      `bucket ${env.project}-images itemgenImageDeleter`,
       `bucket ${env.project}-images roles/storage.objectViewer`,
       accessor('admin-token'),
       accessor('amqp-url'),

@@ -148,6 +148,7 @@ const store: ImageStore = {
   putImage: async ({ generationId, index }) => ({ key: imageKey(generationId, index) }),
   linkFor: async () => null,
   read: async () => null,
+  delete: async () => {},
 };
 
 for (const [name, c] of Object.entries(cases)) {

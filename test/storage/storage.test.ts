@@ -121,6 +121,20 @@ local('a generation id that would leave the root is refused and writes nothing',
   assert.equal(await readdir(dir), []);
 });
 
+local('delete removes the images and their emptied folder; repeating it, missing keys and foreign keys are no error', async ({ root, store }) => {
+  const id = randomUUID();
+  const other = randomUUID();
+  const keys = [0, 1].map((index) => imageKey(id, index));
+  for (const index of [0, 1]) await store.putImage({ generationId: id, index, png: pngOf(8, index + 1), seed: index });
+  await store.putImage({ generationId: other, index: 0, png: pngOf(8, 9), seed: 9 });
+  await store.delete(keys);
+  for (const key of keys) assert.is(await store.read(key), null);
+  assert.equal(await readdir(path.join(root, 'generated')), [other], 'the emptied folder went, the other generation stayed');
+  await store.delete(keys);
+  await store.delete([imageKey(randomUUID(), 0), '../../outside.png']);
+  assert.ok(await store.read(imageKey(other, 0)));
+});
+
 local.run();
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +272,20 @@ gcs('read gives the bytes back (client-verified); a missing or foreign key reads
   assert.is(await store.read('../other-bucket/secret.png'), null);
   assert.is(await store.linkFor('generated/x/0.png'), null);
   assert.is(fake.requests.length, before, 'a foreign key must not reach the server');
+});
+
+gcs('delete removes the objects; a missing object and a foreign key are no error, and a foreign key sends nothing', async ({ fake, store }) => {
+  const id = randomUUID();
+  const refs = [await put(store, pngOf(8, 1), id, 0), await put(store, pngOf(8, 2), id, 1)];
+  const kept = await put(store, pngOf(8, 3));
+  fake.requests.length = 0;
+  await store.delete(refs.map((r) => r.key));
+  assert.is(fake.requests.filter((r) => r.startsWith('DELETE ')).length, 2);
+  for (const r of refs) assert.not.ok(fake.objects.has(`${BUCKET}/${r.key}`));
+  assert.ok(fake.objects.has(`${BUCKET}/${kept.key}`));
+  fake.requests.length = 0;
+  await store.delete([refs[0]!.key, '../other-bucket/secret.png']);
+  assert.equal(fake.requests.map((r) => r.split(' ')[0]), ['DELETE'], 'only the image key reached the server');
 });
 
 gcs('linkFor gives a V4 signed URL that fetches the PNG until it expires', async (ctx) => {

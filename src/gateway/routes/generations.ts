@@ -2,13 +2,16 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
 import { generationRequestSchema } from '../../core/request.ts';
-import { STATUSES } from '../../core/status.ts';
+import { isTerminal, STATUSES } from '../../core/status.ts';
 import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
+import { deleteGeneration } from '../../store/sql/deleteGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import { listGenerations } from '../../store/sql/listGenerations.ts';
+import { awaitFinished } from '../await-finished.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl, requireJson } from '../http.ts';
 import { generationSchema, presentGeneration, problemResponse as problem } from '../present.ts';
+import { MAX_WAIT_SECONDS, preferredWait } from '../prefer.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
 import { validationHook } from '../validation.ts';
 import { WEBHOOK_EVENTS } from '../../webhooks/index.ts';
@@ -42,16 +45,32 @@ const submitRoute = createRoute({
   request: {
     headers: z.object({
       'idempotency-key': z.string().optional().openapi({ description: 'Same key and body return the same generation.' }),
+      prefer: z
+        .string()
+        .optional()
+        .openapi({
+          description:
+            `\`wait\` or \`wait=N\` (N from 1; above ${MAX_WAIT_SECONDS} counts as ${MAX_WAIT_SECONDS}): hold the answer until the generation is finished ` +
+            `(200) or N seconds (${MAX_WAIT_SECONDS} for a bare \`wait\`) passed (202); Preference-Applied tells the wait applied. A held answer ` +
+            'counts as one of the key\'s event streams while it waits; when the key holds its most, the answer comes at once (202, no ' +
+            'Preference-Applied). Other preferences are ignored.',
+          example: 'wait=30',
+        }),
     }),
     body: { required: true, content: { 'application/json': { schema: submitBodySchema } } },
   },
   responses: {
-    202: {
-      description: 'Accepted; follow Location.',
-      headers: z.object({ Location: z.string() }),
+    200: {
+      description: 'Finished while the answer was held (Prefer: wait): completed, failed or canceled.',
+      headers: z.object({ Location: z.string(), 'Preference-Applied': z.string().openapi({ example: 'wait=30' }) }),
       content: { 'application/json': { schema: generationSchema } },
     },
-    400: problem('Malformed JSON or bad Idempotency-Key'),
+    202: {
+      description: 'Accepted; follow Location. With Prefer: wait, not finished within the wait.',
+      headers: z.object({ Location: z.string(), 'Preference-Applied': z.string().optional() }),
+      content: { 'application/json': { schema: generationSchema } },
+    },
+    400: problem('Malformed JSON, bad Idempotency-Key or bad Prefer: wait'),
     401: problem('Missing or unknown API key'),
     413: problem('Body too large'),
     415: problem('Not JSON'),
@@ -112,6 +131,25 @@ const cancelRoute = createRoute({
   },
 });
 
+const deleteRoute = createRoute({
+  method: 'delete',
+  path: '/{id}',
+  operationId: 'deleteGeneration',
+  summary: 'Delete a finished generation and its images',
+  description:
+    'Removes the images from storage and the generation from every read (GET, the list, the event streams), and forgets its ' +
+    'Idempotency-Key. Only finished generations (completed, failed, canceled): cancel an unfinished one first. ' +
+    'Idempotent: deleting a deleted generation answers 204 again.',
+  security,
+  request: { params: idParam },
+  responses: {
+    204: { description: 'Deleted (now or before)' },
+    400: problem('Not a UUID'),
+    404: problem('Unknown, or owned by another key'),
+    409: problem('Not finished yet (pending or processing): cancel it first'),
+  },
+});
+
 export function generationsRoutes(deps: GatewayDeps) {
   const app = new OpenAPIHono<GatewayEnv>({ defaultHook: validationHook });
 
@@ -125,12 +163,44 @@ export function generationsRoutes(deps: GatewayDeps) {
     }
     // Deduplicated, in the order events happen, so equal filters hash alike.
     const events = WEBHOOK_EVENTS.filter((e) => (filter ?? ['completed']).includes(e));
-    const { generation, replayed } = await submitGeneration(deps, c.get('principal'), request, idempotencyKey, webhook ? { url: webhook, events } : undefined);
+    const wait = preferredWait(c.req.header('Prefer'));
+    const principal = c.get('principal');
+    // Accepted (committed) before any waiting: a wait that runs out loses nothing.
+    let { generation, replayed } = await submitGeneration(deps, principal, request, idempotencyKey, webhook ? { url: webhook, events } : undefined);
+    c.header('Vary', 'Prefer');
+    if (wait !== null) {
+      const release = await holdSlot(principal.apiKeyId);
+      if (release) {
+        try {
+          generation = await awaitFinished({
+            changes: deps.changes,
+            read: () => getGeneration(deps.db, generation.id, principal.apiKeyId),
+            current: generation,
+            deadline: Date.now() + wait * 1000,
+            tickMs: deps.settings.sseKeepAliveMs,
+            signal: c.req.raw.signal,
+          });
+        } finally {
+          release();
+        }
+        c.header('Preference-Applied', `wait=${wait}`);
+      }
+    }
     const view = presentGeneration(generation, baseUrl(c, deps.settings));
     c.header('Location', view.links.self);
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    return c.json(view, 202);
+    return isTerminal(generation.status) ? c.json(view, 200) : c.json(view, 202);
   });
+
+  /** A held answer is like an event stream: it takes one of the key's slots, or (all held) none, and the answer comes at once. */
+  const holdSlot = async (apiKeyId: string) => {
+    try {
+      return await deps.streamSlots.open(apiKeyId);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_streams') return null;
+      throw err;
+    }
+  };
 
   app.openapi(getRoute, async (c) => {
     const g = await getGeneration(deps.db, c.req.valid('param').id, c.get('principal').apiKeyId);
@@ -165,6 +235,23 @@ export function generationsRoutes(deps: GatewayDeps) {
     const current = await getGeneration(deps.db, id, apiKeyId);
     if (!current) throw notFound();
     throw new AppError(409, 'already_finished', `The generation is already ${current.status}.`, { generation_status: current.status });
+  });
+
+  app.openapi(deleteRoute, async (c) => {
+    const { id } = c.req.valid('param');
+    const result = await deleteGeneration(deps.db, id, c.get('principal').apiKeyId);
+    if (result.outcome === 'missing') throw notFound();
+    if (result.outcome === 'unfinished') {
+      throw new AppError(
+        409,
+        'not_finished',
+        `The generation is ${result.status}; cancel it first (POST /v1/generations/${id}/cancel), then delete it.`,
+        { generation_status: result.status },
+      );
+    }
+    // After the row is hidden: a crash here leaves images of a hidden row, which the retention sweep removes.
+    await deps.images.delete(result.images.map((i) => i.key));
+    return c.body(null, 204);
   });
 
   return app;

@@ -6,7 +6,7 @@ export const QUEUE_POSITION_EXACT = 100;
 
 /**
  * A generation with its queue position while pending; scoped to an owner when `apiKeyId` is
- * given. The position costs a bounded read however deep the queue is.
+ * given; deleted ones (DELETE /v1/generations/{id}) are gone. The position costs a bounded read however deep the queue is.
  */
 export async function getGeneration(db: Queryable, id: string, apiKeyId?: string): Promise<Generation | null> {
   const rows = await db.query(
@@ -19,7 +19,7 @@ export async function getGeneration(db: Queryable, id: string, apiKeyId?: string
                  LIMIT ${QUEUE_POSITION_EXACT}) capped) ahead)
        END AS queue_position
      FROM generations g
-     WHERE g.id = $1 AND ($2::uuid IS NULL OR g.api_key_id = $2::uuid)`,
+     WHERE g.id = $1 AND ($2::uuid IS NULL OR g.api_key_id = $2::uuid) AND g.deleted_at IS NULL`,
     [id, apiKeyId ?? null],
   );
   return rows[0] ? toGeneration(rows[0]) : null;

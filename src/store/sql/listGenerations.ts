@@ -10,11 +10,11 @@ export interface ListQuery {
   beforeSeq?: number | undefined;
 }
 
-/** An owner's generations, newest first, keyset-paginated on `seq`. */
+/** An owner's generations (not the deleted ones), newest first, keyset-paginated on `seq`. */
 export async function listGenerations(db: Queryable, q: ListQuery): Promise<Generation[]> {
   const rows = await db.query(
     `SELECT ${GENERATION_COLUMNS} FROM generations
-     WHERE api_key_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR seq < $3)
+     WHERE api_key_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR status = $2) AND ($3::bigint IS NULL OR seq < $3)
      ORDER BY seq DESC LIMIT $4`,
     [q.apiKeyId, q.status ?? null, q.beforeSeq ?? null, q.limit],
   );
