@@ -101,7 +101,7 @@ it('the full path: submit → message → claim → progress → images stored �
       execution_provider: 'cpu',
     });
     assert.equal(last.images.map((i: any) => i.seed), [seed, (seed + 1) % 2 ** 32]);
-    assert.equal(Object.keys(last.timings).sort(), ['decode_ms', 'denoising_ms', 'png_ms', 'queued_ms', 'text_encoder_ms', 'upload_ms']);
+    assert.equal(Object.keys(last.timings).sort(), ['claim_ms', 'decode_ms', 'denoising_ms', 'png_ms', 'queued_ms', 'text_encoder_ms', 'upload_ms']);
     for (const [k, v] of Object.entries(last.timings)) assert.ok(typeof v === 'number' && v >= 0, `${k}: ${v}`);
     assert.is(g.attempts, 1);
     assert.equal(await storedFiles(rig.imagesDir), [`generated/${id}/0.png`, `generated/${id}/1.png`]);
