@@ -97,6 +97,25 @@ for (const mode of ['embedded', 'postgres + rabbitmq'] as const) {
     assert.is(decodePng(Buffer.from(await image.arrayBuffer())).width, 512, 'the old default size');
   });
 
+  it('GET /v1/models lists the model the runner registered at start, with the request limits', async ({ url, product }) => {
+    await product.runner.registered;
+    const res = await fetch(`${url}/v1/models`);
+    assert.is(res.status, 200);
+    const { data } = (await res.json()) as any;
+    assert.is(data.length, 1);
+    const [model] = data;
+    assert.is(model.name, 'tiny-model', 'the folder name, as its itemgen.json names none');
+    assert.match(model.hash, /^[0-9a-f]{64}$/);
+    assert.is(model.execution_provider, 'cpu');
+    assert.is(model.default_scheduler, 'ddim');
+    assert.is(model.default_negative_prompt, 'blurry, low quality');
+    assert.is(model.prompt_prefix, 'tsuki_advtr, ');
+    assert.equal(model.limits.width, { min: 256, max: 1024, multiple_of: 8, default: 512 });
+    assert.is(model.limits.steps_per_scheduler.lcm.max, 50);
+    assert.is(model.limits.num_images.max, 4);
+    assert.type(model.limits.max_cost, 'number');
+  });
+
   it('the tiny model was generated into DATA_DIR on first start', async ({ dir, product }) => {
     assert.is(product.runner.modelDir, path.join(dir, 'tiny-model'));
     await fs.access(path.join(dir, 'tiny-model', 'unet', 'model.onnx'));

@@ -13,7 +13,7 @@ export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const modelName = z.string().regex(MODEL_NAME_PATTERN, 'letters, digits, ".", "_" and "-", at most 100');
 
 /** The runner's stages it times, as the complete body names them. */
-export const RUNNER_TIMINGS = ['text_encoder_ms', 'denoising_ms', 'decode_ms', 'png_ms', 'upload_ms'] as const;
+export const RUNNER_TIMINGS = ['claim_ms', 'text_encoder_ms', 'denoising_ms', 'decode_ms', 'png_ms', 'upload_ms'] as const;
 export type RunnerTiming = (typeof RUNNER_TIMINGS)[number];
 
 // generations.attempts is a PostgreSQL integer.

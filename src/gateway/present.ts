@@ -51,7 +51,7 @@ export const generationSchema = z
         ...Object.fromEntries(RUNNER_TIMINGS.map((k) => [k, z.number().optional()])),
       })
       .optional()
-      .describe('Where the time went, in ms, once started: the queue, then (once completed) the runner\'s stages.'),
+      .describe('Where the time went, in ms, once started: the queue (submit to first claim), then, once completed, the runner\'s claim call and its stages.'),
   })
   .openapi('Generation');
 

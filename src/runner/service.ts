@@ -16,6 +16,7 @@ import { createGatewayClient, GatewayUnavailableError, type GatewayClient } from
 import { startHealthServer } from './health.ts';
 import { createRunnerMetrics, type RunnerMetrics } from './metrics.ts';
 import { loadModel } from './pipeline/model.ts';
+import { registerModel } from './register-model.ts';
 import { writeTinyModel } from './pipeline/tiny-model.ts';
 import { startWorker, type Worker } from './worker.ts';
 
@@ -29,6 +30,8 @@ export interface RunnerOverrides {
 
 export interface Runner {
   worker: Worker;
+  /** Resolves once the model's registration with the gateway is done or given up. */
+  registered: Promise<void>;
   metrics: RunnerMetrics;
   gateway: GatewayClient;
   /** Where /healthz and /metrics are served. */
@@ -80,6 +83,12 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
       retry: config.retry,
       onRetry: (operation) => metrics.gatewayRetries.inc({ operation }),
     });
+    const registration = new AbortController();
+    const registered = registerModel(gateway, model, { log, signal: registration.signal });
+    cleanup.push(async () => {
+      registration.abort();
+      await registered;
+    });
 
     let queue = overrides.queue;
     if (!queue) {
@@ -123,6 +132,7 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
 
     return {
       worker: running,
+      registered,
       metrics,
       gateway,
       healthUrl: health.url,

@@ -185,7 +185,8 @@ export function startWorker(options: WorkerOptions): Worker {
 
     const received = clock.now();
     const claimed = await gateway.claim(id, runnerId, { signal });
-    metrics.claimSeconds.observe((clock.now() - received) / 1000);
+    const claimMs = clock.now() - received;
+    metrics.claimSeconds.observe(claimMs / 1000);
     if (!claimed.ok) {
       throwIfRefused(claimed, 'the claim');
       return skipClaim(job, claimed);
@@ -219,6 +220,7 @@ export function startWorker(options: WorkerOptions): Worker {
         execution_provider: model.executionProvider,
       },
       timings: {
+        claim_ms: ms(claimMs),
         text_encoder_ms: ms(t.textEncoder),
         denoising_ms: ms(t.denoise),
         decode_ms: ms(t.decode),

@@ -1,7 +1,7 @@
 // Every public route and its errors, over HTTP, on real PostgreSQL and real RabbitMQ.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { RUNNER_TOKEN, startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 
 const it = suite<{ t: TestGateway; alice: string; bob: string }>('v1 API on PostgreSQL + RabbitMQ');
 
@@ -49,6 +49,24 @@ it('submit → 202 with Location, the parameters with a recorded seed, and the r
 it('a given seed is kept', async ({ t, alice }) => {
   const res = await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a bow', seed: 1234 } });
   assert.is(((await res.json()) as any).params.seed, 1234);
+});
+
+it('GET /v1/models: empty until a runner registers its model, then that model with the limits; re-registering updates it', async ({ t, alice }) => {
+  const list = async () => ((await (await t.call('GET', '/v1/models', { key: alice })).json()) as any).data;
+  assert.equal(await list(), []);
+  const model = { name: 'tsuki-v1', hash: 'c'.repeat(64), execution_provider: 'cuda', default_scheduler: 'dpmpp_2m', default_negative_prompt: 'blurry', prompt_prefix: 'tsuki_advtr, ' };
+  const put = (name: string, body: unknown) => t.call('PUT', `/internal/v1/models/${name}`, { body, headers: { authorization: `Bearer ${RUNNER_TOKEN}` } });
+  assert.is((await put('tsuki-v1', model)).status, 200);
+  assert.is((await put('other', model)).status, 422, 'the path and the body name the same model');
+  assert.is((await t.call('PUT', '/internal/v1/models/tsuki-v1', { body: model })).status, 401, 'runners only');
+  let [listed] = await list();
+  assert.equal({ ...listed, limits: undefined, last_seen_at: undefined }, { ...model, limits: undefined, last_seen_at: undefined });
+  assert.equal(listed.limits.steps_per_scheduler, { ddim: { max: 150 }, pndm: { max: 150 }, euler: { max: 150 }, euler_a: { max: 150 }, dpmpp_2m: { max: 150 }, lcm: { max: 50 } });
+  assert.equal(listed.limits.guidance_scale, { min: 0, max: 30, default: 7.5 });
+  assert.is(listed.limits.max_cost, t.gw.settings.maxGenerationCost);
+  assert.is((await put('tsuki-v1', { ...model, hash: 'd'.repeat(64) })).status, 200);
+  [listed] = await list();
+  assert.is(listed.hash, 'd'.repeat(64));
 });
 
 it('seed -1 means random: the stored params hold the seed picked', async ({ t, alice }) => {

@@ -142,6 +142,24 @@ for (const store of ['postgres', 'pglite'] as const) {
     assert.is((await t.call('GET', `/v1/generations/00000000-0000-4000-8000-000000000000/preview`)).status, 404);
   });
 
+  it('a generation claimed again loses the previous attempt\'s preview; a canceled one loses its own', async ({ t }) => {
+    const id = await submit(t, potion);
+    await t.runner(`/generations/${id}/claim`, { runner_id: 'r' });
+    await t.runner(`/generations/${id}/progress`, { attempt: 1, step: 2, total: 3, preview: previewPng.toString('base64') });
+    assert.is((await t.call('GET', `/v1/generations/${id}/preview`)).status, 200);
+    await t.runner(`/generations/${id}/release`, { attempt: 1 });
+    assert.is((await t.runner(`/generations/${id}/claim`, { runner_id: 'r2' })).status, 200);
+    const view = (await (await t.call('GET', `/v1/generations/${id}`)).json()) as any;
+    assert.is(view.preview, undefined);
+    assert.is((await t.call('GET', `/v1/generations/${id}/preview`)).status, 404);
+    await t.runner(`/generations/${id}/progress`, { attempt: 2, step: 1, total: 3, preview: previewPng.toString('base64') });
+    assert.is((await t.call('GET', `/v1/generations/${id}/preview`)).headers.get('x-preview-step'), '1');
+    assert.is((await t.call('POST', `/v1/generations/${id}/cancel`)).status, 200);
+    assert.is((await t.call('GET', `/v1/generations/${id}/preview`)).status, 404);
+    const rows = await t.gw.db.query('SELECT count(*) AS n FROM generation_previews WHERE generation_id = $1', [id]);
+    assert.is(Number(rows[0]!.n), 0);
+  });
+
   it('a canceled generation ends its stream', async ({ t }) => {
     const id = await submit(t, potion);
     const stream = readSse(await t.call('GET', `/v1/generations/${id}/events`));

@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Clock } from '../../src/core/retry.ts';
 import type { ReportResult } from '../../src/runner/gateway-client.ts';
+import { createPreviewThrottle } from '../../src/runner/preview-throttle.ts';
 import { createProgressReporter, type ProgressReporterOptions } from '../../src/runner/progress-reporter.ts';
 
 /** A clock whose time moves only by `advance`; a sleep ends when the time passes its end, or rejects when aborted. */
@@ -44,10 +45,10 @@ const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A gateway whose answers the test gives, one report at a time, recording when each was sent. */
 function scriptedGateway(clock: Clock) {
-  const sent: { step: number; total: number; at: number; answer: (r: ReportResult | Error) => void }[] = [];
-  const send: ProgressReporterOptions['send'] = (step, total) =>
+  const sent: { step: number; total: number; at: number; preview: Buffer | undefined; answer: (r: ReportResult | Error) => void }[] = [];
+  const send: ProgressReporterOptions['send'] = (step, total, preview) =>
     new Promise<ReportResult>((resolve, reject) => {
-      sent.push({ step, total, at: clock.now(), answer: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
+      sent.push({ step, total, at: clock.now(), preview, answer: (r) => (r instanceof Error ? reject(r) : resolve(r)) });
     });
   return { send, sent, steps: () => sent.map((s) => s.step) };
 }
@@ -180,6 +181,36 @@ test('close() drops the step waiting for its turn, and sends nothing more', asyn
   reporter.step(3, 3);
   await time.advance(1000);
   assert.equal(gateway.steps(), [1]);
+});
+
+test('a preview rides with its step; coalesced into a later step, it is carried by that report, never lost or sent twice', async () => {
+  const { time, gateway, reporter } = rig(100);
+  const first = Buffer.from('preview of step 1');
+  const second = Buffer.from('preview of step 2');
+  reporter.step(1, 10, first);
+  gateway.sent[0]!.answer(OK);
+  await settled();
+  reporter.step(2, 10, second);
+  reporter.step(3, 10);
+  await time.advance(100);
+  assert.equal(gateway.sent.map((s) => [s.step, s.preview?.toString()]), [[1, 'preview of step 1'], [3, 'preview of step 2']]);
+  gateway.sent[1]!.answer(OK);
+  await settled();
+  reporter.step(4, 10);
+  await time.advance(100);
+  assert.is(gateway.sent[2]!.preview, undefined, 'a sent preview is not sent again');
+});
+
+test('preview throttle: the first step always, then at most one per interval', () => {
+  let now = 1000;
+  const throttle = createPreviewThrottle(500, { now: () => now });
+  const due: number[] = [];
+  for (let step = 1; step <= 30; step++) {
+    if (throttle.due()) due.push(step);
+    now += 60; // a step every 60 ms
+  }
+  // Steps at 1000, 1060, …: due at 1000, then the first at or past 1500, 2020, …
+  assert.equal(due, [1, 10, 19, 28]);
 });
 
 test.run();

@@ -101,7 +101,7 @@ it('the full path: submit → message → claim → progress → images stored �
       execution_provider: 'cpu',
     });
     assert.equal(last.images.map((i: any) => i.seed), [seed, (seed + 1) % 2 ** 32]);
-    assert.equal(Object.keys(last.timings).sort(), ['decode_ms', 'denoising_ms', 'png_ms', 'queued_ms', 'text_encoder_ms', 'upload_ms']);
+    assert.equal(Object.keys(last.timings).sort(), ['claim_ms', 'decode_ms', 'denoising_ms', 'png_ms', 'queued_ms', 'text_encoder_ms', 'upload_ms']);
     for (const [k, v] of Object.entries(last.timings)) assert.ok(typeof v === 'number' && v >= 0, `${k}: ${v}`);
     assert.is(g.attempts, 1);
     assert.equal(await storedFiles(rig.imagesDir), [`generated/${id}/0.png`, `generated/${id}/1.png`]);
@@ -121,6 +121,51 @@ it('the full path: submit → message → claim → progress → images stored �
   }
 });
 
+it('live previews: a real generation sends a preview from its first step, linked while processing and gone once completed', async (ctx) => {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  // Reports after one that carried a preview wait until the test has seen it, so the generation cannot finish first.
+  const rig = await startRig(ctx, {
+    gateway: (inner) => ({
+      ...inner,
+      async progress(id, attempt, step, total, options) {
+        const answer = await inner.progress(id, attempt, step, total, options);
+        if (options?.preview) await gate;
+        return answer;
+      },
+    }),
+  });
+  try {
+    const id = await submit(rig.t, { ...request, num_inference_steps: 20 });
+    const stream = readSse(await rig.t.call('GET', `/v1/generations/${id}/events`));
+    let preview: any;
+    while (!preview) {
+      const e = (await stream.next()).value!;
+      if (e.event === 'preview') preview = JSON.parse(e.data);
+    }
+    assert.is(preview.id, id);
+    assert.is(preview.step, 1, 'the first step always has one');
+    const png = decodePng(Buffer.from(preview.url.replace(/^data:image\/png;base64,/, ''), 'base64'));
+    assert.equal([png.width, png.height], [32, 32], 'latent resolution: an eighth of 256');
+    const view = (await (await rig.t.call('GET', `/v1/generations/${id}`)).json()) as any;
+    assert.is(view.status, 'processing');
+    assert.equal(view.preview, { step: 1, url: `${rig.t.url}/v1/generations/${id}/preview` });
+    const served = await rig.t.call('GET', `/v1/generations/${id}/preview`);
+    assert.is(served.status, 200);
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(Buffer.from(preview.url.split(',')[1], 'base64')));
+
+    open();
+    let last: any;
+    for (let e = await stream.next(); !e.done; e = await stream.next()) if (e.value.event !== 'preview') last = JSON.parse(e.value.data);
+    assert.is(last.status, 'completed');
+    assert.is(last.preview, undefined);
+    assert.is((await rig.t.call('GET', `/v1/generations/${id}/preview`)).status, 404);
+  } finally {
+    open();
+    await rig.stop();
+  }
+});
+
 it('PLMS: the progress total is the number of UNet evaluations from the submit on, and the step reaches it', async (ctx) => {
   const rig = await startRig(ctx, { broker: 'memory' });
   try {
@@ -130,6 +175,7 @@ it('PLMS: the progress total is the number of UNet evaluations from the submit o
     const totals = new Set<number>();
     let last: any;
     for await (const e of readSse(await rig.t.call('GET', `/v1/generations/${submitted.id}/events`))) {
+      if (e.event === 'preview') continue;
       last = JSON.parse(e.data);
       totals.add(last.progress.total);
     }

@@ -18,7 +18,8 @@ CREATE TABLE generation_previews (
   updated_at    timestamptz NOT NULL
 );
 
--- A generation that ends (completed, failed, canceled, by whichever statement) loses its preview.
+-- A generation that ends (completed, failed, canceled, by whichever statement) loses its preview,
+-- and so does one claimed again: the new attempt starts from fresh noise.
 CREATE FUNCTION generations_drop_preview() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM generation_previews WHERE generation_id = NEW.id;
@@ -26,8 +27,9 @@ BEGIN
   RETURN NEW;
 END
 $$;
-CREATE TRIGGER generations_drop_preview BEFORE UPDATE OF status ON generations
-  FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed', 'canceled') AND OLD.status IS DISTINCT FROM NEW.status)
+CREATE TRIGGER generations_drop_preview BEFORE UPDATE OF status, attempts ON generations
+  FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed', 'canceled') AND OLD.status IS DISTINCT FROM NEW.status
+                     OR NEW.attempts IS DISTINCT FROM OLD.attempts)
   EXECUTE FUNCTION generations_drop_preview();
 
 -- The models runners serve, as each registers its own at start (the gateway loads none).

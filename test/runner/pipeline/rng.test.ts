@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createGenerator, Mt19937 } from '../../../src/runner/pipeline/rng.ts';
+import { createBatchGenerator, createGenerator, Mt19937 } from '../../../src/runner/pipeline/rng.ts';
 
 // Reference values below were printed by real PyTorch (CPU generator, float32) and copied from
 // public sources named next to each; none is computed here. Printed values match to half a unit
@@ -35,6 +35,17 @@ function concat(...parts: Float32Array[]): Float32Array {
   }
   return out;
 }
+
+test('a batch generator draws each image\'s slice from that image\'s own seed, call after call; one seed is that seed\'s generator', () => {
+  const batch = createBatchGenerator([5, 6, 7]);
+  const alone = [5, 6, 7].map(createGenerator);
+  for (const per of [64, 16, 48]) {
+    const drawn = batch.randn(3 * per);
+    alone.forEach((g, i) => assert.equal([...drawn.subarray(i * per, (i + 1) * per)], [...g.randn(per)], `image ${i}, ${per} values`));
+  }
+  assert.equal([...createBatchGenerator([9]).randn(20)], [...createGenerator(9).randn(20)]);
+  assert.throws(() => batch.randn(10), /does not split evenly/);
+});
 
 test('mt19937 matches the reference generator', () => {
   // init_genrand(5489) is std::mt19937's default; the C++ standard ([rand.predef]) requires its

@@ -107,6 +107,15 @@ it('previews: onStep can render the first image\'s latents, an eighth of the ima
   assert.is(png.width, 32);
   assert.is(png.height, 32);
   assert.ok(new Set(png.rgb).size > 10, 'a picture, not a flat square');
+  // 512² gives 64×64 (latent resolution); 1024² is averaged down to the same 64×64.
+  for (const [side, expected] of [[512, 64], [1024, 64]] as const) {
+    let size: [number, number] | undefined;
+    await txt2img(model, { ...params, width: side, height: side, num_inference_steps: 1 }, { onStep: (_s, _t, preview) => {
+      const p = decodePng(preview());
+      size = [p.width, p.height];
+    } });
+    assert.equal(size, [expected, expected], `${side}²`);
+  }
 });
 
 it('progress per step, and cancellation before the next step', async ({ model }) => {
