@@ -15,40 +15,6 @@ export const LIMITS = {
   images: { min: 1, max: 4, default: 1 },
 } as const;
 
-const side = (name: string) =>
-  z
-    .number()
-    .int()
-    .min(LIMITS.size.min)
-    .max(LIMITS.size.max)
-    .multipleOf(LIMITS.size.multipleOf, { message: `${name} must be a multiple of ${LIMITS.size.multipleOf}` })
-    .default(LIMITS.size.default)
-    // The OpenAPI generator leaves multipleOf out unless told.
-    .meta({ multipleOf: LIMITS.size.multipleOf });
-
-export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
-
-/** What a client sends to `POST /v1/generations`. */
-export const generationRequestSchema = z
-  .strictObject({
-    prompt: storableText().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
-    negative_prompt: storableText().trim().max(LIMITS.promptChars).default(''),
-    num_inference_steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).default(LIMITS.steps.default),
-    guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
-    seed: seedSchema.optional().describe('0 to 2^32-1; picked by the gateway and recorded when absent'),
-    width: side('width'),
-    height: side('height'),
-    scheduler: z.enum(SCHEDULERS).default('ddim'),
-    num_images: z.number().int().min(LIMITS.images.min).max(LIMITS.images.max).default(LIMITS.images.default),
-  })
-  .meta({ id: 'GenerationRequest' });
-
-export type GenerationRequest = z.output<typeof generationRequestSchema>;
-
-/** The parameters a generation runs with: the request after defaults, with its seed fixed. */
-export const generationParamsSchema = generationRequestSchema.required({ seed: true }).meta({ id: 'GenerationParams' });
-export type GenerationParams = z.output<typeof generationParamsSchema>;
-
 /**
  * What each scheduler takes beyond the common limits, with Stable Diffusion 1.5's scheduler
  * configuration (the model's own scheduler_config.json; test/core/request.test.ts holds the
@@ -62,6 +28,71 @@ export const SCHEDULER_LIMITS: Record<SchedulerName, { maxSteps: number }> = {
   dpmpp_2m: { maxSteps: LIMITS.steps.max },
   lcm: { maxSteps: 50 },
 };
+
+/** "ddim 150, …, lcm 50": the step limits for the API's descriptions. */
+function schedulerStepLimits(): string {
+  return SCHEDULERS.map((s) => `${s} ${SCHEDULER_LIMITS[s].maxSteps}`).join(', ');
+}
+
+const side = (name: string) =>
+  z
+    .number()
+    .int()
+    .min(LIMITS.size.min)
+    .max(LIMITS.size.max)
+    .multipleOf(LIMITS.size.multipleOf, { message: `${name} must be a multiple of ${LIMITS.size.multipleOf}` })
+    .default(LIMITS.size.default)
+    .describe(`Pixels, ${LIMITS.size.min} to ${LIMITS.size.max}, a multiple of ${LIMITS.size.multipleOf}.`)
+    // The OpenAPI generator leaves multipleOf out unless told.
+    .meta({ multipleOf: LIMITS.size.multipleOf });
+
+export const seedSchema = z.number().int().min(0).max(LIMITS.seedMax);
+
+/** What a client sends to `POST /v1/generations`. */
+export const generationRequestSchema = z
+  .strictObject({
+    prompt: storableText().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
+    negative_prompt: storableText().trim().max(LIMITS.promptChars).default(''),
+    num_inference_steps: z
+      .number()
+      .int()
+      .min(LIMITS.steps.min)
+      .max(LIMITS.steps.max)
+      .default(LIMITS.steps.default)
+      .describe(
+        `Denoising steps, ${LIMITS.steps.min} to ${LIMITS.steps.max}, and per scheduler at most: ${schedulerStepLimits()} (more is a 422). ` +
+          'pndm (PLMS) runs one UNet evaluation more than its steps, which progress.total and the cost count.',
+      ),
+    guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
+    seed: seedSchema.optional().describe('0 to 2^32-1; picked by the gateway and recorded when absent'),
+    width: side('width'),
+    height: side('height'),
+    scheduler: z
+      .enum(SCHEDULERS)
+      .default('ddim')
+      .describe(`The sampler. Steps each takes at most: ${schedulerStepLimits()}. lcm samples from its 50-step distillation schedule.`),
+    num_images: z.number().int().min(LIMITS.images.min).max(LIMITS.images.max).default(LIMITS.images.default),
+  })
+  .meta({
+    id: 'GenerationRequest',
+    example: {
+      prompt: 'a glowing sword, tsuki_advtr',
+      negative_prompt: 'blurry, lowres, text',
+      num_inference_steps: 30,
+      guidance_scale: 7.5,
+      seed: 7,
+      width: 512,
+      height: 512,
+      scheduler: 'euler_a',
+      num_images: 2,
+    },
+  });
+
+export type GenerationRequest = z.output<typeof generationRequestSchema>;
+
+/** The parameters a generation runs with: the request after defaults, with its seed fixed. */
+export const generationParamsSchema = generationRequestSchema.required({ seed: true }).meta({ id: 'GenerationParams' });
+export type GenerationParams = z.output<typeof generationParamsSchema>;
 
 /**
  * UNet evaluations of a generation: the progress total a client sees, which `step` reaches. PLMS

@@ -15,6 +15,7 @@ import { imageRoutes } from './routes/images.ts';
 import { internalRoutes } from './routes/internal.ts';
 import { legacyRoutes } from './routes/legacy.ts';
 import { systemRoutes } from './routes/system.ts';
+import { generationEventWebhook } from './webhook-doc.ts';
 
 export function createApp(deps: GatewayDeps) {
   const { metrics, settings } = deps;
@@ -67,6 +68,7 @@ export function createApp(deps: GatewayDeps) {
     scheme: 'bearer',
     description: 'An API key from `npm run keys -- create --name NAME`.',
   });
+  app.openAPIRegistry.registerWebhook(generationEventWebhook);
   let document: unknown;
   const openapi = () =>
     (document ??= app.getOpenAPI31Document({

@@ -4,6 +4,7 @@ import { generationParamsSchema } from '../core/request.ts';
 import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
 import type { Generation } from '../store/generation.ts';
 import { QUEUE_POSITION_EXACT } from '../store/sql/getGeneration.ts';
+import { EXAMPLE_ID, GENERATION_EXAMPLE, PROBLEM_EXAMPLE } from './examples.ts';
 
 export const generationSchema = z
   .object({
@@ -27,7 +28,7 @@ export const generationSchema = z
     images: z.array(z.object({ index: z.number().int(), url: z.string() })).optional().describe('When completed.'),
     links: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
   })
-  .openapi('Generation');
+  .openapi('Generation', { example: GENERATION_EXAMPLE });
 
 export type GenerationView = z.infer<typeof generationSchema>;
 
@@ -64,7 +65,9 @@ export const legacyStatusSchema = z
     status: z.enum(['Pending', 'Processing', 'Completed', 'Failed', 'Canceled']),
     image_url: z.string().optional().describe('Only when Completed.'),
   })
-  .openapi('LegacyStatus');
+  .openapi('LegacyStatus', {
+    example: { request_id: EXAMPLE_ID, status: 'Completed', image_url: `https://itemgen.example.com/v1/generations/${EXAMPLE_ID}/images/0` },
+  });
 
 export function presentLegacy(g: Generation, base: string): z.infer<typeof legacyStatusSchema> {
   return {
@@ -83,7 +86,7 @@ export const problemSchema = z
     detail: z.string(),
   })
   .catchall(z.unknown())
-  .openapi('Problem');
+  .openapi('Problem', { example: PROBLEM_EXAMPLE });
 
 /** An OpenAPI response entry for an error answered as problem+json. */
 export const problemResponse = (description: string) => ({
