@@ -15,6 +15,25 @@ export const LIMITS = {
   images: { min: 1, max: 4, default: 1 },
 } as const;
 
+/**
+ * What each scheduler takes beyond the common limits, with Stable Diffusion 1.5's scheduler
+ * configuration (the model's own scheduler_config.json; test/core/request.test.ts holds the
+ * runner's schedulers to these numbers). LCM samples from its 50-step distillation schedule.
+ */
+export const SCHEDULER_LIMITS: Record<SchedulerName, { maxSteps: number }> = {
+  ddim: { maxSteps: LIMITS.steps.max },
+  pndm: { maxSteps: LIMITS.steps.max },
+  euler: { maxSteps: LIMITS.steps.max },
+  euler_a: { maxSteps: LIMITS.steps.max },
+  dpmpp_2m: { maxSteps: LIMITS.steps.max },
+  lcm: { maxSteps: 50 },
+};
+
+/** "ddim 150, …, lcm 50": the step limits for the API's descriptions. */
+function schedulerStepLimits(): string {
+  return SCHEDULERS.map((s) => `${s} ${SCHEDULER_LIMITS[s].maxSteps}`).join(', ');
+}
+
 const side = (name: string) =>
   z
     .number()
@@ -23,6 +42,7 @@ const side = (name: string) =>
     .max(LIMITS.size.max)
     .multipleOf(LIMITS.size.multipleOf, { message: `${name} must be a multiple of ${LIMITS.size.multipleOf}` })
     .default(LIMITS.size.default)
+    .describe(`Pixels, ${LIMITS.size.min} to ${LIMITS.size.max}, a multiple of ${LIMITS.size.multipleOf}.`)
     // The OpenAPI generator leaves multipleOf out unless told.
     .meta({ multipleOf: LIMITS.size.multipleOf });
 
@@ -38,7 +58,16 @@ export const generationRequestSchema = z
   .strictObject({
     prompt: storableText().trim().min(1, 'prompt must not be empty').max(LIMITS.promptChars),
     negative_prompt: storableText().trim().max(LIMITS.promptChars).default(''),
-    num_inference_steps: z.number().int().min(LIMITS.steps.min).max(LIMITS.steps.max).default(LIMITS.steps.default),
+    num_inference_steps: z
+      .number()
+      .int()
+      .min(LIMITS.steps.min)
+      .max(LIMITS.steps.max)
+      .default(LIMITS.steps.default)
+      .describe(
+        `Denoising steps, ${LIMITS.steps.min} to ${LIMITS.steps.max}, and per scheduler at most: ${schedulerStepLimits()} (more is a 422). ` +
+          'pndm (PLMS) runs one UNet evaluation more than its steps, which progress.total and the cost count.',
+      ),
     guidance_scale: z.number().min(LIMITS.guidance.min).max(LIMITS.guidance.max).default(LIMITS.guidance.default),
     seed: z
       .number()
@@ -49,30 +78,32 @@ export const generationRequestSchema = z
       .describe('0 to 2^32-1; absent or -1 (as AUTOMATIC1111 clients send): picked by the gateway and recorded. Image i uses (seed + i) mod 2^32.'),
     width: side('width'),
     height: side('height'),
-    scheduler: z.enum(SCHEDULERS).default('ddim'),
+    scheduler: z
+      .enum(SCHEDULERS)
+      .default('ddim')
+      .describe(`The sampler. Steps each takes at most: ${schedulerStepLimits()}. lcm samples from its 50-step distillation schedule.`),
     num_images: z.number().int().min(LIMITS.images.min).max(LIMITS.images.max).default(LIMITS.images.default),
   })
-  .meta({ id: 'GenerationRequest' });
+  .meta({
+    id: 'GenerationRequest',
+    example: {
+      prompt: 'a glowing sword, tsuki_advtr',
+      negative_prompt: 'blurry, lowres, text',
+      num_inference_steps: 30,
+      guidance_scale: 7.5,
+      seed: 7,
+      width: 512,
+      height: 512,
+      scheduler: 'euler_a',
+      num_images: 2,
+    },
+  });
 
 export type GenerationRequest = z.output<typeof generationRequestSchema>;
 
 /** The parameters a generation runs with: the request after defaults, with its seed fixed. */
 export const generationParamsSchema = generationRequestSchema.extend({ seed: seedSchema }).meta({ id: 'GenerationParams' });
 export type GenerationParams = z.output<typeof generationParamsSchema>;
-
-/**
- * What each scheduler takes beyond the common limits, with Stable Diffusion 1.5's scheduler
- * configuration (the model's own scheduler_config.json; test/core/request.test.ts holds the
- * runner's schedulers to these numbers). LCM samples from its 50-step distillation schedule.
- */
-export const SCHEDULER_LIMITS: Record<SchedulerName, { maxSteps: number }> = {
-  ddim: { maxSteps: LIMITS.steps.max },
-  pndm: { maxSteps: LIMITS.steps.max },
-  euler: { maxSteps: LIMITS.steps.max },
-  euler_a: { maxSteps: LIMITS.steps.max },
-  dpmpp_2m: { maxSteps: LIMITS.steps.max },
-  lcm: { maxSteps: 50 },
-};
 
 /**
  * UNet evaluations of a generation: the progress total a client sees, which `step` reaches. PLMS

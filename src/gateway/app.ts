@@ -17,7 +17,8 @@ import { legacyRoutes } from './routes/legacy.ts';
 import { modelRoutes } from './routes/models.ts';
 import { previewRoutes } from './routes/previews.ts';
 import { systemRoutes } from './routes/system.ts';
-import { describeWebhooks, webhookRoutes } from './routes/webhooks.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { generationEventWebhook } from './webhook-doc.ts';
 
 export function createApp(deps: GatewayDeps) {
   const { metrics, settings } = deps;
@@ -73,7 +74,7 @@ export function createApp(deps: GatewayDeps) {
     scheme: 'bearer',
     description: 'An API key from `npm run keys -- create --name NAME`.',
   });
-  describeWebhooks(app.openAPIRegistry);
+  app.openAPIRegistry.registerWebhook(generationEventWebhook);
   let document: unknown;
   const openapi = () =>
     (document ??= app.getOpenAPI31Document({

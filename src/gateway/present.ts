@@ -5,6 +5,7 @@ import { generationParamsSchema, imageSeed } from '../core/request.ts';
 import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
 import type { Generation } from '../store/generation.ts';
 import { QUEUE_POSITION_EXACT } from '../store/sql/getGeneration.ts';
+import { EXAMPLE_ID, GENERATION_EXAMPLE, PROBLEM_EXAMPLE } from './examples.ts';
 
 export const generationSchema = z
   .object({
@@ -53,7 +54,7 @@ export const generationSchema = z
       .optional()
       .describe('Where the time went, in ms, once started: the queue (submit to first claim), then, once completed, the runner\'s claim call and its stages.'),
   })
-  .openapi('Generation');
+  .openapi('Generation', { example: GENERATION_EXAMPLE });
 
 export type GenerationView = z.infer<typeof generationSchema>;
 
@@ -96,7 +97,9 @@ export const legacyStatusSchema = z
     status: z.enum(['Pending', 'Processing', 'Completed', 'Failed', 'Canceled']),
     image_url: z.string().optional().describe('Only when Completed.'),
   })
-  .openapi('LegacyStatus');
+  .openapi('LegacyStatus', {
+    example: { request_id: EXAMPLE_ID, status: 'Completed', image_url: `https://itemgen.example.com/v1/generations/${EXAMPLE_ID}/images/0` },
+  });
 
 export function presentLegacy(g: Generation, base: string): z.infer<typeof legacyStatusSchema> {
   return {
@@ -115,7 +118,7 @@ export const problemSchema = z
     detail: z.string(),
   })
   .catchall(z.unknown())
-  .openapi('Problem');
+  .openapi('Problem', { example: PROBLEM_EXAMPLE });
 
 /** An OpenAPI response entry for an error answered as problem+json. */
 export const problemResponse = (description: string) => ({

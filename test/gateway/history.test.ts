@@ -6,21 +6,13 @@ import { DELETED_KEPT_MS } from '../../src/gateway/retention.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { submit } from '../helpers/submit.ts';
 
-const it = suite<{ t: TestGateway; alice: string; bob: string }>('history: delete and retention');
-
 const RETENTION_DAYS = 7;
-
-it.before(async (ctx) => {
-  ctx.t = await startTestGateway({ store: 'postgres', keys: [{ name: 'alice' }, { name: 'bob' }], env: { RETENTION_DAYS: String(RETENTION_DAYS) } });
-  ctx.alice = ctx.t.keys.alice!;
-  ctx.bob = ctx.t.keys.bob!;
-});
-it.after(({ t }) => t.stop());
 
 const problemCode = async (res: Response) => {
   assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
   return ((await res.json()) as { code: string }).code;
 };
+
 
 /** A completed generation of `key` with two images in the gateway's store; returns its id and image keys. */
 async function completed(t: TestGateway, key: string, body: Record<string, unknown> = { prompt: 'a glowing sword', num_images: 2 }) {
@@ -34,98 +26,109 @@ async function completed(t: TestGateway, key: string, body: Record<string, unkno
 
 const rowOf = async (t: TestGateway, id: string) => (await t.gw.db.query('SELECT deleted_at, idempotency_key FROM generations WHERE id = $1', [id]))[0];
 
-it('DELETE: 204, images gone, 404 on every read, off the list; again 204; another key 404', async ({ t, alice, bob }) => {
-  const { id, keys } = await completed(t, alice);
-  assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: bob })).status, 404, 'another key cannot delete it');
-  assert.ok(await t.gw.images.read(keys[0]!), 'the failed attempt removed nothing');
+for (const store of ['postgres', 'pglite'] as const) {
+  const it = suite<{ t: TestGateway; alice: string; bob: string }>(`history: delete and retention (${store})`);
 
-  const res = await t.call('DELETE', `/v1/generations/${id}`, { key: alice });
-  assert.is(res.status, 204);
-  assert.is(await res.text(), '');
-  for (const k of keys) assert.is(await t.gw.images.read(k), null);
-  assert.is(await problemCode(await t.call('GET', `/v1/generations/${id}`, { key: alice })), 'not_found');
-  assert.is((await t.call('GET', `/v1/generations/${id}/images/0`, { key: alice })).status, 404);
-  assert.is((await t.call('GET', `/v1/generations/${id}/events`, { key: alice })).status, 404);
-  assert.is((await t.call('POST', `/v1/generations/${id}/cancel`, { key: alice })).status, 404);
-  assert.is((await t.call('GET', `/status/${id}`, { key: alice })).status, 404);
-  const list = (await (await t.call('GET', '/v1/generations?limit=100', { key: alice })).json()) as { data: { id: string }[] };
-  assert.not.ok(list.data.some((g) => g.id === id));
+  it.before(async (ctx) => {
+    ctx.t = await startTestGateway({ store, keys: [{ name: 'alice' }, { name: 'bob' }], env: { RETENTION_DAYS: String(RETENTION_DAYS) } });
+    ctx.alice = ctx.t.keys.alice!;
+    ctx.bob = ctx.t.keys.bob!;
+  });
+  it.after(({ t }) => t.stop());
 
-  assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).status, 204, 'idempotent');
-  assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: bob })).status, 404, 'still not for another key');
-  assert.is((await t.call('DELETE', `/v1/generations/00000000-0000-4000-8000-000000000000`, { key: alice })).status, 404, 'never existed');
-  assert.is(await problemCode(await t.call('DELETE', `/v1/generations/not-a-uuid`, { key: alice })), 'invalid_id');
-});
+  it('DELETE: 204, images gone, 404 on every read, off the list; again 204; another key 404', async ({ t, alice, bob }) => {
+    const { id, keys } = await completed(t, alice);
+    assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: bob })).status, 404, 'another key cannot delete it');
+    assert.ok(await t.gw.images.read(keys[0]!), 'the failed attempt removed nothing');
 
-it('DELETE of an unfinished generation: 409 not_finished, saying to cancel first; after cancel it deletes', async ({ t, alice }) => {
-  const id = await submit(t, { prompt: 'a helm' }, alice);
-  const res = await t.call('DELETE', `/v1/generations/${id}`, { key: alice });
-  assert.is(res.status, 409);
-  const body = (await res.json()) as { code: string; detail: string; generation_status: string };
-  assert.is(body.code, 'not_finished');
-  assert.is(body.generation_status, 'pending');
-  assert.match(body.detail, /cancel/);
-  assert.is((await rowOf(t, id))!.deleted_at, null);
-  assert.is((await t.runner(`/generations/${id}/claim`, { runner_id: 'r' })).status, 200);
-  assert.is(((await (await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).json()) as any).generation_status, 'processing');
-  assert.is((await t.call('POST', `/v1/generations/${id}/cancel`, { key: alice })).status, 200);
-  assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).status, 204);
-});
+    const res = await t.call('DELETE', `/v1/generations/${id}`, { key: alice });
+    assert.is(res.status, 204);
+    assert.is(await res.text(), '');
+    for (const k of keys) assert.is(await t.gw.images.read(k), null);
+    assert.is(await problemCode(await t.call('GET', `/v1/generations/${id}`, { key: alice })), 'not_found');
+    assert.is((await t.call('GET', `/v1/generations/${id}/images/0`, { key: alice })).status, 404);
+    assert.is((await t.call('GET', `/v1/generations/${id}/events`, { key: alice })).status, 404);
+    assert.is((await t.call('POST', `/v1/generations/${id}/cancel`, { key: alice })).status, 404);
+    assert.is((await t.call('GET', `/status/${id}`, { key: alice })).status, 404);
+    const list = (await (await t.call('GET', '/v1/generations?limit=100', { key: alice })).json()) as { data: { id: string }[] };
+    assert.not.ok(list.data.some((g) => g.id === id));
 
-it('DELETE forgets the Idempotency-Key: the same key then makes a new generation', async ({ t, alice }) => {
-  const headers = { 'idempotency-key': 'history-1' };
-  const body = { prompt: 'a shield' };
-  const first = (await (await t.call('POST', '/v1/generations', { key: alice, body, headers })).json()) as { id: string };
-  assert.is((await t.call('POST', `/v1/generations/${first.id}/cancel`, { key: alice })).status, 200);
-  assert.is((await t.call('DELETE', `/v1/generations/${first.id}`, { key: alice })).status, 204);
-  assert.is((await rowOf(t, first.id))!.idempotency_key, null);
-  const again = await t.call('POST', '/v1/generations', { key: alice, body, headers });
-  assert.is(again.status, 202);
-  assert.is(again.headers.get('idempotent-replayed'), null);
-  assert.is.not(((await again.json()) as { id: string }).id, first.id);
-});
+    assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).status, 204, 'idempotent');
+    assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: bob })).status, 404, 'still not for another key');
+    assert.is((await t.call('DELETE', `/v1/generations/00000000-0000-4000-8000-000000000000`, { key: alice })).status, 404, 'never existed');
+    assert.is(await problemCode(await t.call('DELETE', `/v1/generations/not-a-uuid`, { key: alice })), 'invalid_id');
+  });
 
-it('retention sweep: finished generations past RETENTION_DAYS go with their images, newer and unfinished ones stay', async ({ t, alice }) => {
-  const old = await completed(t, alice);
-  const recent = await completed(t, alice);
-  const oldPending = await submit(t, { prompt: 'a ring' }, alice);
-  await t.gw.db.query(`UPDATE generations SET finished_at = now() - make_interval(days => $2) WHERE id = $1`, [old.id, RETENTION_DAYS + 1]);
-  await t.gw.db.query(`UPDATE generations SET created_at = now() - interval '30 days' WHERE id = $1`, [oldPending]);
-  await t.gw.db.query(`UPDATE generations SET finished_at = now() - make_interval(days => $2) + interval '1 hour' WHERE id = $1`, [recent.id, RETENTION_DAYS]);
+  it('DELETE of an unfinished generation: 409 not_finished, saying to cancel first; after cancel it deletes', async ({ t, alice }) => {
+    const id = await submit(t, { prompt: 'a helm' }, alice);
+    const res = await t.call('DELETE', `/v1/generations/${id}`, { key: alice });
+    assert.is(res.status, 409);
+    const body = (await res.json()) as { code: string; detail: string; generation_status: string };
+    assert.is(body.code, 'not_finished');
+    assert.is(body.generation_status, 'pending');
+    assert.match(body.detail, /cancel/);
+    assert.is((await rowOf(t, id))!.deleted_at, null);
+    assert.is((await t.runner(`/generations/${id}/claim`, { runner_id: 'r' })).status, 200);
+    assert.is(((await (await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).json()) as any).generation_status, 'processing');
+    assert.is((await t.call('POST', `/v1/generations/${id}/cancel`, { key: alice })).status, 200);
+    assert.is((await t.call('DELETE', `/v1/generations/${id}`, { key: alice })).status, 204);
+  });
 
-  assert.ok((await t.gw.retention.sweep()) >= 1);
-  assert.is(await rowOf(t, old.id), undefined, 'the row is gone');
-  for (const k of old.keys) assert.is(await t.gw.images.read(k), null, 'its images too');
-  assert.ok(await rowOf(t, recent.id));
-  for (const k of recent.keys) assert.ok(await t.gw.images.read(k));
-  assert.ok(await rowOf(t, oldPending), 'unfinished generations are never swept');
-});
+  it('DELETE forgets the Idempotency-Key: the same key then makes a new generation', async ({ t, alice }) => {
+    const headers = { 'idempotency-key': 'history-1' };
+    const body = { prompt: 'a shield' };
+    const first = (await (await t.call('POST', '/v1/generations', { key: alice, body, headers })).json()) as { id: string };
+    assert.is((await t.call('POST', `/v1/generations/${first.id}/cancel`, { key: alice })).status, 200);
+    assert.is((await t.call('DELETE', `/v1/generations/${first.id}`, { key: alice })).status, 204);
+    assert.is((await rowOf(t, first.id))!.idempotency_key, null);
+    const again = await t.call('POST', '/v1/generations', { key: alice, body, headers });
+    assert.is(again.status, 202);
+    assert.is(again.headers.get('idempotent-replayed'), null);
+    assert.is.not(((await again.json()) as { id: string }).id, first.id);
+  });
 
-it('retention sweep: a deleted row whose images a crash left behind is purged with them once DELETED_KEPT_MS passed', async ({ t, alice }) => {
-  const crashed = await completed(t, alice);
-  const fresh = await completed(t, alice);
-  // As if the gateway died between hiding the row and removing its images.
-  await t.gw.db.query(`UPDATE generations SET deleted_at = now() - make_interval(secs => $2) WHERE id = $1`, [crashed.id, DELETED_KEPT_MS / 1000 + 60]);
-  assert.is((await t.call('DELETE', `/v1/generations/${fresh.id}`, { key: alice })).status, 204);
+  it('retention sweep: finished generations past RETENTION_DAYS go with their images, newer and unfinished ones stay', async ({ t, alice }) => {
+    const old = await completed(t, alice);
+    const recent = await completed(t, alice);
+    const oldPending = await submit(t, { prompt: 'a ring' }, alice);
+    await t.gw.db.query(`UPDATE generations SET finished_at = now() - make_interval(days => $2) WHERE id = $1`, [old.id, RETENTION_DAYS + 1]);
+    await t.gw.db.query(`UPDATE generations SET created_at = now() - interval '30 days' WHERE id = $1`, [oldPending]);
+    await t.gw.db.query(`UPDATE generations SET finished_at = now() - make_interval(days => $2) + interval '1 hour' WHERE id = $1`, [recent.id, RETENTION_DAYS]);
 
-  await t.gw.retention.sweep();
-  assert.is(await rowOf(t, crashed.id), undefined);
-  for (const k of crashed.keys) assert.is(await t.gw.images.read(k), null);
-  assert.ok((await rowOf(t, fresh.id))!.deleted_at, 'recently deleted: kept hidden, so a repeated DELETE still answers 204');
-  assert.is((await t.call('DELETE', `/v1/generations/${fresh.id}`, { key: alice })).status, 204);
-});
+    assert.ok((await t.gw.retention.sweep()) >= 1);
+    assert.is(await rowOf(t, old.id), undefined, 'the row is gone');
+    for (const k of old.keys) assert.is(await t.gw.images.read(k), null, 'its images too');
+    assert.ok(await rowOf(t, recent.id));
+    for (const k of recent.keys) assert.ok(await t.gw.images.read(k));
+    assert.ok(await rowOf(t, oldPending), 'unfinished generations are never swept');
+  });
 
-it('retention sweep: one instance at a time (a lease); a second sweep of this instance runs after the first, and each row goes once', async ({ t, alice }) => {
-  const ids = [];
-  for (let i = 0; i < 3; i++) ids.push((await completed(t, alice)).id);
-  await t.gw.db.query(`UPDATE generations SET finished_at = now() - interval '100 days' WHERE id = ANY($1::uuid[])`, [ids]);
-  await t.gw.db.query(`UPDATE sweep_leases SET lease_until = now() + interval '1 minute' WHERE name = 'retention'`);
-  assert.is(await t.gw.retention.sweep(), 0, 'another instance holds the lease');
-  assert.is(Number((await t.gw.db.query('SELECT count(*) AS n FROM generations WHERE id = ANY($1::uuid[])', [ids]))[0]!.n), 3);
-  await t.gw.db.query(`UPDATE sweep_leases SET lease_until = '-infinity' WHERE name = 'retention'`);
-  const counts = await Promise.all([t.gw.retention.sweep(), t.gw.retention.sweep()]);
-  assert.is(counts[0]! + counts[1]!, 3);
-  assert.is((await t.gw.db.query(`SELECT lease_until < now() AS free FROM sweep_leases WHERE name = 'retention'`))[0]!.free, true, 'the lease is given back');
-});
+  it('retention sweep: a deleted row whose images a crash left behind is purged with them once DELETED_KEPT_MS passed', async ({ t, alice }) => {
+    const crashed = await completed(t, alice);
+    const fresh = await completed(t, alice);
+    // As if the gateway died between hiding the row and removing its images.
+    await t.gw.db.query(`UPDATE generations SET deleted_at = now() - make_interval(secs => $2) WHERE id = $1`, [crashed.id, DELETED_KEPT_MS / 1000 + 60]);
+    assert.is((await t.call('DELETE', `/v1/generations/${fresh.id}`, { key: alice })).status, 204);
 
-it.run();
+    await t.gw.retention.sweep();
+    assert.is(await rowOf(t, crashed.id), undefined);
+    for (const k of crashed.keys) assert.is(await t.gw.images.read(k), null);
+    assert.ok((await rowOf(t, fresh.id))!.deleted_at, 'recently deleted: kept hidden, so a repeated DELETE still answers 204');
+    assert.is((await t.call('DELETE', `/v1/generations/${fresh.id}`, { key: alice })).status, 204);
+  });
+
+  it('retention sweep: one instance at a time (a lease); a second sweep of this instance runs after the first, and each row goes once', async ({ t, alice }) => {
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await completed(t, alice)).id);
+    await t.gw.db.query(`UPDATE generations SET finished_at = now() - interval '100 days' WHERE id = ANY($1::uuid[])`, [ids]);
+    await t.gw.db.query(`UPDATE sweep_leases SET lease_until = now() + interval '1 minute' WHERE name = 'retention'`);
+    assert.is(await t.gw.retention.sweep(), 0, 'another instance holds the lease');
+    assert.is(Number((await t.gw.db.query('SELECT count(*) AS n FROM generations WHERE id = ANY($1::uuid[])', [ids]))[0]!.n), 3);
+    await t.gw.db.query(`UPDATE sweep_leases SET lease_until = '-infinity' WHERE name = 'retention'`);
+    const counts = await Promise.all([t.gw.retention.sweep(), t.gw.retention.sweep()]);
+    assert.is(counts[0]! + counts[1]!, 3);
+    assert.is((await t.gw.db.query(`SELECT lease_until < now() AS free FROM sweep_leases WHERE name = 'retention'`))[0]!.free, true, 'the lease is given back');
+  });
+
+  it.run();
+}

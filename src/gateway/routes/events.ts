@@ -16,6 +16,7 @@ import { getGenerationPreview } from '../../store/sql/getGenerationPreview.ts';
 import { listChangedGenerations } from '../../store/sql/listChangedGenerations.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl } from '../http.ts';
+import { EVENT_STREAM_EXAMPLE, EXAMPLE_ID } from '../examples.ts';
 import { presentGeneration, problemResponse as problem } from '../present.ts';
 import { validationHook } from '../validation.ts';
 
@@ -26,25 +27,29 @@ const BATCH = 200;
 
 const security = [{ bearer: [] }];
 
-const PREVIEW_EVENT =
-  'While a generation is processing, a `preview` event follows the event of a step that brought a new live preview (about ' +
-  'two per second, from the first step): data `{"id": "<generation id>", "step": 12, "url": "data:image/png;base64,…"}`, ' +
-  'a small PNG of the latents (an eighth of the image size, at most 64 pixels a side); it has no event id of its own.';
 const tooMany = problem('This key holds the most event streams it may (see Retry-After)');
+/** The event types of both streams, for their descriptions. */
+const EVENT_TYPES =
+  'Event types: `status` (the status changed; data: the whole generation, as GET /v1/generations/{id}), `progress` (a step ' +
+  'or other change, same data), and `preview` while processing, at most about 2 per second: data ' +
+  '`{"id": "<generation id>", "step": 12, "url": "data:image/png;base64,…"}`, a small image of the current latents (no event id: ' +
+  'a resume does not resend previews). Comments (`: keep-alive`) come every keep-alive interval.';
+const eventStream = { 'text/event-stream': { schema: z.string().openapi({ example: EVENT_STREAM_EXAMPLE }) } };
 
 const generationEventsRoute = createRoute({
   method: 'get',
   path: '/generations/{id}/events',
+  operationId: 'streamGenerationEvents',
   summary: 'Server-Sent Events of status and progress changes',
   description:
     'Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, ' +
     'else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. ' +
-    PREVIEW_EVENT +
-    ' The stream ends after a terminal status.',
+    'The stream ends after a terminal status. ' +
+    EVENT_TYPES,
   security,
-  request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) }) },
+  request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }) }) },
   responses: {
-    200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
+    200: { description: 'An event stream', content: eventStream },
     404: problem('Unknown'),
     429: tooMany,
   },
@@ -53,17 +58,17 @@ const generationEventsRoute = createRoute({
 const keyEventsRoute = createRoute({
   method: 'get',
   path: '/events',
+  operationId: 'streamEvents',
   summary: "Server-Sent Events of all of your generations' changes, on one connection",
   description:
     'First the current state of each unfinished generation, then every change: `event` is `status` or `progress`, the ' +
     'data is the whole generation (its `version`-ordered changes per id), `id` a cursor: reconnecting with Last-Event-ID ' +
     'sends what changed since (a change may come twice around a reconnection; compare `progress` and `status`). A new ' +
-    'generation appears with its first change (claimed), or within a keep-alive interval. ' +
-    PREVIEW_EVENT +
-    ' The stream does not end by itself.',
+    'generation appears with its first change (claimed), or within a keep-alive interval. The stream does not end by itself. ' +
+    EVENT_TYPES,
   security,
   responses: {
-    200: { description: 'An event stream', content: { 'text/event-stream': { schema: z.string() } } },
+    200: { description: 'An event stream', content: eventStream },
     429: tooMany,
   },
 });

@@ -1,7 +1,7 @@
 // /v1/generations: submit, read, list and cancel (their event streams: events.ts).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
-import { generationRequestSchema } from '../../core/request.ts';
+import { COST_UNIT_PIXELS, generationRequestSchema, LIMITS } from '../../core/request.ts';
 import { isTerminal, STATUSES } from '../../core/status.ts';
 import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
 import { deleteGeneration } from '../../store/sql/deleteGeneration.ts';
@@ -10,6 +10,7 @@ import { listGenerations } from '../../store/sql/listGenerations.ts';
 import { awaitFinished } from '../await-finished.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl, requireJson } from '../http.ts';
+import { EXAMPLE_ID, GENERATION_EXAMPLE } from '../examples.ts';
 import { generationSchema, presentGeneration, problemResponse as problem } from '../present.ts';
 import { MAX_WAIT_SECONDS, preferredWait } from '../prefer.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
@@ -33,12 +34,13 @@ const submitBodySchema = generationRequestSchema
   })
   .meta({ id: 'GenerationRequest' });
 
-const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
+const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }) });
 const security = [{ bearer: [] }];
 
 const submitRoute = createRoute({
   method: 'post',
   path: '/',
+  operationId: 'createGeneration',
   summary: 'Submit a generation',
   security,
   middleware: [requireJson] as const,
@@ -82,6 +84,7 @@ const submitRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/{id}',
+  operationId: 'getGeneration',
   summary: 'Status, progress, parameters and results of a generation',
   security,
   request: { params: idParam },
@@ -96,13 +99,18 @@ const MAX_PAGE = 100;
 const listRoute = createRoute({
   method: 'get',
   path: '/',
+  operationId: 'listGenerations',
   summary: 'Your generations, newest first',
   security,
   request: {
     query: z.object({
       status: z.enum(STATUSES).optional(),
-      limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20),
-      cursor: z.string().regex(/^\d{1,16}$/, 'cursor must be a value of next_cursor').optional(),
+      limit: z.coerce.number().int().min(1).max(MAX_PAGE).default(20).openapi({ description: `Generations per page, 1 to ${MAX_PAGE}.`, example: 20 }),
+      cursor: z
+        .string()
+        .regex(/^\d{1,16}$/, 'cursor must be a value of next_cursor')
+        .optional()
+        .openapi({ description: 'The next_cursor of the page before.', example: '1042' }),
     }),
   },
   responses: {
@@ -110,7 +118,9 @@ const listRoute = createRoute({
       description: 'A page of generations',
       content: {
         'application/json': {
-          schema: z.object({ data: z.array(generationSchema), next_cursor: z.string().nullable() }),
+          schema: z
+            .object({ data: z.array(generationSchema), next_cursor: z.string().nullable() })
+            .openapi({ example: { data: [GENERATION_EXAMPLE], next_cursor: '1042' } }),
         },
       },
     },
@@ -121,6 +131,7 @@ const listRoute = createRoute({
 const cancelRoute = createRoute({
   method: 'post',
   path: '/{id}/cancel',
+  operationId: 'cancelGeneration',
   summary: 'Cancel a pending or processing generation',
   security,
   request: { params: idParam },
@@ -150,10 +161,30 @@ const deleteRoute = createRoute({
   },
 });
 
+/** The submit's limits, with this gateway's numbers. */
+function submitDescription(s: GatewayDeps['settings']): string {
+  return [
+    'Accepts a generation and answers at once with it (202, pending), or with `Prefer: wait` once it is finished.',
+    '',
+    `**Cost.** A generation costs ceil(width × height / ${COST_UNIT_PIXELS} × UNet evaluations × num_images × (2 when guidance_scale > 1, else 1)) ` +
+      `units (UNet evaluations: num_inference_steps, one more with pndm); 512², 50 steps, one image, guided: 400. One generation may cost at most ` +
+      `${s.maxGenerationCost} (MAX_GENERATION_COST; more is a 422 \`generation_too_costly\`).`,
+    '',
+    `**Per key.** Unfinished generations cost at most the key's compute budget together (${s.defaultMaxUnfinishedCost} unless the key has ` +
+      `its own; 429 \`compute_budget_exceeded\`), and a key has at most its cap of unfinished generations (${s.defaultMaxUnfinished} unless ` +
+      "its own; 429 `too_many_unfinished`); both answer Retry-After." +
+      (s.rateLimits.submit ? ` Submits per key: ${s.rateLimits.submit.capacity} per ${s.rateLimits.submit.windowSeconds} s (429 \`rate_limited\`).` : ''),
+    '',
+    `**Body.** JSON of at most ${s.maxBodyBytes} bytes (413); prompt and negative_prompt at most ${LIMITS.promptChars} characters; width and height ` +
+      `${LIMITS.size.min} to ${LIMITS.size.max}, multiples of ${LIMITS.size.multipleOf}; num_images ${LIMITS.images.min} to ${LIMITS.images.max}; ` +
+      'num_inference_steps per scheduler as its description says.',
+  ].join('\n');
+}
+
 export function generationsRoutes(deps: GatewayDeps) {
   const app = new OpenAPIHono<GatewayEnv>({ defaultHook: validationHook });
 
-  app.openapi(submitRoute, async (c) => {
+  app.openapi({ ...submitRoute, description: submitDescription(deps.settings) }, async (c) => {
     const idempotencyKey = parseIdempotencyKey(c.req.header('Idempotency-Key'));
     const { webhook, webhook_events_filter: filter, ...request } = c.req.valid('json');
     if (filter && !webhook) {

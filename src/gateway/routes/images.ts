@@ -5,18 +5,20 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
+import { EXAMPLE_ID } from '../examples.ts';
 import { problemResponse as problem } from '../present.ts';
 import { validationHook } from '../validation.ts';
 
 const imageRoute = createRoute({
   method: 'get',
   path: '/{id}/images/{n}',
+  operationId: 'getImage',
   summary: 'Image n of a completed generation (PNG, or a redirect to a signed URL)',
   security: [{ bearer: [] }],
   request: {
     params: z.object({
-      id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }),
-      n: z.coerce.number().int().min(0).max(3).openapi({ type: 'integer', minimum: 0, maximum: 3, param: { name: 'n', in: 'path', required: true } }),
+      id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }),
+      n: z.coerce.number().int().min(0).max(3).openapi({ type: 'integer', minimum: 0, maximum: 3, param: { name: 'n', in: 'path', required: true }, example: 0 }),
     }),
   },
   responses: {

@@ -7,6 +7,7 @@ import { legacyGenerateSchema, legacyToParams } from '../../core/request.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { baseUrl, requireJson } from '../http.ts';
+import { EXAMPLE_ID } from '../examples.ts';
 import { legacyStatusSchema, presentLegacy, problemResponse as problem } from '../present.ts';
 import { parseIdempotencyKey, submitGeneration } from '../submit.ts';
 import { validationHook } from '../validation.ts';
@@ -16,6 +17,7 @@ const security = [{ bearer: [] }];
 const generateRoute = createRoute({
   method: 'post',
   path: '/generate',
+  operationId: 'legacyGenerate',
   summary: 'Submit (compatibility route of the replaced system)',
   deprecated: true,
   tags: ['compatibility'],
@@ -25,7 +27,7 @@ const generateRoute = createRoute({
   responses: {
     202: {
       description: 'Accepted',
-      content: { 'application/json': { schema: z.object({ request_id: z.uuid() }).openapi('LegacyAccepted') } },
+      content: { 'application/json': { schema: z.object({ request_id: z.uuid() }).openapi('LegacyAccepted', { example: { request_id: EXAMPLE_ID } }) } },
     },
     422: problem('Missing or invalid field'),
   },
@@ -34,11 +36,12 @@ const generateRoute = createRoute({
 const statusRoute = createRoute({
   method: 'get',
   path: '/status/{request_id}',
+  operationId: 'legacyStatus',
   summary: 'Status (compatibility route of the replaced system)',
   deprecated: true,
   tags: ['compatibility'],
   security,
-  request: { params: z.object({ request_id: z.uuid().openapi({ param: { name: 'request_id', in: 'path' } }) }) },
+  request: { params: z.object({ request_id: z.uuid().openapi({ param: { name: 'request_id', in: 'path' }, example: EXAMPLE_ID }) }) },
   responses: {
     200: { description: 'Status; image_url only when Completed', content: { 'application/json': { schema: legacyStatusSchema } } },
     400: problem('Not a UUID'),

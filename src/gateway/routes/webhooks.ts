@@ -1,6 +1,6 @@
 // Webhooks as the client sees them: the key's signing secret, the attempts at a generation's
 // messages, and sending one again (the deliverer is src/webhooks/).
-import { createRoute, OpenAPIHono, z, type OpenAPIHono as App } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
 import { ensureWebhookSecret } from '../../store/sql/ensureWebhookSecret.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
@@ -133,28 +133,3 @@ export function webhookRoutes(deps: GatewayDeps) {
   return app;
 }
 
-/** The message a webhook receives, in the OpenAPI document's `webhooks`. */
-export function describeWebhooks(registry: App['openAPIRegistry']): void {
-  registry.registerWebhook({
-    method: 'post',
-    path: 'generationEvent',
-    operationId: 'generationEvent',
-    summary: 'An event of a generation submitted with `webhook`',
-    description:
-      'POSTed to the submit\'s `webhook` at each event its `webhook_events_filter` names: `start` (a runner claimed it), ' +
-      '`progress` (a step; coalesced: a slow receiver gets the newest step, not every one), `completed` (completed, failed or canceled). ' +
-      'The body is the generation as `GET /v1/generations/{id}` shows it when the attempt is made. Verify the signature ' +
-      '(e.g. `new Webhook(secret).verify(body, headers)` of the `standardwebhooks` package) with the key of `GET /v1/webhooks/default/secret`. ' +
-      'Answer 2xx to acknowledge. Network errors, timeouts (WEBHOOK_TIMEOUT_MS, default 10 s), 5xx and 429 are retried with exponential ' +
-      'backoff and jitter for 24 h, with the same `webhook-id`; other statuses and redirects are not. At most 1 KB of the answer is read.',
-    request: {
-      headers: z.object({
-        'webhook-id': z.string().openapi({ description: 'The message id, the same for every attempt at it (deduplicate on it).', example: 'msg_5b1f0c8e-2f7a-4c3e-9d55-0a9b8c7d6e5f' }),
-        'webhook-timestamp': z.string().openapi({ description: 'Seconds since the epoch when the attempt was signed.', example: '1765142400' }),
-        'webhook-signature': z.string().openapi({ description: '`v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`.', example: 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=' }),
-      }),
-      body: { content: { 'application/json': { schema: generationSchema } } },
-    },
-    responses: { 200: { description: 'Any 2xx acknowledges the message.' } },
-  });
-}
