@@ -64,7 +64,7 @@ export function createItemgenClient(options: ClientOptions) {
     try {
       result = await run();
     } catch (err) {
-      throw clientError(err);
+      throw clientError(err, baseUrl);
     }
     if (!result.response.ok || result.data === undefined) {
       // openapi-fetch has read the body; a clone of the response still has it.
@@ -80,7 +80,7 @@ export function createItemgenClient(options: ClientOptions) {
     try {
       return await doFetch(url, { ...init, headers });
     } catch (err) {
-      throw clientError(err);
+      throw clientError(err, baseUrl);
     }
   }
 
@@ -277,11 +277,11 @@ function problemOf(res: Response, body: unknown): ItemgenError {
   });
 }
 
-function clientError(err: unknown): ItemgenError {
+function clientError(err: unknown, baseUrl: string): ItemgenError {
   if (err instanceof ItemgenError) return err;
   const e = err as Error;
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return ItemgenError.client('aborted', 'The request was aborted.', err);
-  return ItemgenError.client('network_error', `The gateway could not be reached: ${e?.message ?? String(err)}.`, err);
+  return ItemgenError.client('network_error', `The gateway at ${baseUrl} could not be reached (${e?.message ?? String(err)}).`, err);
 }
 
 /** The same stream, calling `onChunk` at each chunk (the idle timer). */

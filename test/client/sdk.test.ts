@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { Webhook } from 'standardwebhooks';
 import { createItemgenClient, ItemgenError, verifyWebhook, type Generation } from '../../src/client/index.ts';
 import { decodePng } from '../../src/runner/pipeline/png.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEmbeddedProduct, type TestProduct } from '../helpers/product.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -132,19 +133,8 @@ it('wait polls when event streams are refused (429), and reports progress from t
   assert.ok(rec.calls.filter((c) => c.url.endsWith(`/v1/generations/${id}`)).length >= 1);
 });
 
-it('wait gives up at timeoutMs with wait_timeout; cancel ends a generation; rerun of image N submits its seed alone', async ({ p }) => {
+it('rerun of image N submits its seed alone, with the same parameters otherwise', async ({ p }) => {
   const client = createItemgenClient({ baseUrl: p.url });
-  // Two long jobs: the second waits behind the first in the one runner.
-  const first = await client.submit({ ...small, num_inference_steps: 150, width: 512, height: 512, num_images: 2, guidance_scale: 1 });
-  const second = await client.submit({ ...small, num_inference_steps: 150, width: 512, height: 512, guidance_scale: 1 });
-  const timedOut = await client.wait(second.id, { timeoutMs: 50 }).catch((e: unknown) => e);
-  assert.instance(timedOut, ItemgenError);
-  assert.is((timedOut as ItemgenError).code, 'wait_timeout');
-  assert.is((await client.cancel(second.id)).status, 'canceled');
-  assert.is((await client.cancel(first.id)).status, 'canceled');
-  const again = await client.cancel(first.id).catch((e: unknown) => e);
-  assert.is((again as ItemgenError).status, 409);
-
   const batch = await client.wait((await client.submit({ ...small, num_images: 2, seed: 4294967295 })).id, { timeoutMs: 60_000 });
   const rerun = await client.rerun(batch.id, { image: 1 });
   assert.is(rerun.params.num_images, 1);
@@ -156,6 +146,41 @@ it('wait gives up at timeoutMs with wait_timeout; cancel ends a generation; reru
 });
 
 it.run();
+
+const idle = suite<{ t: TestGateway }>('the SDK against a gateway without a runner (generations stay pending)');
+idle.before(async (ctx) => {
+  ctx.t = await startTestGateway({ store: 'pglite', broker: 'memory' });
+});
+idle.after(async ({ t }) => t.stop());
+
+idle('wait gives up at timeoutMs with wait_timeout; cancel ends it, and a second cancel is the 409 problem', async ({ t }) => {
+  const client = createItemgenClient({ baseUrl: t.url });
+  const { id } = await client.submit(small);
+  const timedOut = await client.wait(id, { timeoutMs: 200 }).catch((e: unknown) => e);
+  assert.instance(timedOut, ItemgenError);
+  assert.is((timedOut as ItemgenError).code, 'wait_timeout');
+  const waiting = client.wait(id, { timeoutMs: 30_000 });
+  const canceled = await client.cancel(id);
+  assert.is(canceled.status, 'canceled');
+  assert.is((await waiting).status, 'canceled', 'a wait ends with the cancel');
+  const again = await client.cancel(id).catch((e: unknown) => e);
+  assert.is((again as ItemgenError).status, 409);
+  assert.is((again as ItemgenError).code, 'already_finished');
+});
+
+idle('an aborted wait rejects with aborted', async ({ t }) => {
+  const client = createItemgenClient({ baseUrl: t.url });
+  const { id } = await client.submit(small);
+  const ac = new AbortController();
+  const waiting = client.wait(id, { signal: ac.signal }).catch((e: unknown) => e);
+  ac.abort();
+  const err = await waiting;
+  assert.instance(err, ItemgenError);
+  assert.is((err as ItemgenError).code, 'aborted');
+  await client.cancel(id);
+});
+
+idle.run();
 
 const offline = suite('the SDK without a server');
 
