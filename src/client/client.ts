@@ -168,12 +168,14 @@ export function createItemgenClient(options: ClientOptions) {
             break;
           }
           alive();
+          let changes = 0;
           for await (const event of readEventStream(tap(res.body, alive), parser)) {
             if (event.event === 'preview') {
               o.onPreview?.(JSON.parse(event.data) as Preview);
               continue;
             }
             const g = JSON.parse(event.data) as Generation;
+            changes++;
             failures = 0;
             seen(g);
             if (isTerminal(g.status)) return g;
@@ -181,6 +183,11 @@ export function createItemgenClient(options: ClientOptions) {
           // Ended without a terminal event (e.g. it had been sent before a resume): ask.
           const g = await client.get(id);
           if (isTerminal(g.status)) return g;
+          if (changes === 0) {
+            // A stream that ends at once, again and again, is no stream: count it, and do not spin.
+            failures++;
+            await pause((parser.retryMs ?? 250) * failures);
+          }
         } catch (err) {
           if (err instanceof ItemgenError && err.status !== 0) throw err;
           check();

@@ -233,4 +233,54 @@ offline('a gateway that cannot be reached is an ItemgenError network_error (stat
   assert.is((err as ItemgenError).code, 'network_error');
 });
 
+/** An event stream answer with these SSE blocks. */
+const sse = (text: string) => new Response(new Blob([text]).stream(), { headers: { 'content-type': 'text/event-stream' } });
+const ID = '00000000-0000-4000-8000-000000000000';
+const view = (status: Generation['status'], step: number) => JSON.stringify({ id: ID, status, progress: { step, total: 4 }, params: small, images: [] });
+
+offline('wait hands preview events to onPreview and progress to onProgress, in stream order', async () => {
+  const stream = [
+    `id: 2\nevent: status\ndata: ${view('processing', 0)}\n\n`,
+    `event: preview\ndata: {"id":"${ID}","step":1,"url":"data:image/png;base64,iVBORw0KGgo="}\n\n`,
+    `id: 3\nevent: progress\ndata: ${view('processing', 1)}\n\n`,
+    `: keep-alive\n\nid: 4\nevent: status\ndata: ${view('completed', 4)}\n\n`,
+  ].join('');
+  const client = createItemgenClient({ baseUrl: 'https://api.example', fetch: async () => sse(stream) });
+  const seen: string[] = [];
+  const done = await client.wait(ID, {
+    onProgress: (g) => seen.push(`${g.status}:${g.progress.step}`),
+    onPreview: (p) => seen.push(`preview:${p.step}:${p.url.slice(0, 14)}`),
+  });
+  assert.is(done.status, 'completed');
+  assert.equal(seen, ['processing:0', 'preview:1:data:image/png', 'processing:1', 'completed:4']);
+});
+
+offline('a stream that ends at once, every time, is given up for polling instead of reopened in a loop', async () => {
+  let streams = 0;
+  let polls = 0;
+  const client = createItemgenClient({
+    baseUrl: 'https://api.example',
+    fetch: async (input) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.endsWith('/events')) return streams++, sse('');
+      polls++;
+      return new Response(view(polls < 5 ? 'processing' : 'completed', polls), { headers: { 'content-type': 'application/json' } });
+    },
+  });
+  const done = await client.wait(ID, { pollIntervalMs: 1 });
+  assert.is(done.status, 'completed');
+  assert.is(streams, 3, 'three empty streams, then polls');
+});
+
+offline('submit sends Prefer: wait / wait=N and the Idempotency-Key', async () => {
+  const rec = recordingFetch(() => new Response(view('completed', 4), { status: 200, headers: { 'content-type': 'application/json' } }));
+  const client = createItemgenClient({ baseUrl: 'https://api.example', apiKey: 'ik_1', fetch: rec.fetch });
+  await client.submit(small, { wait: true, idempotencyKey: 'k1' });
+  await client.submit(small, { wait: 4.2 });
+  await client.submit(small);
+  assert.equal(rec.calls.map((c) => c.headers.get('prefer')), ['wait', 'wait=5', null]);
+  assert.is(rec.calls[0]!.headers.get('idempotency-key'), 'k1');
+  assert.is(rec.calls[0]!.headers.get('authorization'), 'Bearer ik_1');
+});
+
 offline.run();
