@@ -122,6 +122,13 @@ export function createItemgenClient(options: ClientOptions) {
       return call(() => api.POST('/v1/generations/{id}/cancel', { params: { path: { id } } }));
     },
 
+    /** DELETE /v1/generations/{id}: removes a finished generation and its images (again: no error; 409 while unfinished). */
+    async delete(id: string): Promise<void> {
+      const res = await raw(`${baseUrl}/v1/generations/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      if (!res.ok) throw await ItemgenError.fromResponse(res);
+      await res.body?.cancel().catch(() => {});
+    },
+
     /**
      * Follows a generation until it is terminal and resolves with it (completed, failed or
      * canceled: check `status`). Reads its event stream, resuming with Last-Event-ID after a

@@ -131,15 +131,27 @@ it('bad input exits 2 with the 422 detail; an unknown id exits 1 with the 404 de
 
 it.run();
 
-const failing = suite<{ t: TestGateway }>('itemgen against a gateway whose runner is this test');
+const failing = suite<{ t: TestGateway }>('itemgen against a gateway with API keys whose runner is this test');
 failing.before(async (ctx) => {
-  ctx.t = await startTestGateway({ store: 'pglite', broker: 'memory' });
+  ctx.t = await startTestGateway({ store: 'pglite', broker: 'memory', keys: [{ name: 'cli' }] });
 });
 failing.after(async ({ t }) => t.stop());
 
+failing('the key comes from ITEMGEN_API_KEY, --api-key overrides it; without one the 401 detail, exit 1', async ({ t }) => {
+  const key = t.keys.cli!;
+  const none = await itemgen(['list'], { ITEMGEN_URL: t.url });
+  assert.is(none.code, 1);
+  assert.match(none.stderr, /\(401 /);
+  const fromEnv = await itemgen(['list', '--json'], { ITEMGEN_URL: t.url, ITEMGEN_API_KEY: key });
+  assert.is(fromEnv.code, 0, fromEnv.stderr);
+  assert.ok(Array.isArray(JSON.parse(fromEnv.stdout).data));
+  const overridden = await itemgen(['list', '--api-key', key, '--url', t.url], { ITEMGEN_URL: 'http://127.0.0.1:9', ITEMGEN_API_KEY: 'ik_wrong' });
+  assert.is(overridden.code, 0, overridden.stderr);
+});
+
 failing('generate exits 1 with the generation\'s error message', async ({ t }) => {
   let failed: Promise<void> | undefined;
-  const r = await itemgen(['generate', 'a cursed sword', '--steps', '2'], { ITEMGEN_URL: t.url }, (stderr) => {
+  const r = await itemgen(['generate', 'a cursed sword', '--steps', '2'], { ITEMGEN_URL: t.url, ITEMGEN_API_KEY: t.keys.cli! }, (stderr) => {
     const id = /submitted (\S+)\n/.exec(stderr)?.[1];
     if (!id || failed) return;
     // This test is the runner: it claims the generation and reports that it failed.
@@ -158,11 +170,12 @@ failing('generate exits 1 with the generation\'s error message', async ({ t }) =
 });
 
 failing('cancel ends a pending generation; a second cancel exits 1 with the 409 detail', async ({ t }) => {
-  const { id } = await createItemgenClient({ baseUrl: t.url }).submit({ prompt: 'never claimed', num_inference_steps: 2 });
-  const r = await itemgen(['cancel', id], { ITEMGEN_URL: t.url });
+  const env = { ITEMGEN_URL: t.url, ITEMGEN_API_KEY: t.keys.cli! };
+  const { id } = await createItemgenClient({ baseUrl: t.url, apiKey: t.keys.cli! }).submit({ prompt: 'never claimed', num_inference_steps: 2 });
+  const r = await itemgen(['cancel', id], env);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, `${id} canceled\n`);
-  const again = await itemgen(['cancel', id, '--json'], { ITEMGEN_URL: t.url });
+  const again = await itemgen(['cancel', id, '--json'], env);
   assert.is(again.code, 1);
   assert.match(again.stderr, /The generation is already canceled\. \(409 already_finished\)/);
   assert.is(JSON.parse(again.stdout).error.status, 409);

@@ -272,6 +272,21 @@ offline('a stream that ends at once, every time, is given up for polling instead
   assert.is(streams, 3, 'three empty streams, then polls');
 });
 
+offline('delete sends DELETE with the key; a 409 is the problem', async () => {
+  const rec = recordingFetch((url, init) =>
+    init?.method === 'DELETE' && url.endsWith(ID)
+      ? new Response(null, { status: 204 })
+      : new Response(JSON.stringify({ status: 409, code: 'not_finished', detail: 'It is still running.' }), { status: 409, headers: { 'content-type': 'application/problem+json' } }),
+  );
+  const client = createItemgenClient({ baseUrl: 'https://api.example', apiKey: 'ik_1', fetch: rec.fetch });
+  await client.delete(ID);
+  assert.is(rec.calls[0]!.url, `https://api.example/v1/generations/${ID}`);
+  assert.is(rec.calls[0]!.headers.get('authorization'), 'Bearer ik_1');
+  const err = await client.delete('11111111-0000-4000-8000-000000000000').catch((e: unknown) => e);
+  assert.is((err as ItemgenError).code, 'not_finished');
+  assert.is((err as ItemgenError).detail, 'It is still running.');
+});
+
 offline('submit sends Prefer: wait / wait=N and the Idempotency-Key', async () => {
   const rec = recordingFetch(() => new Response(view('completed', 4), { status: 200, headers: { 'content-type': 'application/json' } }));
   const client = createItemgenClient({ baseUrl: 'https://api.example', apiKey: 'ik_1', fetch: rec.fetch });
