@@ -238,6 +238,6 @@ function integer(v: string | boolean | undefined, name: string): number {
 }
 
 /** An integer flag into the body; the server checks its range and answers 422 with the field. */
-function setInt(body: SubmitBody, field: keyof SubmitBody & string, v: string | boolean | undefined) {
+function setInt(body: SubmitBody, field: 'num_images' | 'num_inference_steps' | 'seed' | 'width' | 'height', v: string | boolean | undefined) {
   if (v !== undefined) body[field] = integer(v, field === 'num_images' ? 'images' : field === 'num_inference_steps' ? 'steps' : field);
 }
