@@ -97,7 +97,11 @@ it('generate writes two PNGs and prints their paths and seeds; status, list and 
   const [line, ...more] = rerun.stdout.trim().split('\n');
   assert.is(more.length, 0, 'one image');
   assert.match(line!, /-0\.png\s+seed 8$/);
-  assert.is(decodePng(await fs.readFile(line!.split(/\s+/)[0]!)).width, 256);
+  const rerunPng = await fs.readFile(line!.split(/\s+/)[0]!);
+  assert.is(decodePng(rerunPng).width, 256);
+  // A runner that reports per-image seeds runs image i with seed + i alone: the rerun is the same image.
+  const shown = JSON.parse((await itemgen(['status', id, '--json'], env)).stdout);
+  if (shown.images[1].seed !== undefined) assert.ok(rerunPng.equals(await fs.readFile(files[1]![1]!)), 'rerun --image 1 gives the bytes of image 1');
 });
 
 it('--json: one JSON document on stdout for each command', async ({ env, dir }) => {
