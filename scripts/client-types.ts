@@ -46,11 +46,13 @@ const settings: GatewaySettings = {
 
 /** The gateway's OpenAPI document, as GET /openapi.json serves it. */
 export async function openapiDocument(): Promise<Record<string, unknown>> {
-  const deps = Object.fromEntries(
-    ['db', 'queue', 'dispatcher', 'changes', 'streamSlots', 'limiter', 'images'].map((n) => [n, unused(n)]),
-  ) as unknown as GatewayDeps;
-  // Every request passes the metrics middleware; an error would be logged.
-  const app = createApp({ ...deps, metrics: createGatewayMetrics(() => false), log: createLogger('error', 'client-types'), settings });
+  // Every request passes the metrics middleware, and an error would be logged; any other
+  // dependency (those added later included) refuses to be used.
+  const used: Partial<GatewayDeps> = { metrics: createGatewayMetrics(() => false), log: createLogger('error', 'client-types'), settings };
+  const deps = new Proxy(used, {
+    get: (t, name) => (typeof name === 'string' && name in t ? t[name as keyof GatewayDeps] : unused(String(name))),
+  }) as GatewayDeps;
+  const app = createApp(deps);
   const res = await app.request('http://127.0.0.1/openapi.json');
   if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as Record<string, unknown>;

@@ -64,7 +64,7 @@ export function createItemgenClient(options: ClientOptions) {
     try {
       result = await run();
     } catch (err) {
-      throw clientError(err);
+      throw clientError(err, baseUrl);
     }
     if (!result.response.ok || result.data === undefined) {
       // openapi-fetch has read the body; a clone of the response still has it.
@@ -80,7 +80,7 @@ export function createItemgenClient(options: ClientOptions) {
     try {
       return await doFetch(url, { ...init, headers });
     } catch (err) {
-      throw clientError(err);
+      throw clientError(err, baseUrl);
     }
   }
 
@@ -120,6 +120,13 @@ export function createItemgenClient(options: ClientOptions) {
     /** POST /v1/generations/{id}/cancel: the canceled generation (409 `already_finished` when it is terminal). */
     cancel(id: string): Promise<Generation> {
       return call(() => api.POST('/v1/generations/{id}/cancel', { params: { path: { id } } }));
+    },
+
+    /** DELETE /v1/generations/{id}: removes a finished generation and its images (again: no error; 409 while unfinished). */
+    async delete(id: string): Promise<void> {
+      const res = await raw(`${baseUrl}/v1/generations/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      if (!res.ok) throw await ItemgenError.fromResponse(res);
+      await res.body?.cancel().catch(() => {});
     },
 
     /**
@@ -168,12 +175,14 @@ export function createItemgenClient(options: ClientOptions) {
             break;
           }
           alive();
+          let changes = 0;
           for await (const event of readEventStream(tap(res.body, alive), parser)) {
             if (event.event === 'preview') {
               o.onPreview?.(JSON.parse(event.data) as Preview);
               continue;
             }
             const g = JSON.parse(event.data) as Generation;
+            changes++;
             failures = 0;
             seen(g);
             if (isTerminal(g.status)) return g;
@@ -181,6 +190,11 @@ export function createItemgenClient(options: ClientOptions) {
           // Ended without a terminal event (e.g. it had been sent before a resume): ask.
           const g = await client.get(id);
           if (isTerminal(g.status)) return g;
+          if (changes === 0) {
+            // A stream that ends at once, again and again, is no stream: count it, and do not spin.
+            failures++;
+            await pause((parser.retryMs ?? 250) * failures);
+          }
         } catch (err) {
           if (err instanceof ItemgenError && err.status !== 0) throw err;
           check();
@@ -277,11 +291,11 @@ function problemOf(res: Response, body: unknown): ItemgenError {
   });
 }
 
-function clientError(err: unknown): ItemgenError {
+function clientError(err: unknown, baseUrl: string): ItemgenError {
   if (err instanceof ItemgenError) return err;
   const e = err as Error;
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return ItemgenError.client('aborted', 'The request was aborted.', err);
-  return ItemgenError.client('network_error', `The gateway could not be reached: ${e?.message ?? String(err)}.`, err);
+  return ItemgenError.client('network_error', `The gateway at ${baseUrl} could not be reached (${e?.message ?? String(err)}).`, err);
 }
 
 /** The same stream, calling `onChunk` at each chunk (the idle timer). */

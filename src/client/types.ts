@@ -8,12 +8,14 @@ export type GenerationStatus = Generation['status'];
 export type GenerationPage = paths['/v1/generations']['get']['responses'][200]['content']['application/json'];
 export type ListQuery = NonNullable<paths['/v1/generations']['get']['parameters']['query']>;
 
-type Request = components['schemas']['GenerationRequest'];
-/**
- * The body of a submit: a prompt, the rest optional (the server fills its defaults). Extra fields
- * the server knows (webhook, webhook_events_filter, …) pass through.
- */
-export type SubmitBody = Pick<Request, 'prompt'> & Partial<Omit<Request, 'prompt'>> & { [field: string]: unknown };
+type Request = paths['/v1/generations']['post']['requestBody']['content']['application/json'];
+/** The webhook fields of a submit (webhook URL and which events it is sent). */
+interface WebhookFields {
+  webhook?: string;
+  webhook_events_filter?: ('start' | 'progress' | 'completed')[];
+}
+/** The body of a submit: a prompt, the rest optional (the server fills in its defaults). */
+export type SubmitBody = Pick<Request, 'prompt'> & Partial<Omit<Request, 'prompt'>> & WebhookFields;
 
 /** One image of a completed generation; `seed` once the server reports it per image. */
 export type GenerationImage = NonNullable<Generation['images']>[number] & { seed?: number };

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { Webhook } from 'standardwebhooks';
 import { createItemgenClient, ItemgenError, verifyWebhook, type Generation } from '../../src/client/index.ts';
 import { decodePng } from '../../src/runner/pipeline/png.ts';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { startEmbeddedProduct, type TestProduct } from '../helpers/product.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -132,19 +133,8 @@ it('wait polls when event streams are refused (429), and reports progress from t
   assert.ok(rec.calls.filter((c) => c.url.endsWith(`/v1/generations/${id}`)).length >= 1);
 });
 
-it('wait gives up at timeoutMs with wait_timeout; cancel ends a generation; rerun of image N submits its seed alone', async ({ p }) => {
+it('rerun of image N submits its seed alone, with the same parameters otherwise', async ({ p }) => {
   const client = createItemgenClient({ baseUrl: p.url });
-  // Two long jobs: the second waits behind the first in the one runner.
-  const first = await client.submit({ ...small, num_inference_steps: 150, width: 512, height: 512, num_images: 2, guidance_scale: 1 });
-  const second = await client.submit({ ...small, num_inference_steps: 150, width: 512, height: 512, guidance_scale: 1 });
-  const timedOut = await client.wait(second.id, { timeoutMs: 50 }).catch((e: unknown) => e);
-  assert.instance(timedOut, ItemgenError);
-  assert.is((timedOut as ItemgenError).code, 'wait_timeout');
-  assert.is((await client.cancel(second.id)).status, 'canceled');
-  assert.is((await client.cancel(first.id)).status, 'canceled');
-  const again = await client.cancel(first.id).catch((e: unknown) => e);
-  assert.is((again as ItemgenError).status, 409);
-
   const batch = await client.wait((await client.submit({ ...small, num_images: 2, seed: 4294967295 })).id, { timeoutMs: 60_000 });
   const rerun = await client.rerun(batch.id, { image: 1 });
   assert.is(rerun.params.num_images, 1);
@@ -156,6 +146,41 @@ it('wait gives up at timeoutMs with wait_timeout; cancel ends a generation; reru
 });
 
 it.run();
+
+const idle = suite<{ t: TestGateway }>('the SDK against a gateway without a runner (generations stay pending)');
+idle.before(async (ctx) => {
+  ctx.t = await startTestGateway({ store: 'pglite', broker: 'memory' });
+});
+idle.after(async ({ t }) => t.stop());
+
+idle('wait gives up at timeoutMs with wait_timeout; cancel ends it, and a second cancel is the 409 problem', async ({ t }) => {
+  const client = createItemgenClient({ baseUrl: t.url });
+  const { id } = await client.submit(small);
+  const timedOut = await client.wait(id, { timeoutMs: 200 }).catch((e: unknown) => e);
+  assert.instance(timedOut, ItemgenError);
+  assert.is((timedOut as ItemgenError).code, 'wait_timeout');
+  const waiting = client.wait(id, { timeoutMs: 30_000 });
+  const canceled = await client.cancel(id);
+  assert.is(canceled.status, 'canceled');
+  assert.is((await waiting).status, 'canceled', 'a wait ends with the cancel');
+  const again = await client.cancel(id).catch((e: unknown) => e);
+  assert.is((again as ItemgenError).status, 409);
+  assert.is((again as ItemgenError).code, 'already_finished');
+});
+
+idle('an aborted wait rejects with aborted', async ({ t }) => {
+  const client = createItemgenClient({ baseUrl: t.url });
+  const { id } = await client.submit(small);
+  const ac = new AbortController();
+  const waiting = client.wait(id, { signal: ac.signal }).catch((e: unknown) => e);
+  ac.abort();
+  const err = await waiting;
+  assert.instance(err, ItemgenError);
+  assert.is((err as ItemgenError).code, 'aborted');
+  await client.cancel(id);
+});
+
+idle.run();
 
 const offline = suite('the SDK without a server');
 
@@ -206,6 +231,71 @@ offline('a gateway that cannot be reached is an ItemgenError network_error (stat
   assert.instance(err, ItemgenError);
   assert.is((err as ItemgenError).status, 0);
   assert.is((err as ItemgenError).code, 'network_error');
+});
+
+/** An event stream answer with these SSE blocks. */
+const sse = (text: string) => new Response(new Blob([text]).stream(), { headers: { 'content-type': 'text/event-stream' } });
+const ID = '00000000-0000-4000-8000-000000000000';
+const view = (status: Generation['status'], step: number) => JSON.stringify({ id: ID, status, progress: { step, total: 4 }, params: small, images: [] });
+
+offline('wait hands preview events to onPreview and progress to onProgress, in stream order', async () => {
+  const stream = [
+    `id: 2\nevent: status\ndata: ${view('processing', 0)}\n\n`,
+    `event: preview\ndata: {"id":"${ID}","step":1,"url":"data:image/png;base64,iVBORw0KGgo="}\n\n`,
+    `id: 3\nevent: progress\ndata: ${view('processing', 1)}\n\n`,
+    `: keep-alive\n\nid: 4\nevent: status\ndata: ${view('completed', 4)}\n\n`,
+  ].join('');
+  const client = createItemgenClient({ baseUrl: 'https://api.example', fetch: async () => sse(stream) });
+  const seen: string[] = [];
+  const done = await client.wait(ID, {
+    onProgress: (g) => seen.push(`${g.status}:${g.progress.step}`),
+    onPreview: (p) => seen.push(`preview:${p.step}:${p.url.slice(0, 14)}`),
+  });
+  assert.is(done.status, 'completed');
+  assert.equal(seen, ['processing:0', 'preview:1:data:image/png', 'processing:1', 'completed:4']);
+});
+
+offline('a stream that ends at once, every time, is given up for polling instead of reopened in a loop', async () => {
+  let streams = 0;
+  let polls = 0;
+  const client = createItemgenClient({
+    baseUrl: 'https://api.example',
+    fetch: async (input) => {
+      const url = input instanceof Request ? input.url : String(input);
+      if (url.endsWith('/events')) return streams++, sse('');
+      polls++;
+      return new Response(view(polls < 5 ? 'processing' : 'completed', polls), { headers: { 'content-type': 'application/json' } });
+    },
+  });
+  const done = await client.wait(ID, { pollIntervalMs: 1 });
+  assert.is(done.status, 'completed');
+  assert.is(streams, 3, 'three empty streams, then polls');
+});
+
+offline('delete sends DELETE with the key; a 409 is the problem', async () => {
+  const rec = recordingFetch((url, init) =>
+    init?.method === 'DELETE' && url.endsWith(ID)
+      ? new Response(null, { status: 204 })
+      : new Response(JSON.stringify({ status: 409, code: 'not_finished', detail: 'It is still running.' }), { status: 409, headers: { 'content-type': 'application/problem+json' } }),
+  );
+  const client = createItemgenClient({ baseUrl: 'https://api.example', apiKey: 'ik_1', fetch: rec.fetch });
+  await client.delete(ID);
+  assert.is(rec.calls[0]!.url, `https://api.example/v1/generations/${ID}`);
+  assert.is(rec.calls[0]!.headers.get('authorization'), 'Bearer ik_1');
+  const err = await client.delete('11111111-0000-4000-8000-000000000000').catch((e: unknown) => e);
+  assert.is((err as ItemgenError).code, 'not_finished');
+  assert.is((err as ItemgenError).detail, 'It is still running.');
+});
+
+offline('submit sends Prefer: wait / wait=N and the Idempotency-Key', async () => {
+  const rec = recordingFetch(() => new Response(view('completed', 4), { status: 200, headers: { 'content-type': 'application/json' } }));
+  const client = createItemgenClient({ baseUrl: 'https://api.example', apiKey: 'ik_1', fetch: rec.fetch });
+  await client.submit(small, { wait: true, idempotencyKey: 'k1' });
+  await client.submit(small, { wait: 4.2 });
+  await client.submit(small);
+  assert.equal(rec.calls.map((c) => c.headers.get('prefer')), ['wait', 'wait=5', null]);
+  assert.is(rec.calls[0]!.headers.get('idempotency-key'), 'k1');
+  assert.is(rec.calls[0]!.headers.get('authorization'), 'Bearer ik_1');
 });
 
 offline.run();
