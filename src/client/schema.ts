@@ -9,126 +9,19 @@ export interface paths {
             cookie?: never;
         };
         /** Your generations, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    status?: "pending" | "processing" | "completed" | "failed" | "canceled";
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of generations */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            data: components["schemas"]["Generation"][];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid query */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listGenerations"];
         put?: never;
-        /** Submit a generation */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Same key and body return the same generation. */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["GenerationRequest"];
-                };
-            };
-            responses: {
-                /** @description Accepted; follow Location. */
-                202: {
-                    headers: {
-                        Location: string;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Generation"];
-                    };
-                };
-                /** @description Malformed JSON or bad Idempotency-Key */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or unknown API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Body too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not JSON */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Invalid parameters, or Idempotency-Key reused with another body */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many unfinished generations for this key (see Retry-After) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        /**
+         * Submit a generation
+         * @description Accepts a generation and answers at once with it (202, pending), or with `Prefer: wait` once it is finished.
+         *
+         *     **Cost.** A generation costs ceil(width × height / 65536 × UNet evaluations × num_images × (2 when guidance_scale > 1, else 1)) units (UNet evaluations: num_inference_steps, one more with pndm); 512², 50 steps, one image, guided: 400. One generation may cost at most 6400 (MAX_GENERATION_COST; more is a 422 `generation_too_costly`).
+         *
+         *     **Per key.** Unfinished generations cost at most the key's compute budget together (40000 unless the key has its own; 429 `compute_budget_exceeded`), and a key has at most its cap of unfinished generations (100 unless its own; 429 `too_many_unfinished`); both answer Retry-After.
+         *
+         *     **Body.** JSON of at most 65536 bytes (413); prompt and negative_prompt at most 2000 characters; width and height 256 to 1024, multiples of 8; num_images 1 to 4; num_inference_steps per scheduler as its description says.
+         */
+        post: operations["createGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -143,49 +36,14 @@ export interface paths {
             cookie?: never;
         };
         /** Status, progress, parameters and results of a generation */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The generation */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Generation"];
-                    };
-                };
-                /** @description Not a UUID */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unknown, or owned by another key */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getGeneration"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a finished generation and its images
+         * @description Removes the images from storage and the generation from every read (GET, the list, the event streams), and forgets its Idempotency-Key. Only finished generations (completed, failed, canceled): cancel an unfinished one first. Idempotent: deleting a deleted generation answers 204 again.
+         */
+        delete: operations["deleteGeneration"];
         options?: never;
         head?: never;
         patch?: never;
@@ -201,46 +59,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Cancel a pending or processing generation */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Canceled */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Generation"];
-                    };
-                };
-                /** @description Unknown */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Already finished */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["cancelGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -255,54 +74,47 @@ export interface paths {
             cookie?: never;
         };
         /** Image n of a completed generation (PNG, or a redirect to a signed URL) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                    n: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The PNG */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "image/png": string;
-                    };
-                };
-                /** @description Redirect to a signed URL */
-                302: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Not a UUID or not an image index */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unknown generation, not completed, or no such image */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
+        get: operations["getImage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /**
+         * The latest live preview of a processing generation (PNG)
+         * @description A small picture of the latents at step `X-Preview-Step` (an eighth of the image size, at most 64 pixels a side), replaced about twice a second while the generation runs; the generation links it as `preview.url` while one exists. Event streams carry the same picture as `preview` events.
+         */
+        get: operations["getGenerationPreview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The served model(s) and the limits of a request
+         * @description What runners serve, as each registered its model at start: name, hash, execution provider, default scheduler, default negative prompt and prompt prefix (what a generation's `ran` reports), with the request limits. Empty until a runner has started.
+         */
+        get: operations["listModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -320,48 +132,9 @@ export interface paths {
         };
         /**
          * Server-Sent Events of status and progress changes
-         * @description Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. The stream ends after a terminal status.
+         * @description Each event carries the whole generation (as GET /v1/generations/{id}); `event` is `status` when the status changed, else `progress`; `id` is the generation version, so reconnecting with Last-Event-ID skips what was seen. The stream ends after a terminal status. Event types: `status` (the status changed; data: the whole generation, as GET /v1/generations/{id}), `progress` (a step or other change, same data), and `preview` while processing, at most about 2 per second: data `{"id": "<generation id>", "step": 12, "url": "data:image/png;base64,…"}`, a small image of the current latents (no event id: a resume does not resend previews). Comments (`: keep-alive`) come every keep-alive interval.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An event stream */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description Unknown */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description This key holds the most event streams it may (see Retry-After) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["streamGenerationEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -379,39 +152,68 @@ export interface paths {
         };
         /**
          * Server-Sent Events of all of your generations' changes, on one connection
-         * @description First the current state of each unfinished generation, then every change: `event` is `status` or `progress`, the data is the whole generation (its `version`-ordered changes per id), `id` a cursor: reconnecting with Last-Event-ID sends what changed since (a change may come twice around a reconnection; compare `progress` and `status`). A new generation appears with its first change (claimed), or within a keep-alive interval. The stream does not end by itself.
+         * @description First the current state of each unfinished generation, then every change: `event` is `status` or `progress`, the data is the whole generation (its `version`-ordered changes per id), `id` a cursor: reconnecting with Last-Event-ID sends what changed since (a change may come twice around a reconnection; compare `progress` and `status`). A new generation appears with its first change (claimed), or within a keep-alive interval. The stream does not end by itself. Event types: `status` (the status changed; data: the whole generation, as GET /v1/generations/{id}), `progress` (a step or other change, same data), and `preview` while processing, at most about 2 per second: data `{"id": "<generation id>", "step": 12, "url": "data:image/png;base64,…"}`, a small image of the current latents (no event id: a resume does not resend previews). Comments (`: keep-alive`) come every keep-alive interval.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description An event stream */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description This key holds the most event streams it may (see Retry-After) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["streamEvents"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/default/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This API key's webhook signing secret
+         * @description Every webhook of this key is signed with it per Standard Webhooks: `webhook-signature` is `v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` keyed with the base64-decoded part after `whsec_`.
+         */
+        get: operations["getWebhookSecret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{id}/webhook-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Attempts at this generation's webhook messages, newest first */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/generations/{id}/webhook-deliveries/{delivery}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the message of an attempt again
+         * @description Queued now, with the same webhook-id; the body is the generation as it is when sent.
+         */
+        post: operations["redeliverWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -431,49 +233,7 @@ export interface paths {
          * Submit (compatibility route of the replaced system)
          * @deprecated
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        prompt: string;
-                        /** @default  */
-                        negative_prompt?: string;
-                        /** @default 50 */
-                        num_inference_steps?: number;
-                        /** @default 7.5 */
-                        guidance_scale?: number;
-                        /** @default 50 */
-                        seed?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Accepted */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["LegacyAccepted"];
-                    };
-                };
-                /** @description Missing or invalid field */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["legacyGenerate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -491,46 +251,115 @@ export interface paths {
          * Status (compatibility route of the replaced system)
          * @deprecated
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    request_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Status; image_url only when Completed */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["LegacyStatus"];
-                    };
-                };
-                /** @description Not a UUID */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unknown */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
+        get: operations["legacyStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /** Liveness: the process answers */
+        get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness: the database and the broker are reachable
+         * @description `api` says how requests without a valid key are treated now (open, locked or keys).
+         */
+        get: operations["getReadiness"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Open on loopback; elsewhere it needs the runner token as a bearer token.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This OpenAPI 3.1 document */
+        get: operations["getOpenApi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The API reference (Swagger UI) of this document */
+        get: operations["getDocs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs/{asset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The reference's stylesheet and script */
+        get: operations["getDocsAsset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -540,9 +369,74 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    generationEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A generation's event, POSTed to the `webhook` URL given at submit
+         * @description Sent for the events in the submit's `webhook_events_filter` (default `["completed"]`): `start` (claimed by a runner, status processing), `progress` (steps done; coalesced, so a slow receiver gets the latest, not every step) and `completed` (completed, failed or canceled). The body is the generation exactly as GET /v1/generations/{id} answers it; its `status` and `progress` tell which event it is.
+         *
+         *     Signed per the Standard Webhooks specification: `webhook-signature` is `v1,` followed by the base64 HMAC-SHA256, under the key's secret (GET /v1/webhooks/default/secret, `whsec_…`), of `{webhook-id}.{webhook-timestamp}.{body}`. Verify it, and the timestamp's age, with the `standardwebhooks` package (`new Webhook(secret).verify(body, headers)`) or the SDK's `verifyWebhook`.
+         *
+         *     Any 2xx answer is a delivery. Network errors, timeouts, 5xx and 429 are retried with exponential backoff and jitter for about 24 hours; other 4xx are not retried. Redirects are not followed; at most 1 KB of the answer is read. Attempts are listed by GET /v1/generations/{id}/webhook-deliveries.
+         */
+        post: operations["generationEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
+        /**
+         * @example {
+         *       "id": "9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c",
+         *       "status": "completed",
+         *       "progress": {
+         *         "step": 30,
+         *         "total": 30
+         *       },
+         *       "cost": 480,
+         *       "params": {
+         *         "prompt": "a glowing sword, tsuki_advtr",
+         *         "negative_prompt": "blurry, lowres, text",
+         *         "num_inference_steps": 30,
+         *         "guidance_scale": 7.5,
+         *         "seed": 7,
+         *         "width": 512,
+         *         "height": 512,
+         *         "scheduler": "euler_a",
+         *         "num_images": 2
+         *       },
+         *       "created_at": "2026-05-20T09:14:03.120Z",
+         *       "started_at": "2026-05-20T09:14:03.480Z",
+         *       "finished_at": "2026-05-20T09:14:11.902Z",
+         *       "images": [
+         *         {
+         *           "index": 0,
+         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0"
+         *         },
+         *         {
+         *           "index": 1,
+         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/1"
+         *         }
+         *       ],
+         *       "links": {
+         *         "self": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c",
+         *         "events": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/events",
+         *         "cancel": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/cancel"
+         *       }
+         *     }
+         */
         Generation: {
             /** Format: uuid */
             id: string;
@@ -573,28 +467,74 @@ export interface components {
             images?: {
                 index: number;
                 url: string;
+                /** @description (params.seed + index) mod 2^32: rerun this image alone with num_images 1 and this seed for the same bytes. */
+                seed: number;
             }[];
             links: {
                 self: string;
                 events: string;
                 cancel: string;
             };
+            /** @description Where its events are POSTed, when the submit named a webhook. */
+            webhook?: string;
+            /** @description Which events are sent to the webhook. */
+            webhook_events_filter?: ("start" | "progress" | "completed")[];
+            /** @description While processing, once the runner sent one: the latest preview of the latents (about an eighth of the image size, at most 64 pixels a side). */
+            preview?: {
+                step: number;
+                /** @description GET it for the PNG (image/png). */
+                url: string;
+            };
+            /** @description What ran, once completed (absent for generations completed by runners that did not say). */
+            ran?: {
+                /** @description As the text encoder got it: with the model's prompt prefix. */
+                prompt: string;
+                /** @description As the text encoder got it: the model's default when none was asked for. */
+                negative_prompt: string;
+                model: {
+                    name: string;
+                    /** @description sha256 of the model's ONNX files, hex */
+                    hash: string;
+                };
+                /** @description cpu or cuda */
+                execution_provider: string;
+            };
+            /** @description Where the time went, in ms, once started: the queue (submit to first claim), then, once completed, the runner's claim call and its stages. */
+            timings?: {
+                /** @description Submit to first claim. */
+                queued_ms?: number;
+                claim_ms?: number;
+                text_encoder_ms?: number;
+                denoising_ms?: number;
+                decode_ms?: number;
+                png_ms?: number;
+                upload_ms?: number;
+            };
         };
         GenerationParams: {
             prompt: string;
             /** @default  */
             negative_prompt: string;
-            /** @default 50 */
+            /**
+             * @description Denoising steps, 1 to 150, and per scheduler at most: ddim 150, pndm 150, euler 150, euler_a 150, dpmpp_2m 150, lcm 50 (more is a 422). pndm (PLMS) runs one UNet evaluation more than its steps, which progress.total and the cost count.
+             * @default 50
+             */
             num_inference_steps: number;
             /** @default 7.5 */
             guidance_scale: number;
-            /** @description 0 to 2^32-1; picked by the gateway and recorded when absent */
             seed: number;
-            /** @default 512 */
+            /**
+             * @description Pixels, 256 to 1024, a multiple of 8.
+             * @default 512
+             */
             width: number;
-            /** @default 512 */
+            /**
+             * @description Pixels, 256 to 1024, a multiple of 8.
+             * @default 512
+             */
             height: number;
             /**
+             * @description The sampler. Steps each takes at most: ddim 150, pndm 150, euler 150, euler_a 150, dpmpp_2m 150, lcm 50. lcm samples from its 50-step distillation schedule.
              * @default ddim
              * @enum {string}
              */
@@ -602,6 +542,17 @@ export interface components {
             /** @default 1 */
             num_images: number;
         };
+        /**
+         * @example {
+         *       "type": "urn:itemgen:problem:generation_too_costly",
+         *       "title": "Unprocessable Content",
+         *       "status": 422,
+         *       "code": "generation_too_costly",
+         *       "detail": "This generation costs 9600 units (width × height / 256² × UNet evaluations × images, × 2 with guidance), over 6400, the most one generation may cost: ask for fewer steps, images or pixels.",
+         *       "cost": 9600,
+         *       "limit": 6400
+         *     }
+         */
         Problem: {
             type: string;
             title: string;
@@ -616,28 +567,146 @@ export interface components {
             prompt: string;
             /** @default  */
             negative_prompt: string;
-            /** @default 50 */
+            /**
+             * @description Denoising steps, 1 to 150, and per scheduler at most: ddim 150, pndm 150, euler 150, euler_a 150, dpmpp_2m 150, lcm 50 (more is a 422). pndm (PLMS) runs one UNet evaluation more than its steps, which progress.total and the cost count.
+             * @default 50
+             */
             num_inference_steps: number;
             /** @default 7.5 */
             guidance_scale: number;
-            /** @description 0 to 2^32-1; picked by the gateway and recorded when absent */
+            /** @description 0 to 2^32-1; absent or -1 (as AUTOMATIC1111 clients send): picked by the gateway and recorded. Image i uses (seed + i) mod 2^32. */
             seed?: number;
-            /** @default 512 */
+            /**
+             * @description Pixels, 256 to 1024, a multiple of 8.
+             * @default 512
+             */
             width: number;
-            /** @default 512 */
+            /**
+             * @description Pixels, 256 to 1024, a multiple of 8.
+             * @default 512
+             */
             height: number;
             /**
+             * @description The sampler. Steps each takes at most: ddim 150, pndm 150, euler 150, euler_a 150, dpmpp_2m 150, lcm 50. lcm samples from its 50-step distillation schedule.
              * @default ddim
              * @enum {string}
              */
             scheduler: "ddim" | "pndm" | "euler" | "euler_a" | "dpmpp_2m" | "lcm";
             /** @default 1 */
             num_images: number;
+            /**
+             * Format: uri
+             * @description URL POSTed the generation (as GET /v1/generations/{id} shows it) at each event, signed per Standard Webhooks with the key of GET /v1/webhooks/default/secret. https only, except for a gateway on loopback; private and metadata addresses are refused.
+             */
+            webhook?: string;
+            /** @description Which events to send: start (claimed by a runner), progress (steps, coalesced), completed (completed, failed or canceled). Default ["completed"]. */
+            webhook_events_filter?: ("start" | "progress" | "completed")[];
         };
+        Model: {
+            name: string;
+            hash: string;
+            execution_provider: string;
+            /** @enum {string} */
+            default_scheduler: "ddim" | "pndm" | "euler" | "euler_a" | "dpmpp_2m" | "lcm";
+            default_negative_prompt: string;
+            prompt_prefix: string;
+            /**
+             * Format: date-time
+             * @description When a runner last registered it (each does at start).
+             */
+            last_seen_at: string;
+            limits: components["schemas"]["ModelLimits"];
+        };
+        ModelLimits: {
+            /** @description Longest prompt and negative prompt, in characters. */
+            prompt_chars: number;
+            width: {
+                min: number;
+                max: number;
+                multiple_of: number;
+                default: number;
+            };
+            height: {
+                min: number;
+                max: number;
+                multiple_of: number;
+                default: number;
+            };
+            /** @description Steps, any scheduler. */
+            num_inference_steps: {
+                min: number;
+                max: number;
+                default?: number;
+            };
+            /** @description Each scheduler's own most steps. */
+            steps_per_scheduler: {
+                ddim?: {
+                    max: number;
+                };
+                pndm?: {
+                    max: number;
+                };
+                euler?: {
+                    max: number;
+                };
+                euler_a?: {
+                    max: number;
+                };
+                dpmpp_2m?: {
+                    max: number;
+                };
+                lcm?: {
+                    max: number;
+                };
+            };
+            /** @description Classifier-free guidance; 1 or less runs unguided (half the cost). */
+            guidance_scale: {
+                min: number;
+                max: number;
+                default?: number;
+            };
+            /** @description Images per generation. */
+            num_images: {
+                min: number;
+                max: number;
+                default?: number;
+            };
+            /** @description Most one generation may cost: width × height / 256² × UNet evaluations × images, × 2 with guidance. */
+            max_cost: number;
+        };
+        WebhookDelivery: {
+            /** Format: uuid */
+            id: string;
+            /** @description The message's webhook-id header, the same for each attempt at it. */
+            webhook_id: string;
+            /** @enum {string} */
+            event: "start" | "progress" | "completed";
+            url: string;
+            attempt: number;
+            /** Format: date-time */
+            attempted_at: string;
+            /** @description The answer's status; null when none came (refused, network error, timeout). */
+            status_code: number | null;
+            duration_ms: number;
+            error: string | null;
+            will_retry: boolean;
+        };
+        /**
+         * @example {
+         *       "request_id": "9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c"
+         *     }
+         */
         LegacyAccepted: {
             /** Format: uuid */
             request_id: string;
         };
+        /**
+         * @example {
+         *       "request_id": "9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c",
+         *       "status": "Completed",
+         *       "image_url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0"
+         *     }
+         */
         LegacyStatus: {
             /** Format: uuid */
             request_id: string;
@@ -654,4 +723,862 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    listGenerations: {
+        parameters: {
+            query?: {
+                status?: "pending" | "processing" | "completed" | "failed" | "canceled";
+                /** @description Generations per page, 1 to 100. */
+                limit?: number;
+                /** @description The next_cursor of the page before. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of generations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Generation"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid query */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createGeneration: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Same key and body return the same generation. */
+                "idempotency-key"?: string;
+                /** @description `wait` or `wait=N` (N from 1; above 60 counts as 60): hold the answer until the generation is finished (200) or N seconds (60 for a bare `wait`) passed (202); Preference-Applied tells the wait applied. A held answer counts as one of the key's event streams while it waits; when the key holds its most, the answer comes at once (202, no Preference-Applied). Other preferences are ignored. */
+                prefer?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerationRequest"];
+            };
+        };
+        responses: {
+            /** @description Finished while the answer was held (Prefer: wait): completed, failed or canceled. */
+            200: {
+                headers: {
+                    Location: string;
+                    "Preference-Applied": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            /** @description Accepted; follow Location. With Prefer: wait, not finished within the wait. */
+            202: {
+                headers: {
+                    Location: string;
+                    "Preference-Applied"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            /** @description Malformed JSON, bad Idempotency-Key or bad Prefer: wait */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid parameters, or Idempotency-Key reused with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many unfinished generations for this key (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown, or owned by another key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted (now or before) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown, or owned by another key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not finished yet (pending or processing): cancel it first */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancelGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Canceled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Generation"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Already finished */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PNG */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /** @description Redirect to a signed URL */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a UUID or not an image index */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown generation, not completed, or no such image */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGenerationPreview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PNG */
+            200: {
+                headers: {
+                    /** @description The denoising step it shows. */
+                    "X-Preview-Step": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                };
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown generation, or no preview (not processing, or none sent yet) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The models */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Model"][];
+                    };
+                };
+            };
+        };
+    };
+    streamGenerationEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This key holds the most event streams it may (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description This key holds the most event streams it may (see Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw */
+                        key: string;
+                    };
+                };
+            };
+            /** @description Missing or unknown API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description A value of next_cursor. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of attempts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["WebhookDelivery"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown, or owned by another key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid query */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeliverWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                delivery: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        webhook_id: string;
+                    };
+                };
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown generation or attempt, or owned by another key */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    legacyGenerate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    prompt: string;
+                    /** @default  */
+                    negative_prompt?: string;
+                    /**
+                     * @description Denoising steps, 1 to 150, and per scheduler at most: ddim 150, pndm 150, euler 150, euler_a 150, dpmpp_2m 150, lcm 50 (more is a 422). pndm (PLMS) runs one UNet evaluation more than its steps, which progress.total and the cost count.
+                     * @default 50
+                     */
+                    num_inference_steps?: number;
+                    /** @default 7.5 */
+                    guidance_scale?: number;
+                    /** @default 50 */
+                    seed?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyAccepted"];
+                };
+            };
+            /** @description Missing or invalid field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    legacyStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Status; image_url only when Completed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyStatus"];
+                };
+            };
+            /** @description Not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok";
+                    };
+                };
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "unavailable";
+                        database: boolean;
+                        broker: boolean;
+                        api: string;
+                    };
+                };
+            };
+            /** @description The database or the broker is unreachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready" | "unavailable";
+                        database: boolean;
+                        broker: boolean;
+                        api: string;
+                    };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text exposition format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Off loopback without the runner token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getOpenApi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        openapi: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getDocs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description HTML */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+        };
+    };
+    getDocsAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                asset: "swagger-ui.css" | "swagger-ui-bundle.js";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSS or JavaScript */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such asset */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    generationEvent: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event; every retry of it carries the same id (deduplicate on it). */
+                "webhook-id": string;
+                /** @description When it was sent, in seconds since the epoch. */
+                "webhook-timestamp": string;
+                /** @description Space-separated signatures, each `v1,<base64 HMAC-SHA256>` (several while a secret rotates). */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Generation"];
+            };
+        };
+        responses: {
+            /** @description Any 2xx: delivered */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Any 5xx or 429 (or no answer): retried later */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+}

@@ -103,6 +103,18 @@ for (const store of ['postgres', 'pglite'] as const) {
     assert.ok(await rowOf(t, oldPending), 'unfinished generations are never swept');
   });
 
+  it('retention sweep: a purged generation takes its webhook messages and attempts along', async ({ t, alice }) => {
+    // A receiver that is not there: the completed message stays in the outbox, retried, with its failed attempts recorded.
+    const old = await completed(t, alice, { prompt: 'a glowing sword', num_images: 2, webhook: 'http://127.0.0.1:9/hook', webhook_events_filter: ['start', 'completed'] });
+    const count = async (table: string) => Number((await t.gw.db.query(`SELECT count(*) AS n FROM ${table} WHERE generation_id = $1`, [old.id]))[0]!.n);
+    assert.ok((await count('webhook_outbox')) >= 1, 'the webhook messages are waiting');
+    await t.gw.db.query(`UPDATE generations SET finished_at = now() - make_interval(days => $2) WHERE id = $1`, [old.id, RETENTION_DAYS + 1]);
+    assert.ok((await t.gw.retention.sweep()) >= 1);
+    assert.is(await rowOf(t, old.id), undefined);
+    assert.is(await count('webhook_outbox'), 0, 'no message of a purged generation is left to send');
+    assert.is(await count('webhook_deliveries'), 0, 'nor its attempts');
+  });
+
   it('retention sweep: a deleted row whose images a crash left behind is purged with them once DELETED_KEPT_MS passed', async ({ t, alice }) => {
     const crashed = await completed(t, alice);
     const fresh = await completed(t, alice);

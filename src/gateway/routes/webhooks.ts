@@ -8,7 +8,7 @@ import { listWebhookDeliveries } from '../../store/sql/listWebhookDeliveries.ts'
 import { redeliverWebhookMessage } from '../../store/sql/redeliverWebhookMessage.ts';
 import { newWebhookSecret, WEBHOOK_EVENTS } from '../../webhooks/index.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
-import { generationSchema, problemResponse as problem } from '../present.ts';
+import { problemResponse as problem } from '../present.ts';
 import { validationHook } from '../validation.ts';
 
 const security = [{ bearer: [] }];
