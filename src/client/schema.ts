@@ -423,17 +423,36 @@ export interface components {
          *       "images": [
          *         {
          *           "index": 0,
-         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0"
+         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0",
+         *           "seed": 7
          *         },
          *         {
          *           "index": 1,
-         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/1"
+         *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/1",
+         *           "seed": 8
          *         }
          *       ],
          *       "links": {
          *         "self": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c",
          *         "events": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/events",
          *         "cancel": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/cancel"
+         *       },
+         *       "ran": {
+         *         "prompt": "tsuki_advtr, a glowing sword, tsuki_advtr",
+         *         "negative_prompt": "blurry, lowres, text",
+         *         "model": {
+         *           "name": "tsuki-adventure-sd15",
+         *           "hash": "5f1c0d9e8b7a6c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+         *         },
+         *         "execution_provider": "cuda"
+         *       },
+         *       "timings": {
+         *         "queued_ms": 360,
+         *         "text_encoder_ms": 21,
+         *         "denoising_ms": 7410,
+         *         "decode_ms": 512,
+         *         "png_ms": 38,
+         *         "upload_ms": 97
          *       }
          *     }
          */
@@ -563,6 +582,19 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * @example {
+         *       "prompt": "a glowing sword, tsuki_advtr",
+         *       "negative_prompt": "blurry, lowres, text",
+         *       "num_inference_steps": 30,
+         *       "guidance_scale": 7.5,
+         *       "seed": 7,
+         *       "width": 512,
+         *       "height": 512,
+         *       "scheduler": "euler_a",
+         *       "num_images": 2
+         *     }
+         */
         GenerationRequest: {
             prompt: string;
             /** @default  */
@@ -613,6 +645,7 @@ export interface components {
             /**
              * Format: date-time
              * @description When a runner last registered it (each does at start).
+             * @example 2026-12-07T20:48:03.512Z
              */
             last_seen_at: string;
             limits: components["schemas"]["ModelLimits"];

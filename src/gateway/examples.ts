@@ -28,10 +28,17 @@ export const GENERATION_EXAMPLE = {
   started_at: '2026-05-20T09:14:03.480Z',
   finished_at: '2026-05-20T09:14:11.902Z',
   images: [
-    { index: 0, url: `${self}/images/0` },
-    { index: 1, url: `${self}/images/1` },
+    { index: 0, url: `${self}/images/0`, seed: 7 },
+    { index: 1, url: `${self}/images/1`, seed: 8 },
   ],
   links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
+  ran: {
+    prompt: 'tsuki_advtr, a glowing sword, tsuki_advtr',
+    negative_prompt: 'blurry, lowres, text',
+    model: { name: 'tsuki-adventure-sd15', hash: '5f1c0d9e8b7a6c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d' },
+    execution_provider: 'cuda',
+  },
+  timings: { queued_ms: 360, text_encoder_ms: 21, denoising_ms: 7410, decode_ms: 512, png_ms: 38, upload_ms: 97 },
 };
 
 /** The same generation while it runs, as an event of its stream carries it. */
@@ -41,6 +48,9 @@ export const PROCESSING_EXAMPLE = {
   progress: { step: 12, total: 30 },
   finished_at: null,
   images: undefined,
+  ran: undefined,
+  timings: { queued_ms: 360 },
+  preview: { step: 12, url: `${self}/preview` },
 };
 
 export const PROBLEM_EXAMPLE = {

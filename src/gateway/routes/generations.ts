@@ -32,7 +32,7 @@ const submitBodySchema = generationRequestSchema
       .optional()
       .describe('Which events to send: start (claimed by a runner), progress (steps, coalesced), completed (completed, failed or canceled). Default ["completed"].'),
   })
-  .meta({ id: 'GenerationRequest' });
+  .meta({ ...generationRequestSchema.meta(), id: 'GenerationRequest' });
 
 const idParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }) });
 const security = [{ bearer: [] }];

@@ -25,7 +25,7 @@ const limitsSchema = z
 
 const modelSchema = modelDescriptionSchema
   .extend({
-    last_seen_at: z.iso.datetime().describe('When a runner last registered it (each does at start).'),
+    last_seen_at: z.iso.datetime().describe('When a runner last registered it (each does at start).').openapi({ example: '2026-12-07T20:48:03.512Z' }),
     limits: limitsSchema,
   })
   .openapi('Model');

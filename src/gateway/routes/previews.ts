@@ -8,6 +8,7 @@ import { getGenerationPreview } from '../../store/sql/getGenerationPreview.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { problemResponse as problem } from '../present.ts';
 import { validationHook } from '../validation.ts';
+import { EXAMPLE_ID } from '../examples.ts';
 
 const previewRoute = createRoute({
   method: 'get',
@@ -19,7 +20,7 @@ const previewRoute = createRoute({
     'replaced about twice a second while the generation runs; the generation links it as `preview.url` while one exists. ' +
     'Event streams carry the same picture as `preview` events.',
   security: [{ bearer: [] }],
-  request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) }) },
+  request: { params: z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }) }) },
   responses: {
     200: {
       description: 'The PNG',

@@ -10,6 +10,7 @@ import { newWebhookSecret, WEBHOOK_EVENTS } from '../../webhooks/index.ts';
 import type { GatewayDeps, GatewayEnv } from '../deps.ts';
 import { problemResponse as problem } from '../present.ts';
 import { validationHook } from '../validation.ts';
+import { EXAMPLE_ID } from '../examples.ts';
 
 const security = [{ bearer: [] }];
 const MAX_PAGE = 100;
@@ -46,7 +47,7 @@ const deliverySchema = z
   })
   .openapi('WebhookDelivery');
 
-const params = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' } }) });
+const params = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, example: EXAMPLE_ID }) });
 
 const listRoute = createRoute({
   method: 'get',
@@ -79,7 +80,7 @@ const redeliverRoute = createRoute({
   summary: 'Send the message of an attempt again',
   description: 'Queued now, with the same webhook-id; the body is the generation as it is when sent.',
   security,
-  request: { params: params.extend({ delivery: z.uuid().openapi({ param: { name: 'delivery', in: 'path' } }) }) },
+  request: { params: params.extend({ delivery: z.uuid().openapi({ param: { name: 'delivery', in: 'path' }, example: '3c7e1a9b-5d2f-4b8e-a6c1-0f9d8e7b6a5c' }) }) },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: z.object({ webhook_id: z.string() }) } } },
     400: problem('Not a UUID'),
