@@ -53,6 +53,19 @@ export function imageSeed(seed: number, index: number): number {
   return (seed + index) % 2 ** 32;
 }
 
+/** The OpenAPI document's example request (src/gateway/examples.ts builds the rest on it). */
+export const REQUEST_EXAMPLE = {
+  prompt: 'a glowing sword, tsuki_advtr',
+  negative_prompt: 'blurry, lowres, text',
+  num_inference_steps: 30,
+  guidance_scale: 7.5,
+  seed: 7,
+  width: 512,
+  height: 512,
+  scheduler: 'euler_a' as const,
+  num_images: 2,
+};
+
 /** What a client sends to `POST /v1/generations`. */
 export const generationRequestSchema = z
   .strictObject({
@@ -86,17 +99,7 @@ export const generationRequestSchema = z
   })
   .meta({
     id: 'GenerationRequest',
-    example: {
-      prompt: 'a glowing sword, tsuki_advtr',
-      negative_prompt: 'blurry, lowres, text',
-      num_inference_steps: 30,
-      guidance_scale: 7.5,
-      seed: 7,
-      width: 512,
-      height: 512,
-      scheduler: 'euler_a',
-      num_images: 2,
-    },
+    example: REQUEST_EXAMPLE,
   });
 
 export type GenerationRequest = z.output<typeof generationRequestSchema>;

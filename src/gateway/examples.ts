@@ -1,21 +1,13 @@
 // Examples for the OpenAPI document (/openapi.json): one realistic generation, as a client sees it,
 // reused by the schemas and routes that show it. test/gateway/openapi.test.ts checks each against
 // its schema, so none can drift from what the API answers.
+import { REQUEST_EXAMPLE } from '../core/request.ts';
+
 const BASE = 'https://itemgen.example.com';
 export const EXAMPLE_ID = '9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c';
 const self = `${BASE}/v1/generations/${EXAMPLE_ID}`;
 
-export const PARAMS_EXAMPLE = {
-  prompt: 'a glowing sword, tsuki_advtr',
-  negative_prompt: 'blurry, lowres, text',
-  num_inference_steps: 30,
-  guidance_scale: 7.5,
-  seed: 7,
-  width: 512,
-  height: 512,
-  scheduler: 'euler_a' as const,
-  num_images: 2,
-};
+export const PARAMS_EXAMPLE = REQUEST_EXAMPLE;
 
 /** A completed generation: 512² × 30 steps × 2 images, guided, costs 4 × 30 × 2 × 2 = 480. */
 export const GENERATION_EXAMPLE = {

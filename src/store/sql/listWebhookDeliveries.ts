@@ -1,18 +1,11 @@
 // The attempts at a generation's webhook messages (migration 005), for its owner.
 import type { Queryable } from '../types.ts';
+import type { WebhookAttempt } from './insertWebhookDelivery.ts';
 import type { WebhookEvent } from './leaseWebhookMessages.ts';
 
-export interface WebhookDelivery {
+/** An attempt as its generation's owner sees it: the record, by its own id. */
+export interface WebhookDelivery extends Omit<WebhookAttempt, 'generationId'> {
   id: string;
-  messageId: string;
-  event: WebhookEvent;
-  url: string;
-  attempt: number;
-  attemptedAt: Date;
-  statusCode: number | null;
-  durationMs: number;
-  error: string | null;
-  willRetry: boolean;
 }
 
 /** A generation's attempts, newest first, at most `limit`, older than the attempt `before` (the cursor) when given. */
