@@ -93,6 +93,14 @@ it('wait=1 with no runner: 202 pending after the wait, the generation kept; an i
   assert.is(replay.headers.get('idempotent-replayed'), 'true');
   assert.is(replay.headers.get('preference-applied'), 'wait=60');
   assert.is(((await replay.json()) as any).status, 'canceled');
+
+  // Without Prefer, the replay of that finished generation is the 202 every submit was before
+  // synchronous mode (found by npm run chaos: its client retries a submit and expects 202).
+  const plain = await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'a helm' }, headers: { 'idempotency-key': 'sync-1' } });
+  assert.is(plain.status, 202);
+  assert.is(plain.headers.get('idempotent-replayed'), 'true');
+  assert.is(plain.headers.get('preference-applied'), null);
+  assert.is(((await plain.json()) as any).status, 'canceled');
 });
 
 it('without Prefer nothing waits (202, no Preference-Applied); a bad wait is a 400 problem naming the header, before anything is created', async ({ t, alice }) => {

@@ -220,7 +220,8 @@ export function generationsRoutes(deps: GatewayDeps) {
     const view = presentGeneration(generation, baseUrl(c, deps.settings));
     c.header('Location', view.links.self);
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    return isTerminal(generation.status) ? c.json(view, 200) : c.json(view, 202);
+    // 200 only answers a wait: without Prefer, a submit (its replays included) is 202 as it always was.
+    return wait !== null && isTerminal(generation.status) ? c.json(view, 200) : c.json(view, 202);
   });
 
   /** A held answer is like an event stream: it takes one of the key's slots, or (all held) none, and the answer comes at once. */
