@@ -1,7 +1,7 @@
 // The generation as stored, and the one mapping from a row to it.
 import type { GenerationParams } from '../core/request.ts';
 import type { GenerationStatus } from '../core/status.ts';
-import type { Row } from './types.ts';
+import { toDate, type Row } from './types.ts';
 
 export interface StoredImage {
   /** Object key in image storage, e.g. generated/{id}/0.png */
@@ -64,7 +64,7 @@ export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version,
   finished_at, updated_at, idempotency_key, request_hash,
   webhook_url, webhook_events, ran, timings, preview_step`;
 
-const date = (v: unknown) => (v == null ? null : v instanceof Date ? v : new Date(String(v)));
+const date = (v: unknown) => (v == null ? null : toDate(v));
 
 export function toGeneration(row: Row): Generation {
   return {

@@ -25,3 +25,8 @@ export interface Db extends Queryable {
   listen(channel: string, onPayload: (payload: string) => void, onRelisten?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+/** A timestamp column as a Date, whichever driver read it (postgres gives Dates, PGlite may give strings). */
+export function toDate(v: unknown): Date {
+  return v instanceof Date ? v : new Date(String(v));
+}

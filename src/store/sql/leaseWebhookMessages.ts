@@ -1,5 +1,5 @@
 // The webhook outbox (migration 005): taking due messages to deliver.
-import type { Queryable } from '../types.ts';
+import { toDate, type Queryable } from '../types.ts';
 
 export type WebhookEvent = 'start' | 'progress' | 'completed';
 
@@ -35,6 +35,6 @@ export async function leaseWebhookMessages(db: Queryable, limit: number, leaseSe
     event: r.event as WebhookEvent,
     attempt: Number(r.attempts),
     revision: Number(r.revision),
-    createdAt: r.created_at instanceof Date ? r.created_at : new Date(String(r.created_at)),
+    createdAt: toDate(r.created_at),
   }));
 }

@@ -1,4 +1,4 @@
-import type { Queryable } from '../types.ts';
+import { toDate, type Queryable } from '../types.ts';
 import type { StoredModel } from './upsertModel.ts';
 
 /** The registered models, by name. */
@@ -8,6 +8,6 @@ export async function listModels(db: Queryable): Promise<StoredModel[]> {
     name: String(r.name),
     hash: String(r.hash),
     description: r.description as Record<string, unknown>,
-    lastSeenAt: r.last_seen_at instanceof Date ? r.last_seen_at : new Date(String(r.last_seen_at)),
+    lastSeenAt: toDate(r.last_seen_at),
   }));
 }

@@ -1,5 +1,5 @@
 // The attempts at a generation's webhook messages (migration 005), for its owner.
-import type { Queryable } from '../types.ts';
+import { toDate, type Queryable } from '../types.ts';
 import type { WebhookAttempt } from './insertWebhookDelivery.ts';
 import type { WebhookEvent } from './leaseWebhookMessages.ts';
 
@@ -25,7 +25,7 @@ export async function listWebhookDeliveries(db: Queryable, generationId: string,
     event: r.event as WebhookEvent,
     url: String(r.url),
     attempt: Number(r.attempt),
-    attemptedAt: r.attempted_at instanceof Date ? r.attempted_at : new Date(String(r.attempted_at)),
+    attemptedAt: toDate(r.attempted_at),
     statusCode: r.status_code == null ? null : Number(r.status_code),
     durationMs: Number(r.duration_ms),
     error: (r.error as string | null) ?? null,
