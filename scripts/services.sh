@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are running on this machine: PostgreSQL on
-# 127.0.0.1:5432 with a database `test`, and RabbitMQ on 127.0.0.1:5672 (guest/guest). Starts them
-# when stopped and installs them from Debian's packages when missing, so `npm test` works on a
+# 127.0.0.1:5432 with a database `test`, and RabbitMQ on 127.0.0.1:5672 (guest/guest), and that the
+# tools they run are there (chromium, promtool). Starts the services when stopped and installs
+# everything from Debian's packages when missing, so `npm test` works on a
 # fresh machine. Point TEST_DATABASE_URL / TEST_AMQP_URL elsewhere to use other servers instead.
 set -euo pipefail
 
@@ -59,6 +60,15 @@ ensure_rabbitmq() {
   wait_port 127.0.0.1 5672 120 || { say "RabbitMQ did not start"; exit 1; }
 }
 
+# Tools the tests run: Chromium for the web app's browser test (driven by playwright-core, whose own
+# browser download needs the internet) and promtool for the alerting rules' unit tests.
+ensure_tool() { # command package
+  command -v "$1" >/dev/null || apt_install "$2"
+  command -v "$1" >/dev/null || { say "$2 installed no $1"; exit 1; }
+}
+
 ensure_postgres
 ensure_rabbitmq
-say "PostgreSQL and RabbitMQ are up"
+ensure_tool chromium chromium
+ensure_tool promtool prometheus
+say "PostgreSQL, RabbitMQ, Chromium and promtool are ready"
