@@ -83,6 +83,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{id}/images/{n}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A small WebP of image n for galleries (longest side 256 px), or a redirect to a signed URL
+         * @description Image n scaled down to at most 256 pixels on its longer side, keeping its aspect (never scaled up), as WebP: a few kilobytes instead of the PNG. Made on the first request and stored beside the image, so later ones read it; the generation links it as `images[].thumbnail_url`. Cached for good (it never changes) and with a strong ETag, answered 304 to a matching If-None-Match. With images in GCS, a redirect to a short-lived signed URL instead.
+         */
+        get: operations["getImageThumbnail"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations/{id}/preview": {
         parameters: {
             query?: never;
@@ -424,11 +444,13 @@ export interface components {
          *         {
          *           "index": 0,
          *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0",
+         *           "thumbnail_url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0/thumbnail",
          *           "seed": 7
          *         },
          *         {
          *           "index": 1,
          *           "url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/1",
+         *           "thumbnail_url": "https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/1/thumbnail",
          *           "seed": 8
          *         }
          *       ],
@@ -486,6 +508,11 @@ export interface components {
             images?: {
                 index: number;
                 url: string;
+                /**
+                 * @description GET it for a small WebP of the image (longest side 256 px, cached for good), for galleries.
+                 * @example https://itemgen.example.com/v1/generations/9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c/images/0/thumbnail
+                 */
+                thumbnail_url: string;
                 /** @description (params.seed + index) mod 2^32: rerun this image alone with num_images 1 and this seed for the same bytes. */
                 seed: number;
             }[];
@@ -1057,6 +1084,76 @@ export interface operations {
             };
             /** @description Unknown generation, not completed, or no such image */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getImageThumbnail: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag this route gave: 304 when it is the thumbnail's. */
+                "if-none-match"?: string;
+            };
+            path: {
+                id: string;
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The WebP */
+            200: {
+                headers: {
+                    /** @description Strong: the thumbnail's SHA-256. */
+                    ETag: string;
+                    "Cache-Control": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/webp": string;
+                };
+            };
+            /** @description Redirect to a signed URL */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The thumbnail is the one If-None-Match names */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a UUID or not an image index */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown generation, not completed, or no such image */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The stored image cannot be decoded (image_unreadable) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,8 +20,8 @@ export const GENERATION_EXAMPLE = {
   started_at: '2026-05-20T09:14:03.480Z',
   finished_at: '2026-05-20T09:14:11.902Z',
   images: [
-    { index: 0, url: `${self}/images/0`, seed: 7 },
-    { index: 1, url: `${self}/images/1`, seed: 8 },
+    { index: 0, url: `${self}/images/0`, thumbnail_url: `${self}/images/0/thumbnail`, seed: 7 },
+    { index: 1, url: `${self}/images/1`, thumbnail_url: `${self}/images/1/thumbnail`, seed: 8 },
   ],
   links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
   ran: {

@@ -80,6 +80,11 @@ export function createGatewayMetrics(brokerConnected: () => boolean, keyUsage: (
         this.set(brokerConnected() ? 1 : 0);
       },
     }),
+    thumbnailsRendered: new Counter({
+      name: 'itemgen_thumbnails_rendered_total',
+      help: 'Gallery thumbnails made from a stored image (src/gateway/thumbnails.ts); each once, later requests read the stored one.',
+      registers: [registry],
+    }),
   };
 }
 

@@ -3,6 +3,7 @@ import { z } from '@hono/zod-openapi';
 import { RUNNER_TIMINGS } from '../core/internal-api.ts';
 import { generationParamsSchema, imageSeed } from '../core/request.ts';
 import { LEGACY_STATUS, STATUSES } from '../core/status.ts';
+import { THUMBNAIL_SIZE } from '../storage/types.ts';
 import type { Generation } from '../store/generation.ts';
 import { QUEUE_POSITION_EXACT } from '../store/sql/getGeneration.ts';
 import { EXAMPLE_ID, GENERATION_EXAMPLE, PROBLEM_EXAMPLE } from './examples.ts';
@@ -27,7 +28,17 @@ export const generationSchema = z
     finished_at: z.iso.datetime().nullable(),
     error: z.object({ code: z.string(), message: z.string() }).optional().describe('When failed.'),
     images: z
-      .array(z.object({ index: z.number().int(), url: z.string(), seed: z.number().int().describe('(params.seed + index) mod 2^32: rerun this image alone with num_images 1 and this seed for the same bytes.') }))
+      .array(
+        z.object({
+          index: z.number().int(),
+          url: z.string(),
+          thumbnail_url: z
+            .string()
+            .describe(`GET it for a small WebP of the image (longest side ${THUMBNAIL_SIZE} px, cached for good), for galleries.`)
+            .openapi({ example: `${GENERATION_EXAMPLE.links.self}/images/0/thumbnail` }),
+          seed: z.number().int().describe('(params.seed + index) mod 2^32: rerun this image alone with num_images 1 and this seed for the same bytes.'),
+        }),
+      )
       .optional()
       .describe('When completed.'),
     links: z.object({ self: z.string(), events: z.string(), cancel: z.string() }),
@@ -79,7 +90,14 @@ export function presentGeneration(g: Generation, base: string): GenerationView {
     finished_at: iso(g.finishedAt),
     ...(g.status === 'failed' ? { error: { code: g.errorCode ?? 'unknown', message: g.errorMessage ?? '' } } : {}),
     ...(g.status === 'completed'
-      ? { images: (g.images ?? []).map((image, n) => ({ index: n, url: imageUrl(base, g, n), seed: image.seed ?? imageSeed(g.params.seed, n) })) }
+      ? {
+          images: (g.images ?? []).map((image, n) => ({
+            index: n,
+            url: imageUrl(base, g, n),
+            thumbnail_url: `${self}/images/${n}/thumbnail`,
+            seed: image.seed ?? imageSeed(g.params.seed, n),
+          })),
+        }
       : {}),
     links: { self, events: `${self}/events`, cancel: `${self}/cancel` },
     ...(g.webhookUrl

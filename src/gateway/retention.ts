@@ -1,5 +1,6 @@
-// The history sweep: removes what nobody may read any more, images first, then rows, so no row
-// ever points at images that are gone without being hidden, and no image outlives its row.
+// The history sweep: removes what nobody may read any more, images (and their thumbnails) first,
+// then rows, so no row ever points at images that are gone without being hidden, and no image
+// outlives its row.
 // - generations deleted (DELETE /v1/generations/{id}) longer ago than DELETED_KEPT_MS: their images
 //   again (a crash between hiding and removing them leaves some), then the rows; until then a
 //   repeated DELETE still answers 204.
@@ -7,7 +8,7 @@
 //   included; the GCS bucket's lifecycle rule in infra/ uses the same number as a backstop).
 // Hourly and once at start, in bounded batches; one gateway instance at a time (a lease row).
 import type { Logger } from '../core/log.ts';
-import type { ImageStore } from '../storage/types.ts';
+import { storedKeys, type ImageStore } from '../storage/types.ts';
 import { listExpiredGenerations } from '../store/sql/listExpiredGenerations.ts';
 import { purgeGenerations } from '../store/sql/purgeGenerations.ts';
 import { releaseSweepLease } from '../store/sql/releaseSweepLease.ts';
@@ -61,7 +62,7 @@ export function startRetention(o: RetentionOptions): Retention {
         const cleared: string[] = [];
         for (const g of expired) {
           try {
-            await o.images.delete(g.images.map((i) => i.key));
+            await o.images.delete(storedKeys(g.images.map((i) => i.key)));
             cleared.push(g.id);
           } catch (err) {
             // The row stays, so the next sweep tries its images again.

@@ -2,7 +2,7 @@
 // clients to a V4 signed URL (or the public URL of a public bucket), so image bytes never pass
 // through it.
 import { CRC32C, Storage, type File } from '@google-cloud/storage';
-import { imageKey, isImageKey, type ImageStore, type PutImageInput, type StoredImageRef } from './types.ts';
+import { imageKey, isImageKey, thumbnailKey, type ImageStore, type PutImageInput, type StoredImageRef } from './types.ts';
 
 export interface GcsImageStoreOptions {
   bucket: string;
@@ -28,9 +28,12 @@ export function createGcsImageStore(options: GcsImageStoreOptions): ImageStore {
   const publicBucket = options.publicBucket ?? false;
   // storage.apiEndpoint is https://storage.googleapis.com unless an endpoint was given.
   const publicUrl = (key: string) => `${storage.apiEndpoint}/${options.bucket}/${key}`;
+  const cacheControl = `${publicBucket ? 'public' : 'private'}, max-age=31536000, immutable`;
 
   return {
     kind: 'gcs',
+    // Signed and public URLs both point at the client's endpoint.
+    origin: new URL(storage.apiEndpoint).origin,
 
     async putImage({ generationId, index, png, seed }: PutImageInput): Promise<StoredImageRef> {
       const key = imageKey(generationId, index);
@@ -52,7 +55,7 @@ export function createGcsImageStore(options: GcsImageStoreOptions): ImageStore {
             timeout: UPLOAD_TIMEOUT_MS,
             contentType: 'image/png',
             metadata: {
-              cacheControl: `${publicBucket ? 'public' : 'private'}, max-age=31536000, immutable`,
+              cacheControl,
               metadata: { generation_id: generationId, seed: String(seed), index: String(index) },
             },
             preconditionOpts: { ifGenerationMatch: expectedGeneration },
@@ -66,6 +69,32 @@ export function createGcsImageStore(options: GcsImageStoreOptions): ImageStore {
         expectedGeneration = existing ? existing.generation : 0;
       }
       throw new Error(`${key} kept being replaced by another writer (${PUT_ATTEMPTS} attempts)`);
+    },
+
+    async putThumbnail(key: string, webp: Buffer) {
+      const thumbnail = thumbnailKey(key);
+      if (!isImageKey(thumbnail)) throw new Error(`not an image key: ${JSON.stringify(key)}`);
+      try {
+        // Create-only (the gateway may create, not replace: infra/storage.ts), which also makes the
+        // upload conditional and so retried by the client. Any object already there is another
+        // gateway's copy of the same picture.
+        await bucket.file(thumbnail).save(webp, {
+          resumable: false,
+          validation: 'crc32c',
+          timeout: UPLOAD_TIMEOUT_MS,
+          contentType: 'image/webp',
+          metadata: { cacheControl },
+          preconditionOpts: { ifGenerationMatch: 0 },
+        });
+      } catch (err) {
+        if (statusOf(err) !== 412) throw err;
+      }
+    },
+
+    async exists(key: string) {
+      if (!isImageKey(key)) return false;
+      const [exists] = await bucket.file(key).exists();
+      return exists;
     },
 
     async linkFor(key: string) {

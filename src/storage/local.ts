@@ -1,9 +1,9 @@
-// Images in a local folder, for the embedded mode: <rootDir>/generated/{id}/{n}.png. The gateway
-// serves these bytes itself, so there are no links.
+// Images in a local folder, for the embedded mode: <rootDir>/generated/{id}/{n}.png, thumbnails
+// beside them. The gateway serves these bytes itself, so there are no links.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { imageKey, isImageKey, type ImageStore, type PutImageInput, type StoredImageRef } from './types.ts';
+import { imageKey, isImageKey, thumbnailKey, type ImageStore, type PutImageInput, type StoredImageRef } from './types.ts';
 
 export function createLocalImageStore(rootDir: string): ImageStore {
   const root = path.resolve(rootDir);
@@ -14,15 +14,12 @@ export function createLocalImageStore(rootDir: string): ImageStore {
 
     async putImage({ generationId, index, png }: PutImageInput): Promise<StoredImageRef> {
       const key = imageKey(generationId, index);
-      if (!isImageKey(key)) throw new Error(`not an image key: ${JSON.stringify(key)}`);
-      const file = fileFor(key);
-      const folder = path.dirname(file);
-      await mkdir(folder, { recursive: true });
-      await writeAtomically(file, png);
-      // A name is durable once the folder holding it is synced: the file's, and the folders above
-      // it that the first put of a generation (or of all) created.
-      for (const dir of [folder, path.dirname(folder), root]) await syncFolder(dir);
+      await put(key, png);
       return { key };
+    },
+
+    async putThumbnail(key: string, webp: Buffer) {
+      await put(thumbnailKey(key), webp);
     },
 
     async linkFor() {
@@ -35,6 +32,17 @@ export function createLocalImageStore(rootDir: string): ImageStore {
         return await readFile(fileFor(key));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+    },
+
+    async exists(key: string) {
+      if (!isImageKey(key)) return false;
+      try {
+        await access(fileFor(key));
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
         throw err;
       }
     },
@@ -57,6 +65,17 @@ export function createLocalImageStore(rootDir: string): ImageStore {
       }
     },
   };
+
+  async function put(key: string, bytes: Buffer) {
+    if (!isImageKey(key)) throw new Error(`not an image key: ${JSON.stringify(key)}`);
+    const file = fileFor(key);
+    const folder = path.dirname(file);
+    await mkdir(folder, { recursive: true });
+    await writeAtomically(file, bytes);
+    // A name is durable once the folder holding it is synced: the file's, and the folders above
+    // it that the first put of a generation (or of all) created.
+    for (const dir of [folder, path.dirname(folder), root]) await syncFolder(dir);
+  }
 }
 
 // Readers see the old file or the whole new one, never a part: the bytes go to a temporary file in

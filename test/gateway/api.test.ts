@@ -121,8 +121,8 @@ it('the full life of a generation as the client sees it', async ({ t, alice }) =
   assert.is(view.status, 'completed');
   // The body of a runner from before what-ran reports (no seeds, no ran): each image's seed follows from params.
   assert.equal(view.images, [
-    { index: 0, url: 'https://storage.example/0.png', seed: g.params.seed },
-    { index: 1, url: `${t.url}/v1/generations/${g.id}/images/1`, seed: (g.params.seed + 1) % 2 ** 32 },
+    { index: 0, url: 'https://storage.example/0.png', thumbnail_url: `${t.url}/v1/generations/${g.id}/images/0/thumbnail`, seed: g.params.seed },
+    { index: 1, url: `${t.url}/v1/generations/${g.id}/images/1`, thumbnail_url: `${t.url}/v1/generations/${g.id}/images/1/thumbnail`, seed: (g.params.seed + 1) % 2 ** 32 },
   ]);
   assert.is(view.ran, undefined);
   assert.equal(Object.keys(view.timings), ['queued_ms']);

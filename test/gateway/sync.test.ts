@@ -71,7 +71,9 @@ it('a job that finishes while held answers 200 with the finished generation and 
   const g = (await res.json()) as any;
   assert.is(g.id, id);
   assert.is(g.status, 'completed');
-  assert.equal(g.images, [{ index: 0, url: `${t.url}/v1/generations/${id}/images/0`, seed: g.params.seed }]);
+  assert.equal(g.images, [
+    { index: 0, url: `${t.url}/v1/generations/${id}/images/0`, thumbnail_url: `${t.url}/v1/generations/${id}/images/0/thumbnail`, seed: g.params.seed },
+  ]);
   await until(async () => (await heldStreams(t)) === 0);
 });
 

@@ -148,6 +148,8 @@ const store: ImageStore = {
   putImage: async ({ generationId, index }) => ({ key: imageKey(generationId, index) }),
   linkFor: async () => null,
   read: async () => null,
+  exists: async () => false,
+  putThumbnail: async () => {},
   delete: async () => {},
 };
 

@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { AppError, notFound } from '../../core/errors.ts';
 import { COST_UNIT_PIXELS, generationRequestSchema, LIMITS } from '../../core/request.ts';
 import { isTerminal, STATUSES } from '../../core/status.ts';
+import { storedKeys } from '../../storage/types.ts';
 import { cancelGeneration } from '../../store/sql/cancelGeneration.ts';
 import { deleteGeneration } from '../../store/sql/deleteGeneration.ts';
 import { getGeneration } from '../../store/sql/getGeneration.ts';
@@ -282,7 +283,7 @@ export function generationsRoutes(deps: GatewayDeps) {
       );
     }
     // After the row is hidden: a crash here leaves images of a hidden row, which the retention sweep removes.
-    await deps.images.delete(result.images.map((i) => i.key));
+    await deps.images.delete(storedKeys(result.images.map((i) => i.key)));
     return c.body(null, 204);
   });
 
