@@ -86,7 +86,7 @@ async function render(png: Buffer, imageKey: string, log: Logger): Promise<Buffe
 }
 
 /** Runs at most `n` tasks at once; the others wait, first come first served. */
-function semaphore(n: number) {
+export function semaphore(n: number) {
   let running = 0;
   const waiting: (() => void)[] = [];
   return async <T>(task: () => Promise<T>): Promise<T> => {

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DELETED_KEPT_MS } from '../../src/gateway/retention.ts';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
-import { submit } from '../helpers/submit.ts';
+import { completed as completedWith, submit } from '../helpers/submit.ts';
 
 const RETENTION_DAYS = 7;
 
@@ -15,14 +15,7 @@ const problemCode = async (res: Response) => {
 
 
 /** A completed generation of `key` with two images in the gateway's store; returns its id and image keys. */
-async function completed(t: TestGateway, key: string, body: Record<string, unknown> = { prompt: 'a glowing sword', num_images: 2 }) {
-  const id = await submit(t, body, key);
-  assert.is((await t.runner(`/generations/${id}/claim`, { runner_id: 'r' })).status, 200);
-  const images = [];
-  for (const index of [0, 1]) images.push(await t.gw.images.putImage({ generationId: id, index, png: Buffer.from(`png ${index}`), seed: index }));
-  assert.is((await t.runner(`/generations/${id}/complete`, { attempt: 1, images })).status, 200);
-  return { id, keys: images.map((i) => i.key) };
-}
+const completed = (t: TestGateway, key: string, body?: Record<string, unknown>) => completedWith(t, key, [Buffer.from('png 0'), Buffer.from('png 1')], body);
 
 const rowOf = async (t: TestGateway, id: string) => (await t.gw.db.query('SELECT deleted_at, idempotency_key FROM generations WHERE id = $1', [id]))[0];
 

@@ -29,6 +29,8 @@ export interface TestGatewayOptions {
   log?: Logger;
   /** Webhook target policy: another resolver, or the policy of a gateway off loopback. */
   webhooks?: GatewayOverrides['webhooks'];
+  /** Another image store than the local folder (a GCS store on a fake server). */
+  images?: GatewayOverrides['images'];
 }
 
 export interface TestGateway {
@@ -90,6 +92,7 @@ export async function startTestGateway(o: TestGatewayOptions): Promise<TestGatew
     ...(o.sseKeepAliveMs ? { sseKeepAliveMs: o.sseKeepAliveMs } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.webhooks ? { webhooks: o.webhooks } : {}),
+    ...(o.images ? { images: o.images } : {}),
   });
 
   const call: TestGateway['call'] = (method, route, options = {}) => {
