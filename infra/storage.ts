@@ -8,11 +8,14 @@ import { StorageBucket, type StorageBucketConfig } from '@cdktf/provider-google/
 import { Construct } from 'constructs';
 import { bucketName, type Environment } from './environments.ts';
 
+/** How the names of thumbnails end (src/storage/types.ts thumbnailKey; test/infra/data.test.ts checks they agree). */
+export const THUMBNAIL_SUFFIX = '.thumb256.webp';
+
 export interface BucketsProps {
   env: Environment;
   /** IAM member of the runner: stores images, reads models. */
   runner: string;
-  /** IAM member of the gateway: signs links to images, deletes them (DELETE /v1/generations/{id}, retention). */
+  /** IAM member of the gateway: signs links to images, stores their thumbnails, deletes both (DELETE /v1/generations/{id}, retention). */
   gateway: string;
 }
 
@@ -37,6 +40,10 @@ export class Buckets extends Construct {
 
     this.images = privateBucket('images', {
       lifecycleRule: [{ condition: { age: env.retentionDays }, action: { type: 'Delete' } }],
+      // The web app fetch()es images and thumbnails from the gateway, which redirects to a signed
+      // URL here: the browser then reads the answer only if the bucket allows the page's origin.
+      // Any origin: the signed URL is the authorization (no cookies or credentials are involved).
+      cors: [{ origin: ['*'], method: ['GET', 'HEAD'], responseHeader: ['Content-Type'], maxAgeSeconds: 3600 }],
     });
     this.models = privateBucket('models');
 
@@ -62,6 +69,25 @@ export class Buckets extends Construct {
       permissions: ['storage.objects.delete'],
     });
     grant('gateway-deletes-images', this.images, imageDeleter.name, props.gateway);
+    // The gateway stores the gallery thumbnails it makes (src/gateway/thumbnails.ts) beside the
+    // images: create only (its upload never replaces), and only objects named as thumbnails
+    // (thumbnailKey in src/storage/types.ts), so it can never write an image.
+    const thumbnailWriter = new ProjectIamCustomRole(this, 'thumbnail-writer-role', {
+      roleId: 'itemgenThumbnailWriter',
+      title: 'itemgen thumbnail writer',
+      description: 'Create gallery thumbnails (src/storage/gcs.ts putThumbnail)',
+      permissions: ['storage.objects.create'],
+    });
+    new StorageBucketIamMember(this, 'gateway-writes-thumbnails', {
+      bucket: this.images.name,
+      role: thumbnailWriter.name,
+      member: props.gateway,
+      condition: {
+        title: 'thumbnails only',
+        description: 'Objects named generated/{id}/{n}.thumb256.webp',
+        expression: `resource.name.endsWith("${THUMBNAIL_SUFFIX}")`,
+      },
+    });
     // `gcloud storage rsync` of a model folder lists and reads.
     grant('runner-reads-models', this.models, 'roles/storage.objectViewer', props.runner);
   }

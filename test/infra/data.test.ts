@@ -2,6 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PASSWORD_VERSION } from '../../infra/database.ts';
 import { bucketName, imageRepository, mirrorRepository } from '../../infra/environments.ts';
+import { THUMBNAIL_SUFFIX } from '../../infra/storage.ts';
+import { imageKey, thumbnailKey } from '../../src/storage/types.ts';
 import { eachStack, one, resolve, resources, type StackJson } from '../helpers/terraform.ts';
 
 const dataSources = (stack: StackJson, type: string) => Object.values(stack.data?.[type] ?? {});
@@ -96,6 +98,27 @@ test('images are deleted after the retention; models are kept', () => {
     const images = one(stack, 'google_storage_bucket', ['name', bucketName(env, 'images')]);
     assert.equal(images.lifecycle_rule, [{ condition: { age: env.retentionDays }, action: { type: 'Delete' } }]);
     assert.is(one(stack, 'google_storage_bucket', ['name', bucketName(env, 'models')]).lifecycle_rule, undefined);
+  }
+});
+
+test('the images bucket answers browsers of any origin (GET, HEAD): the web app fetch()es the signed URLs the gateway redirects to', () => {
+  for (const [env, stack] of eachStack()) {
+    const images = one(stack, 'google_storage_bucket', ['name', bucketName(env, 'images')]);
+    assert.equal(images.cors, [{ origin: ['*'], method: ['GET', 'HEAD'], response_header: ['Content-Type'], max_age_seconds: 3600 }]);
+    assert.is(one(stack, 'google_storage_bucket', ['name', bucketName(env, 'models')]).cors, undefined);
+  }
+});
+
+test('the gateway may create thumbnails, and nothing else, in the images bucket', () => {
+  assert.is(thumbnailKey(imageKey('9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c', 0)).endsWith(THUMBNAIL_SUFFIX), true, 'the condition matches the names the store uses');
+  assert.is(imageKey('9b2f6c1e-4a7d-4e3b-8c5a-2d1f0e9a7b6c', 0).endsWith(THUMBNAIL_SUFFIX), false, 'and not an image\'s');
+  for (const [env, stack] of eachStack()) {
+    const role = one(stack, 'google_project_iam_custom_role', ['role_id', 'itemgenThumbnailWriter']);
+    assert.equal(role.permissions, ['storage.objects.create']);
+    const grant = resources(stack, 'google_storage_bucket_iam_member').find((g) => resolve(stack, g.role) === 'itemgenThumbnailWriter');
+    assert.ok(grant);
+    assert.is(resolve(stack, grant.bucket), bucketName(env, 'images'));
+    assert.is(grant.condition.expression, `resource.name.endsWith("${THUMBNAIL_SUFFIX}")`);
   }
 });
 

@@ -34,6 +34,7 @@ function expectedGrants(env: Environment): Record<string, string[]> {
     'serviceAccount:itemgen-gateway': [
       'account itemgen-gateway roles/iam.serviceAccountTokenCreator',
       `bucket ${env.project}-images itemgenImageDeleter`,
+      `bucket ${env.project}-images itemgenThumbnailWriter`,
       `bucket ${env.project}-images roles/storage.objectViewer`,
       accessor('admin-token'),
       accessor('amqp-url'),
