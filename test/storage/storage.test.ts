@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { encodePng } from '../../src/runner/pipeline/png.ts';
 import { createGcsImageStore } from '../../src/storage/gcs.ts';
 import { createLocalImageStore } from '../../src/storage/local.ts';
-import { imageKey, type ImageStore } from '../../src/storage/types.ts';
+import { imageKey, storedKeys, thumbnailKey, type ImageStore } from '../../src/storage/types.ts';
 import { crc32cBase64, startFakeGcs, type FakeGcs } from '../helpers/fake-gcs.ts';
 
 const pngOf = (size: number, fill: number) =>
@@ -101,6 +101,8 @@ local('keys that are not generated/<uuid>/<n>.png read as null and never touch o
     `generated/${id}/01.png`,
     `generated/${id}/0.PNG.tmp`,
     `generated/${id}/.0.png.abc.tmp`,
+    `generated/${id}/0.thumb128.webp`,
+    `generated/${id}/0.png.thumb256.webp`,
     `generated/not-a-uuid/0.png`,
     `generated/${id}`,
     '',
@@ -133,6 +135,23 @@ local('delete removes the images and their emptied folder; repeating it, missing
   await store.delete(keys);
   await store.delete([imageKey(randomUUID(), 0), '../../outside.png']);
   assert.ok(await store.read(imageKey(other, 0)));
+});
+
+local('a thumbnail is stored beside its image and read back; exists tells stored from missing; there is no origin', async ({ root, store }) => {
+  const id = randomUUID();
+  const key = imageKey(id, 0);
+  const webp = Buffer.from('RIFF-webp-bytes');
+  assert.is(store.origin, undefined);
+  await store.putImage({ generationId: id, index: 0, png: pngOf(8, 1), seed: 1 });
+  assert.is(await store.exists(thumbnailKey(key)), false);
+  await store.putThumbnail(key, webp);
+  assert.equal(await readFile(path.join(root, 'generated', id, '0.thumb256.webp')), webp);
+  assert.equal(await store.read(thumbnailKey(key)), webp);
+  assert.is(await store.exists(thumbnailKey(key)), true);
+  assert.is(await store.exists(key), true);
+  assert.is(await store.exists('../../outside.png'), false);
+  await store.delete(storedKeys([key]));
+  assert.equal(await readdir(path.join(root, 'generated')), [], 'image, thumbnail and their folder are gone');
 });
 
 local.run();
@@ -329,6 +348,27 @@ gcs('a public bucket gives a stable public URL with the upload, and linkFor retu
   assert.equal(Buffer.from(await res.arrayBuffer()), png);
   // The same unsigned URL on the private bucket is refused.
   assert.is((await fetch(`${fake.endpoint}/${BUCKET}/${ref.key}`)).status, 403);
+});
+
+gcs('a thumbnail upload is create-only (WebP, cached for good): a second copy leaves the first; exists; the origin is the endpoint', async ({ fake, store }) => {
+  assert.is(store.origin, fake.endpoint);
+  const ref = await put(store, pngOf(8, 5));
+  const key = thumbnailKey(ref.key);
+  assert.is(await store.exists(key), false);
+  fake.requests.length = 0;
+  await store.putThumbnail(ref.key, Buffer.from('first'));
+  const upload = new URL(fake.requests[0]!.split(' ')[1]!, fake.endpoint);
+  assert.is(upload.searchParams.get('name'), key);
+  assert.is(upload.searchParams.get('ifGenerationMatch'), '0');
+  const object = fake.objects.get(`${BUCKET}/${key}`)!;
+  assert.is(object.metadata.contentType, 'image/webp');
+  assert.is(object.metadata.cacheControl, 'private, max-age=31536000, immutable');
+  await store.putThumbnail(ref.key, Buffer.from('second'));
+  assert.equal(fake.objects.get(`${BUCKET}/${key}`)!.data, Buffer.from('first'), 'another gateway\'s copy stays');
+  assert.is(await store.exists(key), true);
+  await store.delete(storedKeys([ref.key]));
+  assert.is(await store.exists(key), false);
+  assert.is(await store.exists(ref.key), false);
 });
 
 gcs('no request left 127.0.0.1', ({ hosts }) => {
