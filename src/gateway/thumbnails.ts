@@ -17,7 +17,11 @@ const RENDERS_AT_ONCE = 2;
  * ours, and decoding it would only cost memory and CPU.
  */
 const MAX_INPUT_PIXELS = 2048 * 2048;
-/** Thumbnails known to be stored (GCS), so their requests skip the existence check; bounded, oldest forgotten first. */
+/**
+ * Thumbnails known to be stored (GCS), so their requests skip the existence check; bounded, oldest
+ * forgotten first. An entry outliving its deleted generation is harmless: requests for it are
+ * refused on the row before they get here.
+ */
 const KNOWN_STORED = 10_000;
 const WEBP_QUALITY = 80;
 
@@ -38,14 +42,21 @@ export function createThumbnails(o: { images: ImageStore; log: Logger; rendered:
   const inFlight = new Map<string, Promise<Buffer | null>>();
   const stored = new Set<string>();
 
-  /** Reads the PNG, renders and stores its thumbnail; null when the PNG is not there. One at a time per key. */
+  /**
+   * Reads the PNG, renders and stores its thumbnail; null when the PNG is not there. One at a time
+   * per key. A DELETE during a render may find no thumbnail yet and this one stored after it: the
+   * retention sweep removes a deleted generation's images and thumbnails again (retention.ts).
+   */
   const make = (imageKey: string): Promise<Buffer | null> => {
     let making = inFlight.get(imageKey);
     if (!making) {
       making = (async () => {
-        const png = await o.images.read(imageKey);
-        if (!png) return null;
-        const webp = await slot(() => render(png, imageKey, o.log));
+        // The read inside the slot too, so renders waiting their turn hold no PNG in memory.
+        const webp = await slot(async () => {
+          const png = await o.images.read(imageKey);
+          return png ? render(png, imageKey, o.log) : null;
+        });
+        if (!webp) return null;
         await o.images.putThumbnail(imageKey, webp);
         o.rendered.inc();
         return webp;
