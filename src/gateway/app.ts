@@ -17,6 +17,7 @@ import { legacyRoutes } from './routes/legacy.ts';
 import { modelRoutes } from './routes/models.ts';
 import { previewRoutes } from './routes/previews.ts';
 import { systemRoutes } from './routes/system.ts';
+import { webRoutes } from './routes/web.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { generationEventWebhook } from './webhook-doc.ts';
 
@@ -86,6 +87,7 @@ export function createApp(deps: GatewayDeps) {
       },
     }));
   app.route('/', systemRoutes(deps, openapi, auth.mode));
+  app.route('/', webRoutes([]));
 
   app.notFound((c) => problem(c, new AppError(404, 'route_not_found', `No route ${c.req.method} ${c.req.path}.`)));
   app.onError(errorHandler(deps.log));

@@ -28,6 +28,7 @@ import { startRateLimiter } from './rate-limit.ts';
 import { startRetention, type Retention } from './retention.ts';
 import { startStreamSlots } from './stream-slots.ts';
 import { presentGeneration } from './present.ts';
+import { webBundle } from '../web/index.ts';
 import { parseAllowList, startDeliverer, systemResolver, type Resolver, type TargetPolicy } from '../webhooks/index.ts';
 
 export interface Gateway {
@@ -166,6 +167,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     };
     const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings, webhookPolicy });
 
+    // Built now, so the first visitor does not wait for it; the API does not depend on it.
+    webBundle().catch((err: unknown) => log.error('the web app could not be built; / answers 500', { err, stack: (err as Error).stack }));
     const server = await listen(app.fetch, config);
     cleanup.push(() => closeServer(server));
     const { port } = server.address() as AddressInfo;
