@@ -18,6 +18,8 @@ interface ProductProcess {
   exited: Promise<number | null>;
   stderr: () => string;
   logged(msg: string): Promise<Record<string, unknown>>;
+  /** The first line on stdout (what a person starting it reads), once it is written. */
+  said: Promise<string>;
 }
 
 function startProductProcess(dataDir: string): ProductProcess {
@@ -33,8 +35,15 @@ function startProductProcess(dataDir: string): ProductProcess {
       // Stopped, the runner hands its job back at once instead of finishing it.
       RUNNER_GRACE_SECONDS: '0',
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
+  const said = new Promise<string>((resolve) =>
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
+    }),
+  );
   let stderr = '';
   const entries: Record<string, unknown>[] = [];
   const waiters: { msg: string; resolve: (e: Record<string, unknown>) => void }[] = [];
@@ -57,7 +66,7 @@ function startProductProcess(dataDir: string): ProductProcess {
     });
   const url = logged('gateway listening').then((e) => String(e.url));
   url.catch(() => {}); // a process refused at start never listens; the test that expects that awaits exited
-  return { child, exited, stderr: () => stderr, logged, url };
+  return { child, exited, stderr: () => stderr, logged, url, said };
 }
 
 async function stop(p: ProductProcess) {
@@ -101,6 +110,16 @@ it('stopped with SIGINT while one job runs and another waits, restarted: both co
   assert.is((await second.logged('unfinished generations of the previous start queued again')).count, 2);
   const [a, b] = await Promise.all([finished(again, long), finished(again, queued)]);
   assert.equal([a.status, b.status], ['completed', 'completed']);
+});
+
+it('npm start says where the web app is, and the page is served there', async (ctx) => {
+  const running = ctx.running.at(-1)!;
+  const url = await running.url;
+  assert.is(await running.said, `itemgen is running: open ${url}/ in a browser (the API is under ${url}/v1, its reference at ${url}/docs)`);
+  const page = await fetch(`${url}/`);
+  assert.is(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.match(await page.text(), /<script type="module" src="\/assets\/main-/);
 });
 
 it('a second process on the same DATA_DIR is refused, naming the one that runs', async (ctx) => {
