@@ -208,6 +208,8 @@ gcs.after(async ({ t, fake }) => {
 
 gcs('a redirect to a signed link of the stored WebP, uploaded once; the store names the origin the page must allow', async ({ t, fake, alice }) => {
   assert.is(t.gw.images.origin, fake.endpoint);
+  const csp = (await fetch(`${t.url}/`)).headers.get('content-security-policy') ?? '';
+  assert.ok(csp.includes(`img-src 'self' data: blob: ${fake.endpoint};`) && csp.includes(`connect-src 'self' ${fake.endpoint};`), `the web app may fetch from the bucket: ${csp}`);
   const { id, keys } = await completed(t, alice, [pngOf(512, 256)]);
   const before = await rendered(t);
   const links: string[] = [];
