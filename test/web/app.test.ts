@@ -15,8 +15,13 @@ import { startEmbeddedProduct, type TestProduct } from '../helpers/product.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { firstLoad, launchBrowser, openPage, screenshot, WIDTHS } from './browser.ts';
 
-/** Long enough on the tiny model (about 9 ms a step at 512²) to watch steps and previews arrive. */
-const WATCHABLE_STEPS = '150';
+/**
+ * The tiny model is fast (150 steps of one 1024² image take about 1.5 s here): a generation to
+ * watch runs two such images, a long one to cancel four, which the product's cost limit is raised for.
+ */
+const WATCHABLE = { Width: '1024', Height: '1024', Steps: '150', Images: '2' };
+const LONG = { ...WATCHABLE, Images: '4' };
+const COSTLY = { MAX_GENERATION_COST: '20000' };
 const BUDGET_BYTES = 150 * 1024;
 
 async function generate(page: Page, prompt: string, fields: Record<string, string> = {}) {
@@ -48,7 +53,7 @@ function run(command: string, cwd: string, env: Record<string, string>): Promise
 
 const open = suite<{ browser: Browser; p: TestProduct }>('the web app, open mode');
 open.before(async (ctx) => {
-  [ctx.browser, ctx.p] = await Promise.all([launchBrowser(), startEmbeddedProduct()]);
+  [ctx.browser, ctx.p] = await Promise.all([launchBrowser(), startEmbeddedProduct(COSTLY)]);
 });
 open.after(async ({ browser, p }) => {
   await browser?.close();
@@ -62,14 +67,14 @@ open('make → watch (progress, preview) → keep (thumbnail) → details, at 1,
     await page.goto(`${p.url}/`);
     await page.waitForSelector('html[data-ready]');
     const prompt = `a glowing sword seen at ${size.width} px, tsuki_advtr`;
-    await generate(page, prompt, { Steps: WATCHABLE_STEPS });
+    await generate(page, prompt, WATCHABLE);
     const id = await idOf(page, prompt);
     const card = page.locator(`.card[data-id="${id}"]`);
     // Steps and the live preview arrive while it runs.
     await page.waitForFunction((gid) => (document.querySelector<HTMLProgressElement>(`.card[data-id="${gid}"] progress`)?.value ?? 0) > 0, id);
     await card.locator('.preview img').waitFor();
     assert.match((await card.locator('.preview img').getAttribute('src')) ?? '', /^data:image\/png;base64,/);
-    assert.match((await card.locator('.steps').textContent()) ?? '', new RegExp(`Step \\d+ / ${WATCHABLE_STEPS}`));
+    assert.match((await card.locator('.steps').textContent()) ?? '', new RegExp(`Step \\d+ / ${WATCHABLE.Steps}`));
     await screenshot(page, `running-${size.width}`);
     // Done: it leaves Running, and the gallery shows its thumbnail (a WebP, not the PNG).
     const thumb = tileOf(page, id).locator('img.thumb');
@@ -84,7 +89,7 @@ open('make → watch (progress, preview) → keep (thumbnail) → details, at 1,
     await dialog.locator('figure img').waitFor();
     assert.is(await dialog.locator('.seeds li').first().getAttribute('data-seed'), String(g.images![0]!.seed));
     const infotext = (await dialog.locator('.infotext').textContent()) ?? '';
-    assert.match(infotext, new RegExp(`Seed: ${g.params.seed}, Size: 512x512`), 'the infotext the PNG carries');
+    assert.match(infotext, new RegExp(`Seed: ${g.params.seed}, Size: 1024x1024`), 'the infotext the PNG carries');
     assert.match((await dialog.locator('.timings').textContent()) ?? '', /denoising/);
     assert.match(page.url(), new RegExp(`#/generations/${id}$`), 'the detail has its own URL');
     await screenshot(page, `detail-${size.width}`, false);
@@ -146,7 +151,7 @@ open('two at once on one event stream: the second shows its place in the queue; 
   });
   await page.goto(`${p.url}/`);
   await page.waitForSelector('html[data-ready]');
-  await generate(page, 'a very long shield', { Width: '1024', Height: '1024', Steps: '150' });
+  await generate(page, 'a very long shield', LONG);
   const long = await idOf(page, 'a very long shield');
   await generate(page, 'a shield waiting its turn', { Width: '512', Height: '512', Steps: '3' });
   const next = await idOf(page, 'a shield waiting its turn');
@@ -161,6 +166,32 @@ open('two at once on one event stream: the second shows its place in the queue; 
   assert.is((await client.get(long)).status, 'canceled');
   assert.is((await client.get(next)).status, 'completed');
   assert.is(streams, 1, 'one event stream for all of them');
+  // The status filter lists only those.
+  await page.getByLabel('Show').selectOption('canceled');
+  await tileOf(page, long).waitFor();
+  assert.equal([...new Set(await page.locator('.tile').evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))))], ['canceled']);
+  await context.close();
+});
+
+open('the gallery loads the next page as its end scrolls into view', async ({ browser, p }) => {
+  const client = createItemgenClient({ baseUrl: p.url });
+  for (let i = 0; i < 30; i++) await client.submit({ prompt: `a pebble number ${i}`, num_inference_steps: 1, width: 256, height: 256 }, { wait: true });
+  const total = (await client.list({ limit: 100 })).data.length;
+  const { page, context } = await openPage(browser, WIDTHS.desktop);
+  const cursors: (string | null)[] = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/v1/generations' && r.method() === 'GET') cursors.push(u.searchParams.get('cursor'));
+  });
+  await page.goto(`${p.url}/`);
+  await page.waitForSelector('html[data-ready]');
+  await page.locator('.tile').nth(23).waitFor();
+  assert.is(await page.locator('.tile').count(), 24, 'one page at first');
+  await page.locator('.gallery-end').scrollIntoViewIfNeeded();
+  await page.locator('.tile').nth(total - 1).waitFor();
+  assert.is(await page.locator('.tile').count(), total, 'then the rest');
+  assert.is(cursors[0], null);
+  assert.match(cursors[1] ?? '', /^\d+$/, 'the second page asked with next_cursor');
   await context.close();
 });
 
@@ -277,6 +308,21 @@ open('keyboard only: every control is labelled; Tab reaches the form and a tile,
   await context.close();
 });
 
+open('light and dark follow the system', async ({ browser, p }) => {
+  const { page, context } = await openPage(browser, WIDTHS.desktop);
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const lightness = (rgb: string) => rgb.match(/\d+/g)!.slice(0, 3).map(Number).reduce((a, b) => a + b, 0) / 3;
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.goto(`${p.url}/`);
+  await page.waitForSelector('html[data-ready]');
+  assert.ok(lightness(await background()) > 200, 'light');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  assert.ok(lightness(await background()) < 60, 'dark');
+  await page.locator('.tile img.thumb').first().waitFor();
+  await screenshot(page, 'dark-1280');
+  await context.close();
+});
+
 open('a dropped event stream is resumed with Last-Event-ID, and the page follows to the end', async ({ browser, p }) => {
   const port = Number(new URL(p.url).port);
   const proxy = await startTcpProxy('127.0.0.1', port);
@@ -290,7 +336,7 @@ open('a dropped event stream is resumed with Last-Event-ID, and the page follows
     await page.goto(`${origin}/`);
     await page.waitForSelector('html[data-ready]');
     await page.locator('.live-live').waitFor();
-    await generate(page, 'a lantern through a cut', { Width: '1024', Height: '1024', Steps: '150' });
+    await generate(page, 'a lantern through a cut', WATCHABLE);
     const id = await idOf(page, 'a lantern through a cut');
     await page.waitForFunction((gid) => (document.querySelector<HTMLProgressElement>(`.card[data-id="${gid}"] progress`)?.value ?? 0) > 0, id);
     proxy.cut();
