@@ -92,6 +92,31 @@ export function Detail({ session, g, close, submit }: Props) {
           ×
         </button>
       </header>
+      <div class="detail-actions">
+        <button type="button" class="primary" onClick={() => run(bodyOf(p), 'Rerun')}>
+          Rerun
+        </button>
+        <button type="button" onClick={() => run(withoutSeed, 'Vary seed')}>
+          Vary seed
+        </button>
+        {image ? (
+          <a class="button" href={image.url} download={`${g.id}-${index}.png`}>
+            Download
+          </a>
+        ) : null}
+        <button type="button" onClick={() => copy('curl', asCurl(location.origin, p, session.apiKey !== null))}>
+          Copy as curl
+        </button>
+        <button type="button" onClick={() => copy('CLI', asCli(location.origin, p))}>
+          Copy as CLI
+        </button>
+      </div>
+      {note ? (
+        <p class="note" role="status">
+          {note}
+        </p>
+      ) : null}
+      {shown ? <pre class="command" aria-label={`${shown.label} command`}>{shown.text}</pre> : null}
       <div class="detail-body">
         <figure>
           {image ? <img src={image.url} alt={`${p.prompt}, image ${index + 1} of ${images.length}`} width={p.width} height={p.height} /> : current ? <span class="img-loading" role="img" aria-label="Loading the image" /> : <span class="img-missing">No image ({g.status})</span>}
@@ -147,31 +172,6 @@ export function Detail({ session, g, close, submit }: Props) {
           ) : null}
         </div>
       </div>
-      <div class="detail-actions">
-        <button type="button" class="primary" onClick={() => run(bodyOf(p), 'Rerun')}>
-          Rerun
-        </button>
-        <button type="button" onClick={() => run(withoutSeed, 'Vary seed')}>
-          Vary seed
-        </button>
-        {image ? (
-          <a class="button" href={image.url} download={`${g.id}-${index}.png`}>
-            Download
-          </a>
-        ) : null}
-        <button type="button" onClick={() => copy('curl', asCurl(location.origin, p, session.apiKey !== null))}>
-          Copy as curl
-        </button>
-        <button type="button" onClick={() => copy('CLI', asCli(location.origin, p))}>
-          Copy as CLI
-        </button>
-      </div>
-      {note ? (
-        <p class="note" role="status">
-          {note}
-        </p>
-      ) : null}
-      {shown ? <pre class="command" aria-label={`${shown.label} command`}>{shown.text}</pre> : null}
     </dialog>
   );
 }
