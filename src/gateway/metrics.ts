@@ -9,10 +9,30 @@ export interface KeyUsageRow {
 }
 
 /**
- * `keyUsage` reads every key's unfinished generations and their cost at each scrape (shared by all
- * instances: any one's /metrics tells the same).
+ * The size classes end-to-end latency is told apart by: a generation's time grows with its pixels,
+ * so one latency for all sizes would hide a slow small one behind the large ones. By pixel count,
+ * at most 256×256, at most 512×512, and larger.
  */
-export function createGatewayMetrics(brokerConnected: () => boolean, keyUsage: () => Promise<KeyUsageRow[]> = async () => []) {
+export const SIZE_CLASSES = [
+  { size: 'small', maxPixels: 256 * 256 },
+  { size: 'medium', maxPixels: 512 * 512 },
+  { size: 'large', maxPixels: Infinity },
+] as const;
+
+export function sizeClass(width: number, height: number): (typeof SIZE_CLASSES)[number]['size'] {
+  return SIZE_CLASSES.find((c) => width * height <= c.maxPixels)!.size;
+}
+
+/**
+ * `keyUsage` reads every key's unfinished generations and their cost at each scrape, and
+ * `oldestPendingAge` the wait of the oldest pending generation: both from the database, so shared
+ * by all instances (any one's /metrics tells the same).
+ */
+export function createGatewayMetrics(
+  brokerConnected: () => boolean,
+  keyUsage: () => Promise<KeyUsageRow[]> = async () => [],
+  oldestPendingAge: () => Promise<number> = async () => 0,
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
@@ -70,6 +90,31 @@ export function createGatewayMetrics(brokerConnected: () => boolean, keyUsage: (
       name: 'itemgen_webhook_deliveries_total',
       help: 'Webhook attempts by outcome: delivered, retrying, failed (not retryable), refused (target policy), gave_up (out of retries).',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    oldestPendingAge: new Gauge({
+      name: 'itemgen_oldest_pending_generation_age_seconds',
+      help: 'How long the oldest pending generation has waited for a runner (0: none waits). Read from the database at each scrape.',
+      registers: [registry],
+      async collect() {
+        try {
+          this.set(await oldestPendingAge());
+        } catch {
+          // The database is away: the last value stands, the scrape still answers.
+        }
+      },
+    }),
+    timeToFirstStep: new Histogram({
+      name: 'itemgen_time_to_first_step_seconds',
+      help: "From submit to a runner's first progress step (queue wait, claim, model and text encoder): what a client waits before seeing anything happen.",
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    endToEnd: new Histogram({
+      name: 'itemgen_generation_duration_seconds',
+      help: 'From submit to completed, by size class (small: at most 256x256 pixels, medium: at most 512x512, large: larger).',
+      labelNames: ['size'] as const,
+      buckets: [1, 2.5, 5, 10, 20, 30, 60, 120, 240, 480, 900],
       registers: [registry],
     }),
     brokerConnected: new Gauge({

@@ -14,6 +14,7 @@ import { openDb } from '../store/openDb.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys } from '../store/sql/countActiveApiKeys.ts';
+import { getOldestPendingAge } from '../store/sql/getOldestPendingAge.ts';
 import { listApiKeyUsage } from '../store/sql/listApiKeyUsage.ts';
 import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
@@ -113,7 +114,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       if (requeued > 0) log.info('unfinished generations of the previous start queued again', { count: requeued });
     }
 
-    const metrics = createGatewayMetrics(() => queue.isConnected(), () => listApiKeyUsage(db));
+    const metrics = createGatewayMetrics(() => queue.isConnected(), () => listApiKeyUsage(db), () => getOldestPendingAge(db));
     const changes = await startChangeFeed(db);
     cleanup.push(() => changes.close());
     const dispatcher = startDispatcher({
