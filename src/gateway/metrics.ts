@@ -1,5 +1,13 @@
 // Prometheus metrics of one gateway process, on a registry of its own (tests build several apps).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeadLetterReason } from '../queue/types.ts';
+import type { AttemptOutcome } from '../webhooks/deliverer.ts';
+
+// Every label value of the rare-event counters, exported at 0 from the start: a series born at 1
+// has no earlier sample, so the alerts' increase() would miss the first dead letter or failed
+// webhook of every new instance. The records list every value the types allow.
+const DEAD_LETTER_REASONS = Object.keys({ delivery_limit: 0, rejected: 0 } satisfies Record<DeadLetterReason, 0>) as DeadLetterReason[];
+const ATTEMPT_OUTCOMES = Object.keys({ delivered: 0, retrying: 0, failed: 0, refused: 0, gave_up: 0 } satisfies Record<AttemptOutcome, 0>) as AttemptOutcome[];
 
 export interface KeyUsageRow {
   apiKeyId: string;
@@ -35,6 +43,20 @@ export function createGatewayMetrics(
 ) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const deadLettered = new Counter({
+    name: 'itemgen_generations_dead_lettered_total',
+    help: 'Generations failed because their message was dead-lettered.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
+  const webhookDeliveries = new Counter({
+    name: 'itemgen_webhook_deliveries_total',
+    help: 'Webhook attempts by outcome: delivered, retrying, failed (not retryable), refused (target policy), gave_up (out of retries).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ATTEMPT_OUTCOMES) webhookDeliveries.inc({ outcome }, 0);
   return {
     registry,
     httpRequests: new Counter({
@@ -80,18 +102,8 @@ export function createGatewayMetrics(
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
-    deadLettered: new Counter({
-      name: 'itemgen_generations_dead_lettered_total',
-      help: 'Generations failed because their message was dead-lettered.',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    }),
-    webhookDeliveries: new Counter({
-      name: 'itemgen_webhook_deliveries_total',
-      help: 'Webhook attempts by outcome: delivered, retrying, failed (not retryable), refused (target policy), gave_up (out of retries).',
-      labelNames: ['outcome'] as const,
-      registers: [registry],
-    }),
+    deadLettered,
+    webhookDeliveries,
     oldestPendingAge: new Gauge({
       name: 'itemgen_oldest_pending_generation_age_seconds',
       help: 'How long the oldest pending generation has waited for a runner (0: none waits). Read from the database at each scrape.',

@@ -28,6 +28,17 @@ const ok = async (res: Promise<Response>) => {
   assert.is(r.status, 200, await r.clone().text());
 };
 
+it('the rare-event counters the alerts read are exported at 0 before their first event', async ({ t }) => {
+  for (const series of [
+    'itemgen_generations_dead_lettered_total{reason="delivery_limit"}',
+    'itemgen_generations_dead_lettered_total{reason="rejected"}',
+    'itemgen_webhook_deliveries_total{outcome="gave_up"}',
+    'itemgen_webhook_deliveries_total{outcome="failed"}',
+  ]) {
+    assert.is(await sample(t, series), 0, series);
+  }
+});
+
 it('oldest pending age, time to first step and end-to-end latency by size follow a generation', async ({ t }) => {
   assert.is(await sample(t, 'itemgen_oldest_pending_generation_age_seconds'), 0, 'nothing pending yet');
   assert.is(await sample(t, 'itemgen_time_to_first_step_seconds_count'), 0);
