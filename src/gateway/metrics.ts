@@ -1,4 +1,6 @@
 // Prometheus metrics of one gateway process, on a registry of its own (tests build several apps).
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeadLetterReason } from '../queue/types.ts';
 import type { AttemptOutcome } from '../webhooks/deliverer.ts';
@@ -159,4 +161,32 @@ function usageGauge(registry: Registry, name: string, help: string, read: () => 
       for (const r of rows) this.set({ key_id: r.apiKeyId, key_name: r.name }, value(r));
     },
   });
+}
+
+/**
+ * GET /metrics on loopback only, without the runner token: for a collector in the same network
+ * namespace (the Managed Prometheus sidecar of the Cloud Run instance, infra/gateway-service.ts),
+ * which cannot send a token. Nothing off the machine reaches a loopback address, and on Cloud Run
+ * only the main port receives requests.
+ */
+export async function serveMetricsOnLoopback(registry: Registry, port: number): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || new URL(req.url ?? '/', 'http://metrics').pathname !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics unavailable: ${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${bound}/metrics`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

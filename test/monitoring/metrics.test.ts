@@ -76,4 +76,25 @@ it('oldest pending age, time to first step and end-to-end latency by size follow
   assert.is(await sample(t, 'itemgen_generation_duration_seconds_count{size="large"}'), 1);
 });
 
+it('METRICS_PORT: off loopback, /metrics on the main port needs the token, and the loopback port serves it without', async () => {
+  const t = await startTestGateway({ store: 'postgres', broker: 'memory', env: { HOST: '0.0.0.0', ALLOWED_HOSTS: '127.0.0.1', METRICS_PORT: '0' } });
+  try {
+    assert.is((await t.call('GET', '/metrics')).status, 401);
+    const url = t.gw.metricsUrl;
+    assert.ok(url && new URL(url).hostname === '127.0.0.1', String(url));
+    const res = await fetch(url);
+    assert.is(res.status, 200);
+    assert.match(await res.text(), /^itemgen_oldest_pending_generation_age_seconds 0$/m);
+    assert.is((await fetch(new URL('/healthz', url))).status, 404, 'nothing but /metrics there');
+  } finally {
+    await t.stop();
+  }
+  const plain = await startTestGateway({ store: 'pglite', broker: 'memory' });
+  try {
+    assert.is(plain.gw.metricsUrl, null, 'not served unless asked for');
+  } finally {
+    await plain.stop();
+  }
+});
+
 it.run();
