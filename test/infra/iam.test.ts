@@ -35,6 +35,8 @@ function expectedGrants(env: Environment): Record<string, string[]> {
       'account itemgen-gateway roles/iam.serviceAccountTokenCreator',
       `bucket ${env.project}-images itemgenImageDeleter`,
       `bucket ${env.project}-images roles/storage.objectViewer`,
+      // Its Managed Prometheus sidecar writes the gateway's series (infra/gateway-service.ts).
+      `project ${env.project} roles/monitoring.metricWriter`,
       accessor('admin-token'),
       accessor('amqp-url'),
       accessor('database-password'),

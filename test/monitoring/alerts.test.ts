@@ -2,9 +2,6 @@
 // synthetic series: for each alert at least one history that must fire it (with the labels it must
 // carry) and one that must not. The test fails when an alert has no cases, so a new alert comes
 // with its own.
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Yaml } from 'cdk8s';
 import { test } from 'uvu';
@@ -12,8 +9,7 @@ import * as assert from 'uvu/assert';
 import { environments } from '../../infra/environments.ts';
 import { alertGroups, NO_RUNNER_LIMIT_S, QUEUE_AGE_LIMIT_S, RUNNER_HPA, rulesFile, SCRAPE_JOBS } from '../../k8s/alerts.ts';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
-
-const PROMTOOL = '/usr/bin/promtool';
+import { promtool } from '../helpers/promtool.ts';
 
 interface Series {
   series: string;
@@ -109,22 +105,6 @@ const CASES: Record<string, { fire: Case; quiet: Case[] }> = {
 
 const rules = alertGroups(env).flatMap((g) => g.rules);
 
-function promtool(args: string[]): { status: number | null; output: string } {
-  const run = spawnSync(PROMTOOL, args, { encoding: 'utf8' });
-  if (run.error) throw run.error;
-  return { status: run.status, output: `${run.stdout}${run.stderr}` };
-}
-
-function withFiles<T>(files: Record<string, string>, fn: (dir: string) => T): T {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-rules-'));
-  try {
-    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
-    return fn(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 test('every alert has a case that must fire and one that must not, and no case names an alert that does not exist', () => {
   assert.equal(Object.keys(CASES).sort(), rules.map((r) => r.alert).sort());
   for (const [alert, { quiet }] of Object.entries(CASES)) assert.ok(quiet.length >= 1, alert);
@@ -133,7 +113,7 @@ test('every alert has a case that must fire and one that must not, and no case n
 
 test('promtool check rules accepts every environment’s rules file', () => {
   for (const e of Object.values(environments)) {
-    const { status, output } = withFiles({ 'alerts.rules.yaml': rulesFile(e) }, (dir) => promtool(['check', 'rules', path.join(dir, 'alerts.rules.yaml')]));
+    const { status, output } = promtool({ 'alerts.rules.yaml': rulesFile(e) }, (dir) => ['check', 'rules', path.join(dir, 'alerts.rules.yaml')]);
     assert.is(status, 0, output);
     assert.match(output, `SUCCESS: ${rules.length} rules found`);
   }
@@ -159,9 +139,7 @@ test('promtool test rules: each alert fires on its firing history, with its labe
     return [firing, ...silent];
   });
   const unitTests = Yaml.stringify({ rule_files: ['alerts.rules.yaml'], evaluation_interval: '30s', tests });
-  const { status, output } = withFiles({ 'alerts.rules.yaml': rulesFile(env), 'alerts.test.yaml': unitTests }, (dir) =>
-    promtool(['test', 'rules', path.join(dir, 'alerts.test.yaml')]),
-  );
+  const { status, output } = promtool({ 'alerts.rules.yaml': rulesFile(env), 'alerts.test.yaml': unitTests }, (dir) => ['test', 'rules', path.join(dir, 'alerts.test.yaml')]);
   assert.is(status, 0, output);
   assert.match(output, 'SUCCESS');
 });
@@ -179,9 +157,7 @@ test('promtool test rules fails a firing case that does not fire (the harness ca
       },
     ],
   });
-  const { status, output } = withFiles({ 'alerts.rules.yaml': rulesFile(env), 'alerts.test.yaml': unitTests }, (dir) =>
-    promtool(['test', 'rules', path.join(dir, 'alerts.test.yaml')]),
-  );
+  const { status, output } = promtool({ 'alerts.rules.yaml': rulesFile(env), 'alerts.test.yaml': unitTests }, (dir) => ['test', 'rules', path.join(dir, 'alerts.test.yaml')]);
   assert.is.not(status, 0, output);
   assert.match(output, 'ItemgenQueueAge');
 });
