@@ -77,6 +77,14 @@ export function alertGroups(env: Environment): AlertGroup[] {
           `Generations have waited more than ${NO_RUNNER_LIMIT_S / 60} minutes and no runner is up.`,
         ),
         rule(
+          'ItemgenGatewayMetricsAbsent',
+          'warning',
+          // The alerts above read the gateway's series: without them they cannot fire at all.
+          'absent(itemgen_oldest_pending_generation_age_seconds)',
+          '10m',
+          "No gateway series has arrived for 10 minutes: the queue alerts are blind (the gateway or its collector sidecar is down).",
+        ),
+        rule(
           'ItemgenDeadLetters',
           'warning',
           'sum(increase(itemgen_generations_dead_lettered_total[30m])) > 0',

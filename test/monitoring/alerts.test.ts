@@ -61,6 +61,13 @@ const CASES: Record<string, { fire: Case; quiet: Case[] }> = {
       { why: 'nothing waits and no runner runs (scaled to zero)', series: [oldest('gw-a', '0x30')], at: '20m' },
     ],
   },
+  ItemgenGatewayMetricsAbsent: {
+    fire: { why: 'no gateway series at all', series: [{ series: `up{job="${SCRAPE_JOBS.runner}",instance="r1"}`, values: '1x30' }], at: '15m' },
+    quiet: [
+      { why: 'the gateway reports', series: [oldest('gw-a', '0x30')], at: '15m' },
+      { why: 'a gap shorter than 10 minutes', series: [oldest('gw-a', '0x5 _x5 0x20')], at: '10m' },
+    ],
+  },
   ItemgenDeadLetters: {
     fire: {
       why: 'one generation dead-lettered',
