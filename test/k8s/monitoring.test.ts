@@ -54,4 +54,14 @@ test('the GlobalRules hold the alert groups of k8s/alerts.ts, the same as the co
   }
 });
 
+test('the GPU-pool alert’s premise: one runner per GPU node, as many runners at most as the pool has nodes', () => {
+  for (const [env, objects] of eachEnvironment()) {
+    // ItemgenGpuPoolAtMax reads the runners' HPA: it is the pool only while these hold.
+    assert.is(env.runner.maxReplicas, env.gke.gpuMaxNodes, env.name);
+    assert.is(one(objects, 'ScaledObject', 'runner').spec.maxReplicaCount, env.gke.gpuMaxNodes);
+    const runner = one(objects, 'Deployment', 'runner').spec.template.spec.containers.find((c: any) => c.name === 'runner');
+    assert.is(runner.resources.limits['nvidia.com/gpu'], '1');
+  }
+});
+
 test.run();
