@@ -105,11 +105,14 @@ export function customRoleName(env: Environment, id: string): string {
  */
 export function stackProjectRoles(env: Environment): string[] {
   const ciHome = env.name === ci.home;
-  return [
+  const roles = [
     'roles/container.clusterViewer',
     'roles/container.defaultNodeServiceAccount',
+    // The gateway's Managed Prometheus sidecar (gateway-service.ts).
+    'roles/monitoring.metricWriter',
     ...(ciHome ? ['roles/logging.logWriter', 'roles/monitoring.metricWriter', customRoleName(env, 'itemgenAgentProvisioner')] : []),
-  ].sort();
+  ];
+  return [...new Set(roles)].sort();
 }
 
 /**
@@ -133,6 +136,7 @@ export function terraformProjectRoles(env: Environment): ProjectGrant[] {
     { role: 'roles/iam.roleAdmin' },
     { role: 'roles/iam.serviceAccountAdmin' },
     { role: 'roles/iam.serviceAccountUser' },
+    { role: 'roles/monitoring.dashboardEditor' },
     {
       role: 'roles/resourcemanager.projectIamAdmin',
       condition: {
@@ -163,6 +167,7 @@ export function planProjectRoles(env: Environment): ProjectGrant[] {
     { role: 'roles/iam.roleViewer' },
     { role: 'roles/iam.securityReviewer' },
     { role: 'roles/iam.serviceAccountViewer' },
+    { role: 'roles/monitoring.dashboardViewer' },
     { role: 'roles/run.viewer' },
     { role: 'roles/serviceusage.serviceUsageConsumer' },
     { role: 'roles/storage.bucketViewer' },

@@ -72,6 +72,13 @@ export class Cluster extends Construct {
       // reach: it is how the Jenkins agent, inside dev's VPC, deploys to prod's cluster.
       controlPlaneEndpointsConfig: { dnsEndpointConfig: { allowExternalTraffic: true } },
       workloadIdentityConfig: { workloadPool: `${project}.svc.id.goog` },
+      // Managed Prometheus' managed collection (the PodMonitorings and GlobalRules of k8s/), with
+      // GKE's own kube-state-metrics for pods, Deployments, StatefulSets and HPAs (the restart and
+      // GPU-pool alerts read them) and the GPUs' DCGM metrics (the dashboard's utilization).
+      monitoringConfig: {
+        enableComponents: ['SYSTEM_COMPONENTS', 'POD', 'DEPLOYMENT', 'STATEFULSET', 'HPA', 'DCGM'],
+        managedPrometheus: { enabled: true },
+      },
     });
 
     const nodeConfig = (machineType: string, diskSizeGb: number): ContainerNodePoolNodeConfig => ({

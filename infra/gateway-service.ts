@@ -2,6 +2,9 @@
 // (src/gateway/config.ts) as environment variables with the credentials from Secret Manager, direct
 // VPC egress to reach Cloud SQL's private address and RabbitMQ's internal load balancer, and CPU
 // kept allocated on at least one instance because the outbox dispatcher sweeps in the background.
+// Beside it, Google's Managed Prometheus sidecar scrapes the gateway's /metrics on loopback
+// (METRICS_PORT) into the same Prometheus the cluster's PodMonitorings write to (k8s/monitoring.ts),
+// where the alerts (k8s/alerts.ts) and the dashboard (dashboard.ts) read it.
 import { CloudRunV2ServiceIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-service-iam-member/index.js';
 import {
   CloudRunV2Service,
@@ -12,6 +15,7 @@ import type { ComputeSubnetwork } from '@cdktf/provider-google/lib/compute-subne
 import { DataGoogleProject } from '@cdktf/provider-google/lib/data-google-project/index.js';
 import type { ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
+import { pinned } from '../k8s/images.ts';
 import type { Environment } from './environments.ts';
 
 export interface GatewayServiceProps {
@@ -47,7 +51,21 @@ export interface GatewayServiceProps {
   dependsOn: ITerraformDependable[];
 }
 
-const PORT = 8080;
+/** The public port (Cloud Run's PORT); not 8080, which is the collector's (METRICS_PORT). */
+const PORT = 8081;
+/**
+ * METRICS_PORT: /metrics without the token, on loopback, for the sidecar alone. 8080 because that is
+ * what the collector scrapes (`/metrics` there) without a configuration of its own, which would have
+ * to be a mounted file, that is a secret or a bucket; the gateway serves the public API on `PORT`.
+ */
+export const METRICS_PORT = 8080;
+/**
+ * Managed Prometheus' collector for Cloud Run, by digest (images.lock.json), from Google's own
+ * registry like the cloud CLI (k8s/runner.ts).
+ */
+export const COLLECTOR_IMAGE = pinned('us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0');
+const GATEWAY_CONTAINER = 'gateway';
+
 /** The gateway's own default pool size (DATABASE_POOL_SIZE); more buys nothing. */
 const MAX_POOL = 20;
 /** Connections kept free of the gateway: Cloud SQL's reserved superuser slots, an operator's psql. */
@@ -84,6 +102,7 @@ export class GatewayService extends Construct {
     const plain: Record<string, string> = {
       // Cloud Run sets PORT; the gateway listens on loopback unless told otherwise.
       HOST: '0.0.0.0',
+      METRICS_PORT: String(METRICS_PORT),
       PUBLIC_URL: publicUrl,
       // Google's front end appends the client's address to X-Forwarded-For: the address the
       // per-address rate limit counts.
@@ -110,6 +129,7 @@ export class GatewayService extends Construct {
     ];
     const healthz = { path: '/healthz', port: PORT };
 
+
     this.service = new CloudRunV2Service(this, 'service', {
       name,
       location: props.region,
@@ -130,6 +150,8 @@ export class GatewayService extends Construct {
         },
         containers: [
           {
+            // First: the ingress container, whose image CI's deploys set (`--container gateway`).
+            name: GATEWAY_CONTAINER,
             // The digest the first apply names (gateway_image); CI rolls out each build after
             // that (lifecycle below).
             image: props.image,
@@ -144,6 +166,14 @@ export class GatewayService extends Construct {
             // Migrations run before the server listens, so the first success means ready.
             startupProbe: { httpGet: healthz, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 24 },
             livenessProbe: { httpGet: healthz, periodSeconds: 30, timeoutSeconds: 5, failureThreshold: 3 },
+          },
+          {
+            name: 'collector',
+            image: COLLECTOR_IMAGE,
+            // Started once the gateway is (its startup probe), so the first scrape finds it.
+            dependsOn: [GATEWAY_CONTAINER],
+            // Google's documented size for the collector.
+            resources: { limits: { cpu: '1', memory: '512Mi' }, cpuIdle: false },
           },
         ],
       },

@@ -51,6 +51,8 @@ export class Identities extends Construct {
       // Cluster credentials (get-credentials, the DNS endpoint) and nothing inside the cluster:
       // what the deployer may do there is Kubernetes RBAC, limited to the itemgen namespace (k8s/).
       ['deployer', ['roles/container.clusterViewer']],
+      // The Managed Prometheus sidecar of the gateway's instances writes its series as the gateway.
+      ['gateway', ['roles/monitoring.metricWriter']],
     ];
     for (const [who, roles] of projectRoles) {
       for (const role of roles) {

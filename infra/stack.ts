@@ -12,6 +12,7 @@ import { GoogleProvider } from '@cdktf/provider-google/lib/provider/index.js';
 import { GcsBackend, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 import { Cluster } from './cluster.ts';
+import { Dashboard } from './dashboard.ts';
 import { DATABASE, Database, USER } from './database.ts';
 import { stateBucket } from './bootstrap.ts';
 import {
@@ -167,6 +168,8 @@ export class ItemgenStack extends TerraformStack {
       deployer: identities.member('deployer'),
       dependsOn: secretAccess.members,
     });
+
+    new Dashboard(this, 'dashboard', { env });
 
     // Names and addresses only: nothing here is a credential.
     const outputs: Record<string, string> = {

@@ -1,5 +1,5 @@
 // One environment's manifests: the namespace, what CI's deploy identity may do in it, and, in it,
-// RabbitMQ, the runners, their autoscaling and the network policies, each one construct. Everything an environment differs in comes from
+// RabbitMQ, the runners, their autoscaling, the network policies and what Managed Prometheus scrapes and alerts on, each one construct. Everything an environment differs in comes from
 // infra/environments.ts.
 import { ApiObject, Chart, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
@@ -7,9 +7,10 @@ import type { Construct } from 'constructs';
 import type { Environment } from '../infra/environments.ts';
 import { RunnerAutoscaling } from './autoscaling.ts';
 import { DeployerRbac } from './deployer-rbac.ts';
+import { Monitoring } from './monitoring.ts';
 import { NetworkPolicies } from './network-policies.ts';
-import { PEER_DISCOVERY_RULES, RabbitMq } from './rabbitmq.ts';
-import { Runner } from './runner.ts';
+import { PEER_DISCOVERY_RULES, PROMETHEUS_PORT_NAME, RabbitMq } from './rabbitmq.ts';
+import { HEALTH_PORT_NAME, Runner } from './runner.ts';
 
 export interface ItemgenChartProps {
   env: Environment;
@@ -43,5 +44,12 @@ export class ItemgenChart extends Chart {
     const runner = new Runner(this, 'runner', { env, imageTag: props.runnerImageTag });
     new RunnerAutoscaling(this, 'autoscaling', { env, runners: runner.deployment });
     new NetworkPolicies(this, 'network-policies', { env, rabbitmqPods: rabbitmq.podLabels, runnerPods: runner.podLabels });
+    new Monitoring(this, 'monitoring', {
+      env,
+      runnerPods: runner.podLabels,
+      rabbitmqPods: rabbitmq.podLabels,
+      runnerMetricsPort: HEALTH_PORT_NAME,
+      rabbitmqMetricsPort: PROMETHEUS_PORT_NAME,
+    });
   }
 }

@@ -9,8 +9,8 @@
 //   so it may not read them either: they are the cluster-secrets step's, run by an admin);
 // - read access to what `rollout status` and `rollout undo` look at: ReplicaSets (a Deployment's
 //   revisions), ControllerRevisions (a StatefulSet's), Pods (why a rollout is stuck);
-// - cluster-wide, only its own namespace and its own ClusterRole and binding, by name, get and patch:
-//   what applying them again needs. The Namespace exists before CI first runs (k8s/README.md), and
+// - cluster-wide, only its own namespace, its own ClusterRole and binding and the alerts' GlobalRules,
+//   by name, get and patch: what applying them again needs. The Namespace exists before CI first runs (k8s/README.md), and
 //   `create` cannot be limited by name, so CI cannot create namespaces.
 // No delete anywhere: server-side apply never deletes (no --prune), and an object removed from
 // k8s/dist is deleted by an admin. No update: nothing CI runs issues a PUT.
@@ -24,6 +24,7 @@ import { ApiObject, JsonPatch } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { serviceAccountEmail, type Environment } from '../infra/environments.ts';
+import { GLOBAL_RULES_NAME } from './monitoring.ts';
 
 export const DEPLOYER_RBAC_NAME = 'itemgen-deployer';
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
@@ -33,6 +34,7 @@ const APPLIED_KINDS: { apiGroup: string; resources: string[] }[] = [
   { apiGroup: '', resources: ['configmaps', 'serviceaccounts', 'services'] },
   { apiGroup: 'apps', resources: ['deployments', 'statefulsets'] },
   { apiGroup: 'keda.sh', resources: ['scaledobjects', 'triggerauthentications'] },
+  { apiGroup: 'monitoring.googleapis.com', resources: ['podmonitorings'] },
   { apiGroup: 'networking.k8s.io', resources: ['networkpolicies'] },
   { apiGroup: 'policy', resources: ['poddisruptionbudgets'] },
   { apiGroup: RBAC_GROUP, resources: ['rolebindings', 'roles'] },
@@ -58,6 +60,8 @@ export class DeployerRbac extends Construct {
       rules: [
         { apiGroups: [''], resources: ['namespaces'], resourceNames: [env.kubernetes.namespace], verbs: ['get', 'patch'] },
         { apiGroups: [RBAC_GROUP], resources: ['clusterrolebindings', 'clusterroles'], resourceNames: [DEPLOYER_RBAC_NAME], verbs: ['get', 'patch'] },
+        // The alert rules (monitoring.ts): made once by a cluster admin, kept current by CI.
+        { apiGroups: ['monitoring.googleapis.com'], resources: ['globalrules'], resourceNames: [GLOBAL_RULES_NAME], verbs: ['get', 'patch'] },
       ],
     });
     const clusterBinding = new kplus.k8s.KubeClusterRoleBinding(this, 'cluster-role-binding', {

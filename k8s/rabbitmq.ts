@@ -23,6 +23,9 @@ export const EPMD_PORT = 4369;
 export const DIST_PORT = 25672;
 /** The management HTTP API, read by KEDA for the queue's ready + unacknowledged messages. */
 export const MANAGEMENT_PORT = 15672;
+/** The rabbitmq_prometheus plugin's scrape port, read by Managed Prometheus (monitoring.ts). */
+export const PROMETHEUS_PORT = 15692;
+export const PROMETHEUS_PORT_NAME = 'prometheus';
 /** The in-cluster Service in front of the management API. */
 export const MANAGEMENT_SERVICE = 'rabbitmq-management';
 
@@ -93,7 +96,7 @@ export class RabbitMq extends Construct {
     const config = new kplus.ConfigMap(this, 'config', {
       metadata: { name: 'rabbitmq-config' },
       data: {
-        'enabled_plugins': '[rabbitmq_peer_discovery_k8s,rabbitmq_management].\n',
+        'enabled_plugins': '[rabbitmq_peer_discovery_k8s,rabbitmq_management,rabbitmq_prometheus].\n',
         'rabbitmq.conf': rabbitmqConf(namespace, settings),
       },
     });
@@ -152,6 +155,7 @@ export class RabbitMq extends Construct {
         { name: 'epmd', number: EPMD_PORT },
         { name: 'dist', number: DIST_PORT },
         { name: 'management', number: MANAGEMENT_PORT },
+        { name: PROMETHEUS_PORT_NAME, number: PROMETHEUS_PORT },
       ],
       envVariables: {
         ...nodeVariables,
@@ -351,6 +355,8 @@ function rabbitmqConf(namespace: string, settings: Environment['rabbitmq']): str
     `total_memory_available_override_value = ${memoryBytes}`,
     'disk_free_limit.absolute = 2GB',
     `management.tcp.port = ${MANAGEMENT_PORT}`,
+    // Metrics without credentials, on their own port: network-policies.ts admits GMP's collectors alone.
+    `prometheus.tcp.port = ${PROMETHEUS_PORT}`,
     // The user created at first boot (RABBITMQ_DEFAULT_USER) may use AMQP on its vhost and read the
     // management API, but not administer the broker (users, policies): that is `rabbitmqctl` in a pod.
     'default_user_tags.administrator = false',

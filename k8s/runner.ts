@@ -11,7 +11,9 @@ import { pinned } from './images.ts';
 import { runnerSecret } from './secrets.ts';
 
 /** RUNNER_HEALTH_PORT: GET /healthz (200 while consuming) and GET /metrics (src/runner/health.ts). */
-const HEALTH_PORT = 8081;
+export const HEALTH_PORT = 8081;
+/** The health port's name, which the runners' PodMonitoring scrapes (monitoring.ts). */
+export const HEALTH_PORT_NAME = 'health';
 /** What the runner needs after its grace to close its connections and exit, inside the pod's grace. */
 const SHUTDOWN_MARGIN_SECONDS = 15;
 const RUNNER_UID = 1000;
@@ -117,7 +119,7 @@ export class Runner extends Construct {
     const runner = this.deployment.addContainer({
       name: 'runner',
       image: `${imageRepository(env, 'runner')}:${props.imageTag}`,
-      ports: [{ name: 'health', number: HEALTH_PORT }],
+      ports: [{ name: HEALTH_PORT_NAME, number: HEALTH_PORT }],
       envFrom: [kplus.Env.fromConfigMap(config)],
       envVariables: {
         RUNNER_ID: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAME),

@@ -18,11 +18,12 @@ rm -f "$out/gateway-promoted"
 before=$(gcloud run services describe "$CLOUD_RUN_SERVICE" "${run[@]}" --format=json)
 jq -r '[.status.traffic[]? | select((.percent // 0) > 0) | .revisionName] | first // empty' <<<"$before" >"$out/gateway-previous-revision"
 
-# Only the image changes; everything else about the service (secrets, VPC egress, scaling, account)
-# is Terraform's. The new revision runs the database migrations as it starts: they must keep
+# Only the gateway container's image changes (`--container`: the service also runs the metrics
+# collector, infra/gateway-service.ts); everything else about the service (secrets, VPC egress,
+# scaling, account, the collector) is Terraform's. The new revision runs the database migrations as it starts: they must keep
 # working for the revision still serving (forward-only, additive).
 say "deploying $image to $CLOUD_RUN_SERVICE (no traffic, tag $traffic_tag)"
-gcloud run deploy "$CLOUD_RUN_SERVICE" "${run[@]}" --image "$image" --no-traffic --tag "$traffic_tag" >&2
+gcloud run deploy "$CLOUD_RUN_SERVICE" "${run[@]}" --container gateway --image "$image" --no-traffic --tag "$traffic_tag" >&2
 
 service=$(gcloud run services describe "$CLOUD_RUN_SERVICE" "${run[@]}" --format=json)
 revision=$(jq -r '.status.latestCreatedRevisionName' <<<"$service")

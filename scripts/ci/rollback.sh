@@ -54,7 +54,7 @@ if [ -n "$gateway_digest" ]; then
     # No revision runs it any more (revisions are cleaned up): a new one, checked ready before it
     # gets traffic, exactly as a deploy.
     say "no ready revision runs $image: deploying it (no traffic first)"
-    gcloud run deploy "$CLOUD_RUN_SERVICE" "${run[@]}" --image "$image" --no-traffic >&2
+    gcloud run deploy "$CLOUD_RUN_SERVICE" "${run[@]}" --container gateway --image "$image" --no-traffic >&2
     service=$(gcloud run services describe "$CLOUD_RUN_SERVICE" "${run[@]}" --format=json)
     created=$(jq -r '.status.latestCreatedRevisionName' <<<"$service")
     [ "$created" = "$(jq -r '.status.latestReadyRevisionName' <<<"$service")" ] || die "revision $created with $image is not ready; traffic left as it was"

@@ -25,6 +25,7 @@ const gatewayEnv = {
   ...sharedEnv,
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   PORT: envInt(8080, 0, 65535),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   DATABASE_URL: envUrl(/^postgres(ql)?:$/),
   DATABASE_PASSWORD: z.string().max(1024, 'at most 1024 characters').optional().refine((v) => v === undefined || !v.includes('\0'), 'must not contain NUL'),
   DATABASE_CA_CERT: envPem(),
@@ -82,6 +83,8 @@ const gatewayEnv = {
 export interface Config {
   host: string;
   port: number;
+  /** Also serve /metrics on 127.0.0.1 at this port, without the token (a collector sidecar); unset: not. */
+  metricsPort: number | undefined;
   /** Whether HOST only accepts connections from this machine (the open embedded mode is allowed only then). */
   loopback: boolean;
   databaseUrl: string | undefined;
@@ -157,6 +160,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   return {
     host: e.HOST,
     port: e.PORT,
+    metricsPort: e.METRICS_PORT,
     loopback: isLoopback(e.HOST),
     databaseUrl: e.DATABASE_URL,
     databasePassword: e.DATABASE_PASSWORD,

@@ -14,6 +14,7 @@ import { openDb } from '../store/openDb.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
 import { countActiveApiKeys } from '../store/sql/countActiveApiKeys.ts';
+import { getOldestPendingAge } from '../store/sql/getOldestPendingAge.ts';
 import { listApiKeyUsage } from '../store/sql/listApiKeyUsage.ts';
 import { redispatchUnfinished } from '../store/sql/redispatchUnfinished.ts';
 import { createApp } from './app.ts';
@@ -23,7 +24,7 @@ import { consumeDeadLetters } from './dead-letters.ts';
 import type { GatewaySettings } from './deps.ts';
 import { startDispatcher, type Dispatcher } from './dispatcher.ts';
 import { closeServer, listen } from './http-server.ts';
-import { createGatewayMetrics } from './metrics.ts';
+import { createGatewayMetrics, serveMetricsOnLoopback } from './metrics.ts';
 import { startRateLimiter } from './rate-limit.ts';
 import { startRetention, type Retention } from './retention.ts';
 import { startStreamSlots } from './stream-slots.ts';
@@ -41,6 +42,8 @@ export interface Gateway {
   settings: GatewaySettings;
   /** The history sweep (retention.ts), for tests to run one now. */
   retention: Retention;
+  /** The loopback /metrics without a token (METRICS_PORT), or null when not served. */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -114,7 +117,9 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       if (requeued > 0) log.info('unfinished generations of the previous start queued again', { count: requeued });
     }
 
-    const metrics = createGatewayMetrics(() => queue.isConnected(), () => listApiKeyUsage(db));
+    const metrics = createGatewayMetrics(() => queue.isConnected(), () => listApiKeyUsage(db), () => getOldestPendingAge(db));
+    const metricsServer = config.metricsPort === undefined ? null : await serveMetricsOnLoopback(metrics.registry, config.metricsPort);
+    if (metricsServer) cleanup.push(() => metricsServer.close());
     const changes = await startChangeFeed(db);
     cleanup.push(() => changes.close());
     const dispatcher = startDispatcher({
@@ -189,7 +194,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
     });
     cleanup.push(() => deliverer.stop());
     log.info('gateway listening', { url, database: db.kind, queue: queue.kind, open, locked });
-    return { url, images, app, db, queue, dispatcher, settings, retention, close: closeAll };
+    return { url, images, app, db, queue, dispatcher, settings, retention, metricsUrl: metricsServer?.url ?? null, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

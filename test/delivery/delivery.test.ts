@@ -342,7 +342,13 @@ test('no key files in any CI script: identities by impersonation, from the setti
 });
 
 test('images by digest: the Dockerfiles\' base images are images.lock.json\'s; no :latest pushed or deployed', () => {
-  assert.equal(Object.keys(imagesLock).sort(), ['gcr.io/google.com/cloudsdktool/google-cloud-cli:slim', 'node:24-bookworm-slim', 'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04', 'rabbitmq:3.13.7']);
+  assert.equal(Object.keys(imagesLock).sort(), [
+    'gcr.io/google.com/cloudsdktool/google-cloud-cli:slim',
+    'node:24-bookworm-slim',
+    'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04',
+    'rabbitmq:3.13.7',
+    'us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0',
+  ]);
   for (const d of Object.values(imagesLock)) assert.match(d, /^sha256:[0-9a-f]{64}$/);
   for (const file of ['Dockerfile.gateway', 'Dockerfile.runner']) {
     const text = read(file).replace(/\\\n/g, ' ');

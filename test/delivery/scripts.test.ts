@@ -258,6 +258,9 @@ test('deploy-gateway by digest, no traffic, the serving revision recorded; promo
     assert.is(deploy.length, 1);
     const argv = deploy[0]!.argv;
     assert.is(argv[argv.indexOf('--image') + 1], `${GW}@${digest('a')}`);
+    // The service runs the metrics collector too: the image is the gateway container's.
+    assert.is(argv[argv.indexOf('--container') + 1], 'gateway');
+    assert.ok(argv.indexOf('--container') < argv.indexOf('--image'));
     assert.ok(argv.includes('--no-traffic'));
     assert.is(argv[argv.indexOf('--tag') + 1], 'sha-c0ffee012345');
     assert.is(deploy[0]!.env.CLOUDSDK_AUTH_IMPERSONATE_SERVICE_ACCOUNT, DEPLOYER);

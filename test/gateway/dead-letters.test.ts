@@ -42,7 +42,7 @@ test('a message past its delivery limit fails its generation, naming the limit',
   const r = await rig([{ id: ID, status: 'failed' }]);
   assert.is(await r.deliver(JSON.stringify({ id: ID }), 'delivery_limit'), 1, 'acked once');
   assert.equal(r.queries, [[ID, null, 'delivery_limit_exceeded', 'The job was delivered 5 times without finishing; it was given up.']]);
-  assert.equal(await r.counted(), { delivery_limit: 1 });
+  assert.equal(await r.counted(), { delivery_limit: 1, rejected: 0 });
   assert.equal(r.log.at('warn').map((e) => [e.msg, e.fields]), [['dead-lettered job message', { id: ID, reason: 'delivery_limit' }]]);
 });
 
@@ -50,7 +50,7 @@ test('a rejected message of a generation already finished is acked and not count
   const r = await rig([]);
   assert.is(await r.deliver(JSON.stringify({ id: ID }), 'rejected'), 1);
   assert.equal(r.queries, [[ID, null, 'message_rejected', 'A runner could not read the job message.']]);
-  assert.equal(await r.counted(), {});
+  assert.equal(await r.counted(), { delivery_limit: 0, rejected: 0 });
 });
 
 test('a body without a generation id touches no generation and is still acked', async () => {

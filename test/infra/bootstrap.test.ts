@@ -38,6 +38,7 @@ const MANAGE_AND_READ: Record<string, { manage: string; read: string }> = {
   // Node pools run as the nodes' account: roles/iam.serviceAccountUser too.
   google_container_cluster: { manage: 'roles/container.clusterAdmin', read: 'roles/container.clusterViewer' },
   google_container_node_pool: { manage: 'roles/container.clusterAdmin', read: 'roles/container.clusterViewer' },
+  google_monitoring_dashboard: { manage: 'roles/monitoring.dashboardEditor', read: 'roles/monitoring.dashboardViewer' },
   google_project_iam_custom_role: { manage: 'roles/iam.roleAdmin', read: 'roles/iam.roleViewer' },
   // Limited by the condition to stackProjectRoles().
   google_project_iam_member: { manage: 'roles/resourcemanager.projectIamAdmin', read: 'roles/iam.securityReviewer' },

@@ -11,8 +11,9 @@ import { parseConfig } from '../../src/gateway/config.ts';
 import { eachStack, one, resolve, type Block } from '../helpers/terraform.ts';
 import { makeCertificates } from '../helpers/tls.ts';
 
+/** The gateway's container: the first (CI's deploys and the image lifecycle rule name containers[0]), the ingress one. */
 const container = (service: Block) => {
-  assert.is(service.template.containers.length, 1);
+  assert.equal(service.template.containers.map((c: Block) => c.name), ['gateway', 'collector']);
   return service.template.containers[0] as Block;
 };
 const envOf = (service: Block): Block[] => container(service).env;
@@ -167,6 +168,8 @@ test('the environment is a valid gateway configuration: public bind, https links
           e.value === undefined ? secrets[e.name] : (computed[e.name] ?? resolve(stack, e.value).replace(/\$\{[^}]+\}/g, '123456789')),
         ]),
       );
+      // Cloud Run sets PORT to the container port.
+      vars.PORT = String(container(service).ports.container_port);
       const config = parseConfig(vars);
       assert.is(config.databasePassword, 'pw');
       assert.equal(config.databaseTls, { ca: certs.ca, serverName: `${env.project}:${env.prefix}-pg` });
@@ -180,6 +183,9 @@ test('the environment is a valid gateway configuration: public bind, https links
       assert.is(config.amqpPrefix, env.amqpPrefix);
       assert.is(config.trustedProxyHops, 1, 'the client address is the one Cloud Run appends to X-Forwarded-For');
       assert.is(container(service).ports.container_port, config.port);
+      // The sidecar's default target, :8080/metrics, is the loopback one without a token.
+      assert.is(config.metricsPort, 8080);
+      assert.is.not(config.port, config.metricsPort);
       // Every instance at full scale: its pool and its LISTEN connection, under max_connections.
       const connections = env.gateway.maxInstances * (config.databasePoolSize + 1);
       assert.ok(connections <= env.database.maxConnections, `${connections} > ${env.database.maxConnections}`);
@@ -200,6 +206,22 @@ test('startup and liveness probes on /healthz', () => {
     const c = container(one(stack, 'google_cloud_run_v2_service'));
     assert.equal(c.startup_probe.http_get, { path: '/healthz', port: c.ports.container_port });
     assert.equal(c.liveness_probe.http_get, { path: '/healthz', port: c.ports.container_port });
+  }
+});
+
+test('Managed Prometheus sidecar: pinned, started after the gateway, scraping the loopback /metrics without a token', () => {
+  const lock = JSON.parse(fs.readFileSync(new URL('../../images.lock.json', import.meta.url), 'utf8')) as Record<string, string>;
+  for (const [env, stack] of eachStack()) {
+    const service = one(stack, 'google_cloud_run_v2_service');
+    const collector = service.template.containers[1] as Block;
+    const name = 'us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0';
+    assert.is(collector.image, `${name}@${lock[name]}`);
+    assert.equal(collector.depends_on, ['gateway']);
+    assert.is(collector.ports, undefined, 'only the gateway receives requests');
+    assert.is(collector.volume_mounts, undefined, 'the default RunMonitoring: :8080/metrics');
+    assert.is(service.lifecycle.ignore_changes.some((f: string) => f.startsWith('template[0].containers[1]')), false, 'Terraform owns the collector');
+    // The collector's default target is :8080/metrics (the configuration test above parses it); the public API is elsewhere.
+    assert.is.not(container(service).ports.container_port, 8080, env.name);
   }
 });
 

@@ -36,6 +36,8 @@ function expectedGrants(env: Environment): Record<string, string[]> {
       `bucket ${env.project}-images itemgenImageDeleter`,
       `bucket ${env.project}-images itemgenThumbnailWriter`,
       `bucket ${env.project}-images roles/storage.objectViewer`,
+      // Its Managed Prometheus sidecar writes the gateway's series (infra/gateway-service.ts).
+      `project ${env.project} roles/monitoring.metricWriter`,
       accessor('admin-token'),
       accessor('amqp-url'),
       accessor('database-password'),

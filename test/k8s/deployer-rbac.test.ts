@@ -11,11 +11,11 @@ const APPLY_VERBS = ['get', 'list', 'watch', 'create', 'patch'];
 const READ_VERBS = ['get', 'list', 'watch'];
 const NAME = 'itemgen-deployer';
 
-/** The API group and plural resource of an object (every kind in dist pluralizes regularly). */
+/** The API group and plural resource of an object (every kind in dist pluralizes regularly; GMP's Rules kinds are plural already). */
 function resourceOf(obj: Manifest): [group: string, resource: string] {
   const group = obj.apiVersion.includes('/') ? obj.apiVersion.split('/')[0]! : '';
   const kind = obj.kind.toLowerCase();
-  return [group, kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`];
+  return [group, kind.endsWith('s') ? kind : kind.endsWith('y') ? `${kind.slice(0, -1)}ies` : `${kind}s`];
 }
 
 type Rule = { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] };
@@ -90,12 +90,12 @@ test('the deployer holds every permission of every Role and ClusterRole in dist,
   }
 });
 
-test('cluster-scoped objects in dist (the Namespace, the deployer ClusterRole and its binding) only by name, get and patch', () => {
+test('cluster-scoped objects in dist (the Namespace, the deployer ClusterRole and its binding, the alerts) only by name, get and patch', () => {
   for (const [env, objects] of eachEnvironment()) {
     const clusterScoped = objects.filter((o) => o.metadata.namespace === undefined);
     assert.equal(
       clusterScoped.map((o) => `${o.kind}/${o.metadata.name}`),
-      [`Namespace/${env.kubernetes.namespace}`, `ClusterRole/${NAME}`, `ClusterRoleBinding/${NAME}`],
+      [`Namespace/${env.kubernetes.namespace}`, `ClusterRole/${NAME}`, `ClusterRoleBinding/${NAME}`, 'GlobalRules/itemgen-alerts'],
     );
     const rules = one(objects, 'ClusterRole', NAME).rules as Rule[];
     for (const r of rules) {

@@ -20,9 +20,14 @@ function files(root: string): string[] {
     .sort();
 }
 
-test('synthK8s reports the files it wrote, one per environment', () => {
+test('synthK8s reports the files it wrote, manifests and a rules file per environment', () => {
   const { dir, files: written } = synth();
-  assert.equal(written.map((f) => path.relative(dir, f).split(path.sep).join('/')), ['dev/itemgen.yaml', 'prod/itemgen.yaml']);
+  assert.equal(written.map((f) => path.relative(dir, f).split(path.sep).join('/')), [
+    'dev/itemgen.yaml',
+    'prod/itemgen.yaml',
+    'prometheus/dev.rules.yaml',
+    'prometheus/prod.rules.yaml',
+  ]);
 });
 
 test('the committed k8s/dist is byte for byte what the sources synthesize', () => {
@@ -39,8 +44,10 @@ test('a synth into a folder with stale files leaves only what it writes', () => 
   try {
     fs.mkdirSync(path.join(dir, 'dev'));
     fs.writeFileSync(path.join(dir, 'dev', 'renamed-long-ago.yaml'), 'kind: Leftover\n');
+    fs.mkdirSync(path.join(dir, 'prometheus'));
+    fs.writeFileSync(path.join(dir, 'prometheus', 'staging.rules.yaml'), 'groups: []\n');
     synthK8s(dir);
-    assert.equal(files(dir), ['dev/itemgen.yaml', 'prod/itemgen.yaml']);
+    assert.equal(files(dir), ['dev/itemgen.yaml', 'prod/itemgen.yaml', 'prometheus/dev.rules.yaml', 'prometheus/prod.rules.yaml']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -17,6 +17,8 @@ test('the lock file holds one sha256 digest per name:tag, for the images of the 
     'node:24-bookworm-slim',
     'nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04',
     'rabbitmq:3.13.7',
+    // The gateway's Managed Prometheus sidecar on Cloud Run (infra/gateway-service.ts).
+    'us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0',
   ]);
   for (const [ref, digest] of Object.entries(lock)) {
     assert.match(ref, /^[a-z0-9./_-]+:[\w.-]+$/, ref);

@@ -66,11 +66,27 @@ test('Erlang clustering ports are open between RabbitMQ nodes only', () => {
   }
 });
 
-test('nothing admits connections to the runners, and no policy admits a whole range but Cloud Run', () => {
+const gmpCollectors = {
+  namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'gmp-system' } },
+  podSelector: { matchLabels: { 'app.kubernetes.io/name': 'collector' } },
+};
+
+test('the metrics ports are admitted from Managed Prometheus’ collectors alone: runners 8081, RabbitMQ 15692', () => {
+  for (const [, objects] of eachEnvironment()) {
+    const runner = one(objects, 'NetworkPolicy', 'runner-metrics');
+    assert.equal(runner.spec.podSelector, runnerPods);
+    assert.equal(admitted(runner), [[gmpCollectors, [{ port: 8081, protocol: 'TCP' }]]]);
+    const rabbitmq = one(objects, 'NetworkPolicy', 'rabbitmq-metrics');
+    assert.equal(rabbitmq.spec.podSelector, rabbitmqPods);
+    assert.equal(admitted(rabbitmq), [[gmpCollectors, [{ port: 15692, protocol: 'TCP' }]]]);
+  }
+});
+
+test('only the collectors connect to the runners, and no policy admits a whole range but Cloud Run', () => {
   for (const [env, objects] of eachEnvironment()) {
     const policies = ofKind(objects, 'NetworkPolicy');
     const selectingRunners = policies.filter((p) => JSON.stringify(p.spec.podSelector) === JSON.stringify(runnerPods));
-    assert.equal(selectingRunners, []);
+    assert.equal(selectingRunners.map((p) => p.metadata.name), ['runner-metrics']);
     const blocks = policies.flatMap(admitted).flatMap(([peer]: any) => (peer.ipBlock ? [peer.ipBlock.cidr] : []));
     assert.equal(blocks, [env.network.cloudRunCidr]);
   }

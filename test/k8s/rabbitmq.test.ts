@@ -67,7 +67,7 @@ test('clustering: k8s peer discovery through the headless Service, with exactly 
     assert.match(conf, /^cluster_formation\.peer_discovery_backend = k8s$/m);
     assert.match(conf, /^cluster_formation\.k8s\.service_name = rabbitmq-headless$/m);
     assert.match(conf, /^cluster_formation\.k8s\.address_type = hostname$/m);
-    assert.is(one(objects, 'ConfigMap', 'rabbitmq-config').data.enabled_plugins, '[rabbitmq_peer_discovery_k8s,rabbitmq_management].\n');
+    assert.is(one(objects, 'ConfigMap', 'rabbitmq-config').data.enabled_plugins, '[rabbitmq_peer_discovery_k8s,rabbitmq_management,rabbitmq_prometheus].\n');
 
     const headless = one(objects, 'Service', 'rabbitmq-headless');
     assert.is(headless.spec.clusterIP, 'None');

@@ -16,7 +16,62 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { containers, eachEnvironment } from '../helpers/manifests.ts';
 
-/** The offline schema of each kind the manifests may contain (Kubernetes 1.3x and KEDA 2.x). */
+/** A Prometheus duration, as the GMP CRDs' `format: duration` wants it. */
+const DURATION = /^([0-9]+(ms|s|m|h|d|w|y))+$/;
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(what);
+}
+function only(obj: Record<string, unknown>, keys: string[], at: string): void {
+  for (const k of Object.keys(obj)) check(keys.includes(k), `${at}: unknown field ${k}`);
+}
+const stringMap = (v: unknown) => typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+
+/**
+ * Google Managed Prometheus' kinds (monitoring.googleapis.com/v1), which kubernetes-models has no
+ * model of: the fields the CRDs require and the types they give, checked by hand for what
+ * k8s/monitoring.ts writes; a field the CRD does not have fails too.
+ */
+class PodMonitoringModel {
+  constructor(private readonly obj: any) {}
+  validate(): void {
+    const spec = this.obj.spec;
+    only(spec, ['selector', 'endpoints'], 'spec');
+    check(stringMap(spec.selector?.matchLabels) && Object.keys(spec.selector.matchLabels).length > 0, 'spec.selector.matchLabels');
+    check(Array.isArray(spec.endpoints) && spec.endpoints.length > 0, 'spec.endpoints');
+    for (const [i, e] of (spec.endpoints as any[]).entries()) {
+      only(e, ['port', 'path', 'interval', 'params', 'timeout'], `spec.endpoints[${i}]`);
+      check(typeof e.port === 'string' || Number.isInteger(e.port), `spec.endpoints[${i}].port`);
+      check(DURATION.test(e.interval), `spec.endpoints[${i}].interval`);
+      check(e.path === undefined || (typeof e.path === 'string' && e.path.startsWith('/')), `spec.endpoints[${i}].path`);
+      check(e.params === undefined || Object.values(e.params).every((v) => Array.isArray(v) && v.every((x) => typeof x === 'string')), `spec.endpoints[${i}].params`);
+    }
+  }
+}
+
+class GlobalRulesModel {
+  constructor(private readonly obj: any) {}
+  validate(): void {
+    const spec = this.obj.spec;
+    only(spec, ['groups'], 'spec');
+    check(Array.isArray(spec.groups), 'spec.groups');
+    for (const g of spec.groups as any[]) {
+      only(g, ['name', 'interval', 'rules'], `group ${g.name}`);
+      check(typeof g.name === 'string' && DURATION.test(g.interval), `group ${g.name}: name, interval`);
+      check(Array.isArray(g.rules) && g.rules.length > 0, `group ${g.name}: rules`);
+      for (const r of g.rules as any[]) {
+        only(r, ['alert', 'record', 'expr', 'for', 'labels', 'annotations'], `rule ${r.alert}`);
+        check(typeof r.expr === 'string' && r.expr.length > 0, `rule ${r.alert}: expr`);
+        check((r.alert === undefined) !== (r.record === undefined), `rule ${r.alert}: exactly one of alert and record`);
+        check(r.for === undefined || DURATION.test(r.for), `rule ${r.alert}: for`);
+        check(r.labels === undefined || stringMap(r.labels), `rule ${r.alert}: labels`);
+        check(r.annotations === undefined || (stringMap(r.annotations) && r.alert !== undefined), `rule ${r.alert}: annotations`);
+      }
+    }
+  }
+}
+
+/** The offline schema of each kind the manifests may contain (Kubernetes 1.3x, KEDA 2.x, GMP v1). */
 const models: Record<string, new (data: any) => { validate(): void }> = {
   'v1/Namespace': Namespace,
   'v1/ServiceAccount': ServiceAccount,
@@ -32,6 +87,8 @@ const models: Record<string, new (data: any) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
   'keda.sh/v1alpha1/TriggerAuthentication': TriggerAuthentication,
+  'monitoring.googleapis.com/v1/PodMonitoring': PodMonitoringModel,
+  'monitoring.googleapis.com/v1/GlobalRules': GlobalRulesModel,
 };
 
 /** JSON paths of every null in a value. */
@@ -57,6 +114,17 @@ test('every object of every environment validates against its schema', () => {
   }
 });
 
+test('the GMP checks refuse what the CRDs refuse (they can fail)', () => {
+  const rules = (rule: Record<string, unknown>) => ({ spec: { groups: [{ name: 'g', interval: '30s', rules: [rule] }] } });
+  assert.throws(() => new GlobalRulesModel(rules({ alert: 'A', expr: 'up', for: 'five minutes' })).validate(), /for/);
+  assert.throws(() => new GlobalRulesModel(rules({ alert: 'A', record: 'a:b', expr: 'up' })).validate(), /exactly one/);
+  assert.throws(() => new GlobalRulesModel(rules({ alert: 'A', expr: 'up', severity: 'page' })).validate(), /unknown field severity/);
+  const monitoring = (endpoint: Record<string, unknown>) => ({ spec: { selector: { matchLabels: { a: 'b' } }, endpoints: [endpoint] } });
+  assert.throws(() => new PodMonitoringModel(monitoring({ port: 'health', interval: '30' })).validate(), /interval/);
+  assert.throws(() => new PodMonitoringModel(monitoring({ port: 'health', interval: '30s', params: { family: 'x' } })).validate(), /params/);
+  new PodMonitoringModel(monitoring({ port: 8081, interval: '30s', path: '/metrics' })).validate();
+});
+
 test('no null anywhere: every patched value (quantities above all) synthesized', () => {
   for (const [env, objects] of eachEnvironment()) {
     for (const obj of objects) assert.equal(nulls(obj), [], `${env.name} ${obj.kind}/${obj.metadata.name}`);
@@ -64,7 +132,7 @@ test('no null anywhere: every patched value (quantities above all) synthesized',
 });
 
 /** Kinds without a namespace; every other object must be in the environment's. */
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'GlobalRules']);
 
 test('every object is named once per kind and lives in the environment namespace (cluster-scoped kinds in none)', () => {
   for (const [env, objects] of eachEnvironment()) {

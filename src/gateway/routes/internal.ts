@@ -16,6 +16,7 @@ import { reportProgress } from '../../store/sql/reportProgress.ts';
 import { upsertModel } from '../../store/sql/upsertModel.ts';
 import type { GatewayDeps } from '../deps.ts';
 import { requireJson } from '../http.ts';
+import { sizeClass } from '../metrics.ts';
 import { validationHook } from '../validation.ts';
 
 const idParam = z.object({ id: z.uuid() });
@@ -56,6 +57,7 @@ const registerModelRoute = createRoute({
   responses: { 200: { description: 'Registered', content: { 'application/json': { schema: internalApi.registerModel.answer } } } },
 });
 
+const seconds = (from: Date, to: Date) => Math.max(0, (to.getTime() - from.getTime()) / 1000);
 const secondsUntil = (d: Date | null) => Math.max(1, Math.ceil(((d?.getTime() ?? 0) - Date.now()) / 1000));
 
 /** A 409 whose code and fields are the contract's. */
@@ -120,6 +122,9 @@ export function internalRoutes(deps: GatewayDeps) {
     const body = c.req.valid('json');
     const g = await reportProgress(deps.db, id, body.attempt, body.step, body.total, lease, body.preview ?? null);
     if (!g) return explain(id, body.attempt);
+    // A runner reports its first step at once (progress-reporter.ts throttles only what follows),
+    // so step 1 is the first a client can see. Both times are the database's.
+    if (body.step === 1) deps.metrics.timeToFirstStep.observe(seconds(g.createdAt, g.updatedAt));
     return c.json({ stop: false, lease_expires_at: g.leaseExpiresAt!.toISOString() }, 200);
   });
 
@@ -128,6 +133,7 @@ export function internalRoutes(deps: GatewayDeps) {
     const body = c.req.valid('json');
     const g = await completeGeneration(deps.db, id, body.attempt, body.images, body.ran ?? null, body.timings ?? null);
     if (!g) return explain(id, body.attempt);
+    deps.metrics.endToEnd.observe({ size: sizeClass(g.params.width, g.params.height) }, seconds(g.createdAt, g.finishedAt!));
     return c.json({ status: g.status }, 200);
   });
 
