@@ -87,7 +87,7 @@ export function createApp(deps: GatewayDeps) {
       },
     }));
   app.route('/', systemRoutes(deps, openapi, auth.mode));
-  app.route('/', webRoutes(deps.images.origin ? [deps.images.origin] : []));
+  app.route('/', webRoutes(() => (deps.images.origin ? [deps.images.origin] : [])));
 
   app.notFound((c) => problem(c, new AppError(404, 'route_not_found', `No route ${c.req.method} ${c.req.path}.`)));
   app.onError(errorHandler(deps.log));

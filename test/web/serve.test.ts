@@ -12,17 +12,17 @@ const it = suite('serving the web app');
 it('one bundle per process: a script and a stylesheet named by their content, the page linking both', async () => {
   const [a, b] = await Promise.all([webBundle(), webBundle()]);
   assert.is(a, b, 'built once');
-  const names = [...a.assets.keys()].sort();
+  const names = [...a.assets.keys()];
   assert.is(names.length, 2);
-  assert.match(names[0]!, /^main-[A-Z0-9]{8}\.css$/);
-  assert.match(names[1]!, /^main-[A-Z0-9]{8}\.js$/);
+  assert.ok(names.some((n) => /^main-[A-Z0-9]{8}\.css$/.test(n)), names.join());
+  assert.ok(names.some((n) => /^main-[A-Z0-9]{8}\.js$/.test(n)), names.join());
   const html = a.html.identity.toString();
   for (const n of names) assert.ok(html.includes(`/assets/${n}`), n);
   assert.not.match(html, /<script>|<style|style=/, 'nothing inline');
 });
 
 it('compressed as asked (brotli, gzip, none), the same bytes each way; 304 for a known ETag', async () => {
-  const app = webRoutes([]);
+  const app = webRoutes(() => []);
   const { assets } = await webBundle();
   const js = [...assets.values()].find((x) => x.name.endsWith('.js'))!;
   const path = `/assets/${js.name}`;
@@ -44,7 +44,7 @@ it('compressed as asked (brotli, gzip, none), the same bytes each way; 304 for a
 });
 
 it('the page: revalidated each load, with the CSP naming a bucket when images come from one', async () => {
-  const page = await webRoutes(['https://storage.googleapis.com']).request('/');
+  const page = await webRoutes(() => ['https://storage.googleapis.com']).request('/');
   assert.is(page.headers.get('cache-control'), 'no-cache');
   assert.is(page.headers.get('x-content-type-options'), 'nosniff');
   const csp = page.headers.get('content-security-policy')!;
@@ -56,7 +56,7 @@ it('the page: revalidated each load, with the CSP naming a bucket when images co
 });
 
 it('only the bundle is under /assets', async () => {
-  const app = webRoutes([]);
+  const app = webRoutes(() => []);
   for (const p of ['/assets/nothing.js', '/assets/..%2Fpackage.json', '/assets/constructor', '/assets/']) {
     assert.is((await app.request(p)).status, 404, p);
   }

@@ -38,13 +38,14 @@ function send(c: Context, a: WebAsset, headers: Record<string, string>) {
   return c.body(new Uint8Array(body), 200, { ...common, 'Content-Type': a.type, ...(encoding ? { 'Content-Encoding': encoding } : {}) });
 }
 
-export function webRoutes(imageOrigins: readonly string[]) {
+/** `imageOrigins` is asked at the first request (building the app, e.g. for its OpenAPI document alone, needs no image store). */
+export function webRoutes(imageOrigins: () => readonly string[]) {
   const app = new Hono();
-  const policy = contentSecurityPolicy(imageOrigins);
+  let policy: string | undefined;
   app.get('/', async (c) =>
     send(c, (await webBundle()).html, {
       'Cache-Control': 'no-cache',
-      'Content-Security-Policy': policy,
+      'Content-Security-Policy': (policy ??= contentSecurityPolicy(imageOrigins())),
       'Referrer-Policy': 'no-referrer',
       'Cross-Origin-Opener-Policy': 'same-origin',
     }),
