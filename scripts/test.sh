@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: starts the services the tests need, typechecks, runs every uvu test file under
-# test/ in one process, and ends with the line "N passed, N failed" (what CI reads). Both run on
+# test/ (a process per folder, scripts/test-groups.sh), and ends with the line "N passed, N
+# failed" (what CI reads). Both run on
 # Node.js 24 (package.json's `engines`): the machine's own when it is 24.x, else the pinned one that
 # scripts/node24.sh downloads once. Its folder goes first on PATH, so tsc, the scripts the tests
 # run and the processes they spawn (process.execPath) are Node 24 as well.
@@ -24,21 +25,5 @@ if ! npx --no-install tsc --noEmit; then
   exit 1
 fi
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-# Tests wait on events, never on sleeps; a bug that loses an event would hang, so bound the run.
-timeout --kill-after=10 "${TEST_TIMEOUT_S:-900}" node --import tsx node_modules/uvu/bin.js test '\.test\.ts$' "$@" 2>&1 | tee "$out"
-rc=${PIPESTATUS[0]}
-if [ "$rc" -eq 124 ]; then echo "tests timed out after ${TEST_TIMEOUT_S:-900} s"; fi
-
-plain=$(sed 's/\x1b\[[0-9;]*m//g' "$out")
-total=$(grep -Eo 'Total: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
-passed=$(grep -Eo 'Passed: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
-skipped=$(grep -Eo 'Skipped: +[0-9]+' <<<"$plain" | grep -Eo '[0-9]+' | tail -n 1)
-total=${total:-0} passed=${passed:-0} skipped=${skipped:-0}
-# uvu's Total leaves skipped tests out.
-failed=$((total - passed))
-# A crash before uvu's summary still counts as a failure.
-if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-echo "${passed} passed, ${failed} failed, ${skipped} skipped"
-exit "$rc"
+# Tests wait on events, never on sleeps; a bug that loses an event would hang, so the run is bounded.
+exec bash scripts/test-groups.sh test "${TEST_TIMEOUT_S:-900}" node --import tsx node_modules/uvu/bin.js -- "$@"
