@@ -501,7 +501,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         null,
       );
       services.add(s);
-      const ready = await nextLine(s, /"msg":"gateway listening"/, 60_000, stop.signal);
+      const ready = await nextLine(s, /"message":"gateway listening"/, 60_000, stop.signal);
       if (ready) return s;
       const exit = alive(s) ? 'no "gateway listening" within 60 s' : `exited ${JSON.stringify(await s.exited)}`;
       say(`${name} did not start (${exit}); see ${s.logPath}`);
@@ -1075,7 +1075,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     for (const f of logFiles) logs.push({ file: f, lines: (await fs.readFile(path.join(logsDir, f), 'utf8')).split('\n').filter(Boolean) });
     for (const { file, lines } of logs) {
       for (const line of lines) {
-        let entry: { severity?: string; msg?: string; wait_ms?: number; id?: string; delivery_count?: number };
+        let entry: { severity?: string; message?: string; wait_ms?: number; id?: string; delivery_count?: number };
         try {
           entry = JSON.parse(line);
         } catch {
@@ -1083,14 +1083,14 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           logWarnings[key] = (logWarnings[key] ?? 0) + 1;
           continue;
         }
-        if (entry.severity === 'WARN' || entry.severity === 'ERROR') {
-          const key = `${file.replace(/-\d+\.log$/, '')} ${entry.severity}: ${entry.msg}`;
+        if (entry.severity === 'WARNING' || entry.severity === 'ERROR') {
+          const key = `${file.replace(/-\d+\.log$/, '')} ${entry.severity}: ${entry.message}`;
           logWarnings[key] = (logWarnings[key] ?? 0) + 1;
         }
         if (entry.id && typeof entry.delivery_count === 'number') {
           deliveries.set(entry.id, Math.max(deliveries.get(entry.id) ?? 0, entry.delivery_count));
         }
-        if (entry.msg === 'job claimed by another runner; requeued after its lease' || entry.msg === 'job skipped: another runner holds its live lease') {
+        if (entry.message === 'job claimed by another runner; requeued after its lease' || entry.message === 'job skipped: another runner holds its live lease') {
           held.count++;
           held.totalWaitMs += entry.wait_ms ?? 0;
           held.maxWaitMs = Math.max(held.maxWaitMs, entry.wait_ms ?? 0);

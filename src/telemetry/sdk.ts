@@ -1,0 +1,49 @@
+// The OpenTelemetry trace SDK, imported by index.ts only when OTEL_* turns traces on: a provider
+// with the configured sampler and exporter (OTLP over HTTP, protobuf or JSON, or Google Cloud
+// Trace), batched export, W3C trace context propagation and async-context tracking.
+import { context, propagation, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { TelemetryConfig, TraceSampler } from './index.ts';
+
+function sampler(kind: TraceSampler, ratio: number): Sampler {
+  const root = kind.endsWith('always_off') ? new AlwaysOffSampler() : kind.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
+  return kind.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
+}
+
+async function exporter(config: TelemetryConfig): Promise<SpanExporter> {
+  if (config.exporter === 'gcp') {
+    const { TraceExporter } = await import('@google-cloud/opentelemetry-cloud-trace-exporter');
+    return new TraceExporter(config.project ? { projectId: config.project } : {});
+  }
+  const options = { url: config.otlp.url, headers: config.otlp.headers };
+  if (config.otlp.protocol === 'http/json') return new (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter(options);
+  return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter(options);
+}
+
+/** Registers the SDK globally; resolves to the function that flushes it and unregisters it. */
+export async function startSdk(config: TelemetryConfig, defaultServiceName: string): Promise<() => Promise<void>> {
+  const provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName ?? defaultServiceName }),
+    sampler: sampler(config.sampler, config.samplerRatio),
+    spanProcessors: [new BatchSpanProcessor(await exporter(config))],
+  });
+  provider.register({ propagator: new W3CTraceContextPropagator() });
+  return async () => {
+    await provider.shutdown();
+    trace.disable();
+    context.disable();
+    propagation.disable();
+  };
+}
