@@ -27,6 +27,8 @@ const SECRET = /authorization|cookie|token|secret|password|passwd|api[_-]?key|cr
 /** Fields that carry a user's prompt (a job message's body carries one too). */
 const PROMPT = /^(prompt|negative_prompt|prompts|body)$/i;
 const REDACTED = '[redacted]';
+/** The entry's own keys: a field of the same name is written beside them, never over them. */
+const RESERVED = new Set(['time', 'severity', 'component', 'message']);
 
 export function createLogger(level: keyof typeof ORDER = 'info', component = 'itemgen', format: LogFormat = {}): Logger {
   const clean = (key: string, v: unknown, depth: number): unknown => {
@@ -47,7 +49,7 @@ export function createLogger(level: keyof typeof ORDER = 'info', component = 'it
       entry['logging.googleapis.com/spanId'] = span.spanId;
       entry['logging.googleapis.com/trace_sampled'] = span.sampled;
     }
-    for (const [k, v] of Object.entries(fields)) entry[k] = clean(k, v, 0);
+    for (const [k, v] of Object.entries(fields)) entry[RESERVED.has(k) || k.startsWith('logging.googleapis.com/') ? `${k}_field` : k] = clean(k, v, 0);
     process.stderr.write(`${JSON.stringify(entry)}\n`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };

@@ -36,7 +36,8 @@ export interface TelemetryConfig {
 /** The attribute a generation's spans carry its id in: searchable in Cloud Trace and Jaeger alike. */
 export const GENERATION_ID = 'itemgen.generation.id';
 
-const tracer = trace.getTracer('itemgen');
+/** Taken again whenever the SDK starts or stops: a tracer belongs to the provider registered when it was taken. */
+let tracer = trace.getTracer('itemgen');
 
 /** The process's one SDK: the gateway and the runner of the embedded product share it. */
 let sdk: { users: number; stop: Promise<() => Promise<void>> } | null = null;
@@ -58,13 +59,18 @@ export async function startTelemetry(config: TelemetryConfig, defaultServiceName
     if (sdk === mine) sdk = null;
     throw err;
   }
+  tracer = trace.getTracer('itemgen');
   return async () => {
     if (stopped) return;
     stopped = true;
     mine.users -= 1;
     if (mine.users > 0) return;
     if (sdk === mine) sdk = null;
-    await (await mine.stop)();
+    try {
+      await (await mine.stop)();
+    } finally {
+      tracer = trace.getTracer('itemgen');
+    }
   };
 }
 

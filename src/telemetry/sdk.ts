@@ -41,9 +41,13 @@ export async function startSdk(config: TelemetryConfig, defaultServiceName: stri
   });
   provider.register({ propagator: new W3CTraceContextPropagator() });
   return async () => {
-    await provider.shutdown();
-    trace.disable();
-    context.disable();
-    propagation.disable();
+    try {
+      // Exports what is buffered; rejects when the collector cannot be reached.
+      await provider.shutdown();
+    } finally {
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    }
   };
 }

@@ -50,6 +50,12 @@ test('a line has severity, message and time; within a span, its trace and span i
     assert.is(warning!.severity, 'WARNING', "Cloud Logging's name for it");
     assert.is(exporter.getFinishedSpans()[0]?.name, 'work');
 
+    // A field named like the entry's own keys is kept beside them, never over them.
+    const [clash] = await linesOf({}, (log) => log.warn('generation failed', { message: 'the model refused', severity: 'x' }));
+    assert.is(clash!.message, 'generation failed');
+    assert.is(clash!.severity, 'WARNING');
+    assert.is(clash!.message_field, 'the model refused');
+
     // Without a project the trace id stands alone.
     const [bare] = await linesOf({}, (log) => withSpan('work', {}, () => log.info('x')));
     assert.match(String(bare!['logging.googleapis.com/trace']), /^[0-9a-f]{32}$/);
