@@ -152,7 +152,11 @@ export function startWorker(options: WorkerOptions): Worker {
     const processed = withSpan(
       'process generation',
       { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'process', 'messaging.message.delivery_count': delivery.deliveryCount },
-      () => processJob(job),
+      async (span) => {
+        const settlement = await processJob(job);
+        span.setAttributes({ 'itemgen.job.action': settlement.action, 'itemgen.job.reason': settlement.reason });
+        return settlement;
+      },
       { kind: SpanKind.CONSUMER, parent: contextFrom(delivery.headers) },
     );
     const done = processed

@@ -91,8 +91,8 @@ export interface SpanOptions {
  * when it throws.
  */
 export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T> | T, options: SpanOptions = {}): Promise<T> {
-  const { parent, ...rest } = options;
-  return tracer.startActiveSpan(name, { attributes, ...rest }, parent ?? context.active(), async (span) => {
+  const span = startSpan(name, attributes, options);
+  return withActive(span, async () => {
     try {
       return await fn(span);
     } catch (err) {
@@ -104,10 +104,16 @@ export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Spa
   });
 }
 
-/** A span the caller ends (its work is not one function: a batch's confirms, a response's end). */
+/**
+ * A span the caller ends (its work is not one function: a batch's confirms, a response's end).
+ * Its attributes are set only once it is known to record: the samplers here never read them, and
+ * most spans of a sampled-down trace are not recorded.
+ */
 export function startSpan(name: string, attributes: Attributes, options: SpanOptions = {}): Span {
   const { parent, ...rest } = options;
-  return tracer.startSpan(name, { attributes, ...rest }, parent ?? context.active());
+  const span = tracer.startSpan(name, rest, parent ?? context.active());
+  if (span.isRecording()) span.setAttributes(attributes);
+  return span;
 }
 
 /** Runs `fn` with `span` active. */

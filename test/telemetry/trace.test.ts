@@ -110,6 +110,7 @@ test('one trace joins the submit, the publish, the runner across RabbitMQ, the c
     const processing = one('process generation');
     assert.is(processing.parentSpanId, publish.spanId, "the runner continues the publish's span from the message headers");
     assert.is(attr(processing, 'itemgen.generation.id'), id);
+    assert.is(attr(processing, 'itemgen.job.action'), 'ack', 'how the message was settled');
 
     for (const name of ['claim', 'text encoder', 'denoise', 'vae decode', 'png', 'upload', 'complete']) {
       assert.is(one(name).parentSpanId, processing.spanId, `"${name}" is a step of the runner's job`);
