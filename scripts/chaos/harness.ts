@@ -542,7 +542,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         runnerId,
       );
       services.add(s);
-      const ready = await nextLine(s, /"msg":"runner consuming"/, 60_000, stop.signal);
+      const ready = await nextLine(s, /"message":"runner consuming"/, 60_000, stop.signal);
       if (!ready) {
         const exit = alive(s) ? 'no "runner consuming" within 60 s' : `exited ${JSON.stringify(await s.exited)}`;
         await stopService(s, 'SIGKILL', 1000);
@@ -789,7 +789,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const slot = injected.runnerKill % runners.length;
       const victim = runners[slot]!;
       // Kill right after it claims a job, so the job is mid-flight: its lease must run out.
-      const line = await nextLine(victim, /"msg":"generation claimed"/, 10_000, stop.signal);
+      const line = await nextLine(victim, /"message":"generation claimed"/, 10_000, stop.signal);
       if (stop.signal.aborted) return null;
       const claimed = line ? ((JSON.parse(line) as { id?: string }).id ?? null) : null;
       victim.proc.kill('SIGKILL');
