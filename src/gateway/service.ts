@@ -67,7 +67,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
   const closeAll = () => cleanup.close();
   try {
     // Stopped after everything that makes spans (pushed before them), so their spans are exported.
-    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-gateway'));
+    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-gateway', (detail) => log.warn('tracing SDK warning', { detail })));
     const applied = await migrate(db);
     if (applied.length) log.info('migrations applied', { applied });
 

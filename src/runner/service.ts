@@ -60,7 +60,7 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
   const closeAll = () => cleanup.close();
   try {
     // Stopped after the worker and the queue (pushed before them), so their spans are exported.
-    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-runner'));
+    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-runner', (detail) => log.warn('tracing SDK warning', { detail })));
     const modelDir = config.modelDir ?? (await ensureTinyModel(path.join(config.dataDir, 'tiny-model'), log));
     const modelOptions = {
       executionProvider: config.executionProvider,

@@ -45,12 +45,16 @@ let sdk: { users: number; stop: Promise<() => Promise<void>> } | null = null;
 /**
  * Starts the SDK when `config` turns traces on (once per process; later callers share it) and
  * resolves to the function that stops it, exporting what is buffered; the last stop unregisters
- * it, so the API is a no-op again.
+ * it, so the API is a no-op again. `warn` hears the SDK's own troubles (exports that fail).
  */
-export async function startTelemetry(config: TelemetryConfig, defaultServiceName: string): Promise<() => Promise<void>> {
+export async function startTelemetry(
+  config: TelemetryConfig,
+  defaultServiceName: string,
+  warn: (message: string) => void = () => {},
+): Promise<() => Promise<void>> {
   if (config.exporter === null) return async () => {};
   if (sdk) sdk.users += 1;
-  else sdk = { users: 1, stop: import('./sdk.ts').then((m) => m.startSdk(config, defaultServiceName)) };
+  else sdk = { users: 1, stop: import('./sdk.ts').then((m) => m.startSdk(config, defaultServiceName, warn)) };
   const mine = sdk;
   let stopped = false;
   try {

@@ -1,7 +1,7 @@
 // The OpenTelemetry trace SDK, imported by index.ts only when OTEL_* turns traces on: a provider
 // with the configured sampler and exporter (OTLP over HTTP, protobuf or JSON, or Google Cloud
 // Trace), batched export, W3C trace context propagation and async-context tracking.
-import { context, propagation, trace } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, propagation, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -16,6 +16,19 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TelemetryConfig, TraceSampler } from './index.ts';
+
+/** The SDK's error handler hands an error over as its JSON (stack included): its message is what to say. */
+function describe(arg: unknown): string {
+  if (arg instanceof Error) return arg.message;
+  if (typeof arg !== 'string') return JSON.stringify(arg);
+  if (!arg.startsWith('{')) return arg;
+  try {
+    const parsed = JSON.parse(arg) as { message?: unknown };
+    return typeof parsed.message === 'string' ? parsed.message : arg;
+  } catch {
+    return arg;
+  }
+}
 
 function sampler(kind: TraceSampler, ratio: number): Sampler {
   const root = kind.endsWith('always_off') ? new AlwaysOffSampler() : kind.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
@@ -32,8 +45,14 @@ async function exporter(config: TelemetryConfig): Promise<SpanExporter> {
   return new (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter(options);
 }
 
-/** Registers the SDK globally; resolves to the function that flushes it and unregisters it. */
-export async function startSdk(config: TelemetryConfig, defaultServiceName: string): Promise<() => Promise<void>> {
+/**
+ * Registers the SDK globally; resolves to the function that flushes it and unregisters it. The
+ * SDK's own warnings and errors (a failed export, spans dropped) go to `warn`: otherwise silent.
+ */
+export async function startSdk(config: TelemetryConfig, defaultServiceName: string, warn: (message: string) => void): Promise<() => Promise<void>> {
+  const say = (...args: unknown[]) => warn(args.map(describe).join(' '));
+  const quiet = () => {};
+  diag.setLogger({ error: say, warn: say, info: quiet, debug: quiet, verbose: quiet }, DiagLogLevel.WARN);
   const provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ ...config.resourceAttributes, [ATTR_SERVICE_NAME]: config.serviceName ?? defaultServiceName }),
     sampler: sampler(config.sampler, config.samplerRatio),
@@ -45,6 +64,7 @@ export async function startSdk(config: TelemetryConfig, defaultServiceName: stri
       // Exports what is buffered; rejects when the collector cannot be reached.
       await provider.shutdown();
     } finally {
+      diag.disable();
       trace.disable();
       context.disable();
       propagation.disable();

@@ -78,4 +78,17 @@ test('ratio sampling: 0 records nothing, and a parent decides for its children',
   }
 });
 
+test('an export that fails is said through the warn callback, and drops spans, never work', async () => {
+  const collector = await startCollector();
+  await collector.close(); // nothing listens there any more
+  let warned: (message: string) => void = () => {};
+  const heard = new Promise<string>((resolve) => (warned = resolve));
+  const stop = await startTelemetry(parseConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url }).telemetry, 'itemgen', (m) => warned(m));
+  // A full batch is exported at once, without waiting for the schedule.
+  for (let i = 0; i < 512; i++) assert.is(await withSpan('work', {}, () => i), i);
+  assert.match(await heard, /^connect ECONNREFUSED 127\.0\.0\.1:\d+$/, 'the error\'s message, not its serialized stack');
+  await stop().catch(() => {});
+  assert.is(currentTraceparent(), null, 'unregistered even though the last export failed');
+});
+
 test.run();
