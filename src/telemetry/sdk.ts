@@ -50,7 +50,15 @@ async function exporter(config: TelemetryConfig): Promise<SpanExporter> {
  * SDK's own warnings and errors (a failed export, spans dropped) go to `warn`: otherwise silent.
  */
 export async function startSdk(config: TelemetryConfig, defaultServiceName: string, warn: (message: string) => void): Promise<() => Promise<void>> {
-  const say = (...args: unknown[]) => warn(args.map(describe).join(' '));
+  // A collector that is down fails every batch: said once a minute, with how many were not.
+  let saidAt = -Infinity;
+  let unsaid = 0;
+  const say = (...args: unknown[]) => {
+    if (performance.now() - saidAt < 60_000) return void (unsaid += 1);
+    saidAt = performance.now();
+    warn(args.map(describe).join(' ') + (unsaid > 0 ? ` (and ${unsaid} more in the last minute)` : ''));
+    unsaid = 0;
+  };
   const quiet = () => {};
   diag.setLogger({ error: say, warn: say, info: quiet, debug: quiet, verbose: quiet }, DiagLogLevel.WARN);
   const provider = new NodeTracerProvider({
