@@ -12,6 +12,8 @@ import * as assert from 'uvu/assert';
 import { createLogger, type LogFormat } from '../../src/core/log.ts';
 import { parseConfig } from '../../src/gateway/config.ts';
 import { withSpan } from '../../src/telemetry/index.ts';
+import { startTestGateway } from '../helpers/gateway.ts';
+import { recordingLogger } from '../helpers/log.ts';
 
 /** The JSON lines `fn` writes to stderr through a logger of `format`. */
 async function linesOf(format: LogFormat, fn: (log: ReturnType<typeof createLogger>) => Promise<void> | void): Promise<Record<string, unknown>[]> {
@@ -86,6 +88,24 @@ test('secrets are redacted at any depth; prompts only with LOG_PROMPTS', async (
   const [withPrompts] = await linesOf({ prompts: true }, (log) => log.info('x', fields));
   assert.is(withPrompts!.prompt, 'a secret sword');
   assert.is(withPrompts!.authorization, '[redacted]', 'LOG_PROMPTS lets prompts through, never secrets');
+});
+
+test("each request's access log line: Cloud Logging's httpRequest, the path without its query", async () => {
+  const log = recordingLogger();
+  const t = await startTestGateway({ store: 'pglite', log });
+  try {
+    const res = await fetch(`${t.url}/healthz?token=s3cret`, { headers: { 'user-agent': 'itemgen-test/1' } });
+    assert.is(res.status, 200);
+    await res.arrayBuffer();
+    const entry = await log.waitFor((e) => e.msg === 'request' && (e.fields.httpRequest as { requestUrl: string }).requestUrl === '/healthz');
+    assert.is(entry.level, 'debug', 'Cloud Run logs requests itself: ours only when asked for');
+    const r = entry.fields.httpRequest as Record<string, unknown>;
+    assert.equal({ ...r, latency: undefined }, { requestMethod: 'GET', requestUrl: '/healthz', status: 200, latency: undefined, userAgent: 'itemgen-test/1', remoteIp: '127.0.0.1' });
+    assert.match(String(r.latency), /^\d+\.\d{6}s$/, "a Duration as Cloud Logging reads it");
+    assert.not.ok(JSON.stringify(log.entries).includes('s3cret'));
+  } finally {
+    await t.stop();
+  }
 });
 
 test('configuration: traces on with an exporter or an OTLP endpoint, off otherwise', () => {
