@@ -53,13 +53,13 @@ function startProductProcess(dataDir: string): ProductProcess {
       if (!line.startsWith('{')) continue;
       const entry = JSON.parse(line) as Record<string, unknown>;
       entries.push(entry);
-      for (const w of waiters.filter((w) => w.msg === entry.msg)) w.resolve(entry);
+      for (const w of waiters.filter((w) => w.msg === entry.message)) w.resolve(entry);
     }
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const logged = (msg: string) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
-      const found = entries.find((e) => e.msg === msg);
+      const found = entries.find((e) => e.message === msg);
       if (found) return resolve(found);
       waiters.push({ msg, resolve });
       void exited.then((code) => reject(new Error(`exited (${code}) before logging "${msg}":\n${stderr}`)));

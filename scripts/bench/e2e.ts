@@ -158,7 +158,7 @@ async function main(): Promise<number> {
           // info, to see "runner consuming"; only warnings and errors are shown.
           LOG_LEVEL: 'info',
         },
-        /"msg":"runner consuming"/,
+        /"message":"runner consuming"/,
         isWarnOrError,
       );
     };

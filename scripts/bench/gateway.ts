@@ -3,7 +3,9 @@
 //
 // Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
-// (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer.
+// (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
+// (5) what tracing costs: submits at 16 connections with traces off, sampled at 100 % and at 10 %
+// (OTLP/HTTP protobuf to a sink in this process), three runs each, interleaved.
 // Everything runs against a scratch database and a per-run queue prefix, both removed at the end.
 //
 // The gateway and the load generator are separate child processes (gateway-server.ts,
@@ -15,6 +17,8 @@
 // arrived; a missed performance target is reported, not fatal.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,6 +43,17 @@ const WARMUP_S = 2;
 const READ_IDS = 2000;
 const DISPATCH_JOBS = 400;
 const DISPATCH_INTERVAL_MS = 10;
+const TRACE_CONNECTIONS = 16;
+/** Three gateways at once stay within PostgreSQL's max_connections, and 16 connections keep each busy. */
+const TRACE_POOL_SIZE = 16;
+const TRACE_RUNS = 3;
+const TRACE_DURATION_S = Number(process.env.BENCH_TRACE_DURATION_S ?? 5);
+/** Tracing modes compared; `ratio` null: traces off (no OTEL_* variable at all). */
+const TRACE_MODES = [
+  { name: 'off', ratio: null },
+  { name: '100 %', ratio: 1 },
+  { name: '10 %', ratio: 0.1 },
+] as const;
 
 const TARGETS = {
   rawRatioAt64: 0.5,
@@ -46,6 +61,8 @@ const TARGETS = {
   submitsAt1: 800,
   readsAt64: 5000,
   dispatchP50Ms: 10,
+  /** Submit throughput with 10 % of traces sampled, against traces off. */
+  tracedRatioAt10: 0.95,
 };
 
 const SUBMIT_BODY = JSON.stringify({ prompt: 'tsuki_advtr, a glowing sword', num_inference_steps: 30 });
@@ -220,6 +237,97 @@ function startLoadWorker(): { child: ChildProcess; run(job: LoadJob): Promise<Lo
 }
 
 // ---------------------------------------------------------------------------------------------
+// Phase 5: the cost of tracing.
+
+/** An OTLP/HTTP receiver that only counts what it is sent: the collector's part, at no cost to measure. */
+async function startTraceSink(): Promise<{ url: string; exports: () => { requests: number; bytes: number }; close(): Promise<void> }> {
+  let requests = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    exports: () => ({ requests, bytes }),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+interface TraceModeResult {
+  name: string;
+  rps: number[];
+  /** The gateway's CPU time per accepted submit, µs: what a busy neighbour distorts least. */
+  cpuUs: number[];
+  failed: number;
+}
+
+/** A process's CPU time so far (user + system), seconds; NaN off Linux. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * One gateway per mode, all started up front and loaded in turn, round after round, so drift on the
+ * machine (autovacuum, a neighbour) falls on every mode alike; each run drains before the next.
+ */
+async function tracingCost(
+  env: Record<string, string>,
+  run: (url: string, durationS: number) => Promise<LoadResult>,
+  drain: () => Promise<void>,
+  gateways: ChildProcess[],
+): Promise<{ modes: TraceModeResult[]; exported: { requests: number; bytes: number } }> {
+  const sink = await startTraceSink();
+  try {
+    const started: { child: ChildProcess; url: string }[] = [];
+    for (const mode of TRACE_MODES) {
+      const traced: Record<string, string> =
+        mode.ratio === null
+          ? {}
+          : {
+              OTEL_TRACES_EXPORTER: 'otlp',
+              OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+              OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+              OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+              OTEL_TRACES_SAMPLER_ARG: String(mode.ratio),
+              OTEL_SERVICE_NAME: 'itemgen-gateway-bench',
+            };
+      const gateway = await startGatewayProcess({ ...env, ...traced });
+      gateways.push(gateway.child);
+      started.push(gateway);
+    }
+    const modes: TraceModeResult[] = TRACE_MODES.map((m) => ({ name: m.name, rps: [], cpuUs: [], failed: 0 }));
+    for (let round = 0; round < TRACE_RUNS; round++) {
+      for (const [i, { child, url }] of started.entries()) {
+        await run(url, 1); // warm-up: connections opened, JIT warm
+        const cpu0 = processCpuSeconds(child.pid!);
+        const r = await run(url, TRACE_DURATION_S);
+        const cpu1 = processCpuSeconds(child.pid!);
+        await drain();
+        modes[i]!.rps.push(r.ok / r.durationS);
+        modes[i]!.cpuUs.push(((cpu1 - cpu0) / r.ok) * 1e6);
+        modes[i]!.failed += failures(r);
+      }
+    }
+    // Stopped while the sink still listens: their last spans are exported, not refused.
+    for (const { child } of started) await stopChild(child, 'SIGTERM', 10_000);
+    return { modes, exported: sink.exports() };
+  } finally {
+    await sink.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run.
 
 interface LevelResult extends LoadResult {
@@ -257,6 +365,7 @@ async function main(): Promise<number> {
   const db = scratchDatabase(ADMIN_URL, DB_NAME);
   let bench: postgres.Sql | null = null;
   let gateway: ChildProcess | null = null;
+  const tracedGateways: ChildProcess[] = [];
   let load: ReturnType<typeof startLoadWorker> | null = null;
   let mq: amqp.ChannelModel | null = null;
 
@@ -264,6 +373,7 @@ async function main(): Promise<number> {
   const teardown = teardownOnce(async () => {
     await stopChild(load?.child ?? null, 'SIGTERM', 5000);
     await stopChild(gateway, 'SIGTERM', 10_000);
+    for (const g of tracedGateways) await stopChild(g, 'SIGTERM', 10_000);
     if (mq) await mq.close().catch(() => {});
     await removeQueues(AMQP_URL, PREFIX);
     if (bench) await bench.end({ timeout: 5 });
@@ -284,7 +394,7 @@ async function main(): Promise<number> {
 
     // 2. Key, gateway, load generator.
     const apiKey = await createBenchKey(db.url, 'bench');
-    const started = await startGatewayProcess({
+    const gatewayEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.tmpdir(),
       DATABASE_URL: db.url,
@@ -296,13 +406,14 @@ async function main(): Promise<number> {
       LOG_LEVEL: 'warn',
       RATE_LIMIT_SUBMIT: RATE_LIMIT,
       RATE_LIMIT_REQUEST: RATE_LIMIT,
-    });
+    };
+    const started = await startGatewayProcess(gatewayEnv);
     gateway = started.child;
     const baseUrl = started.url;
     load = startLoadWorker();
     const auth = { authorization: `Bearer ${apiKey}` };
-    const submitJob = (connections: number, durationS: number): LoadJob => ({
-      url: baseUrl,
+    const submitJob = (connections: number, durationS: number, url = baseUrl): LoadJob => ({
+      url,
       connections,
       durationS,
       method: 'POST',
@@ -464,13 +575,40 @@ async function main(): Promise<number> {
       `  p50 ${fmtMs(dispatch.p50Ms)} ms · p99 ${fmtMs(dispatch.p99Ms)} ms · max ${fmtMs(dispatch.maxMs)} ms · delivered ${dispatch.delivered}/${respondedAt.size} · submit p50 ${fmtMs(dispatch.submitP50Ms)} ms · failed ${dispatchFailed}`,
     );
 
+    // 5. Tracing's cost: submits with traces off, sampled at 100 % and at 10 %, each on a gateway
+    // of its own; the one above is done and gives its connections back first.
+    await stopChild(gateway, 'SIGTERM', 10_000);
+    gateway = null;
+    const tracing = await tracingCost(
+      { ...gatewayEnv, DATABASE_POOL_SIZE: String(TRACE_POOL_SIZE) },
+      (url, durationS) => load!.run(submitJob(TRACE_CONNECTIONS, durationS, url)),
+      drain,
+      tracedGateways,
+    );
+    const median = (xs: number[]) => percentile(xs, 50);
+    const offMedian = median(tracing.modes[0]!.rps);
+    console.log(`\ntracing cost (POST /v1/generations, ${TRACE_CONNECTIONS} conns, ${TRACE_RUNS} runs of ${TRACE_DURATION_S} s per mode, interleaved)`);
+    const offCpu = median(tracing.modes[0]!.cpuUs);
+    console.log(`${pad('traces', 7)} ${pad('min', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('cpu µs', 7)} ${pad('vs off', 7)} ${pad('failed', 7)}`);
+    for (const m of tracing.modes) {
+      const cpu = median(m.cpuUs);
+      console.log(
+        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.rps)), 7)} ${pad(fmtInt(median(m.rps)), 7)} ${pad(fmtInt(Math.max(...m.rps)), 7)} ${pad(((median(m.rps) / offMedian) * 100).toFixed(1) + '%', 7)} ${pad(fmtInt(cpu), 7)} ${pad(((cpu / offCpu) * 100).toFixed(1) + '%', 7)} ${pad(m.failed, 7)}`,
+      );
+    }
+    console.log(
+      `  req/s (min, median, max of ${TRACE_RUNS}); cpu µs = the gateway's CPU time per submit (median), the figure a busy machine skews least;\n  exported to the sink: ${fmtInt(tracing.exported.requests)} OTLP requests, ${(tracing.exported.bytes / 1e6).toFixed(1)} MB`,
+    );
+    const tracedRatio = median(tracing.modes[2]!.rps) / offMedian;
+    const tracingFailed = tracing.modes.reduce((sum, m) => sum + m.failed, 0);
+
     // Summary.
     const at = (c: number) => levels.find((l) => l.connections === c)!;
     const l1 = at(1);
     const l64 = at(64);
     const ratio = l64.rps / raw.tps;
     const submitFailures = levels.reduce((s, l) => s + l.failed + l.warmupFailed, 0);
-    const totalFailures = submitFailures + readFailed + dispatchFailed + dispatch.missing;
+    const totalFailures = submitFailures + readFailed + dispatchFailed + dispatch.missing + tracingFailed;
     const lines = [
       `raw inserts/s @64 (pgbench)    ${pad(fmtInt(raw.tps), 7)}   avg ${fmtMs(raw.latencyAvgMs)} ms`,
       ...levels.map(
@@ -479,12 +617,14 @@ async function main(): Promise<number> {
       `submits @64 / raw inserts      ${pad((ratio * 100).toFixed(1) + '%', 7)}`,
       `status reads/s @64             ${pad(fmtInt(readRps), 7)}   p50 ${pad(fmtMs(reads.p50Ms), 5)} ms  p99 ${pad(fmtMs(reads.p99Ms), 5)} ms`,
       `dispatch latency               ${pad('', 7)}   p50 ${pad(fmtMs(dispatch.p50Ms), 5)} ms  p99 ${pad(fmtMs(dispatch.p99Ms), 5)} ms`,
+      ...tracing.modes.map((m) => `submits/s @${TRACE_CONNECTIONS} traces ${pad(m.name, 5)}     ${pad(fmtInt(median(m.rps)), 7)}   ${((median(m.rps) / offMedian) * 100).toFixed(1)}% of off (median of ${TRACE_RUNS})`),
       `failed requests / lost jobs    ${pad(totalFailures, 7)}`,
       '',
       `${verdict(ratio >= TARGETS.rawRatioAt64 && l64.p99Ms <= TARGETS.p99At64Ms)}  submits @64 ≥ ${TARGETS.rawRatioAt64 * 100}% of raw inserts and p99 ≤ ${TARGETS.p99At64Ms} ms  (${(ratio * 100).toFixed(1)}%, p99 ${fmtMs(l64.p99Ms)} ms)`,
       `${verdict(l1.rps >= TARGETS.submitsAt1)}  submits @1 ≥ ${fmtInt(TARGETS.submitsAt1)}/s  (${fmtInt(l1.rps)}/s)`,
       `${verdict(readRps >= TARGETS.readsAt64)}  status reads @64 ≥ ${fmtInt(TARGETS.readsAt64)}/s  (${fmtInt(readRps)}/s)`,
       `${verdict(dispatch.p50Ms <= TARGETS.dispatchP50Ms)}  dispatch p50 ≤ ${TARGETS.dispatchP50Ms} ms  (${fmtMs(dispatch.p50Ms)} ms)`,
+      `${verdict(tracedRatio >= TARGETS.tracedRatioAt10)}  submits with 10 % of traces sampled ≥ ${TARGETS.tracedRatioAt10 * 100}% of untraced  (${(tracedRatio * 100).toFixed(1)}%)`,
       `${verdict(totalFailures === 0)}  zero failed requests  (${totalFailures})`,
     ];
     // A busy neighbour (a test suite, a build) on a 2-core machine lowers every number; say so.

@@ -501,7 +501,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         null,
       );
       services.add(s);
-      const ready = await nextLine(s, /"msg":"gateway listening"/, 60_000, stop.signal);
+      const ready = await nextLine(s, /"message":"gateway listening"/, 60_000, stop.signal);
       if (ready) return s;
       const exit = alive(s) ? 'no "gateway listening" within 60 s' : `exited ${JSON.stringify(await s.exited)}`;
       say(`${name} did not start (${exit}); see ${s.logPath}`);
@@ -542,7 +542,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
         runnerId,
       );
       services.add(s);
-      const ready = await nextLine(s, /"msg":"runner consuming"/, 60_000, stop.signal);
+      const ready = await nextLine(s, /"message":"runner consuming"/, 60_000, stop.signal);
       if (!ready) {
         const exit = alive(s) ? 'no "runner consuming" within 60 s' : `exited ${JSON.stringify(await s.exited)}`;
         await stopService(s, 'SIGKILL', 1000);
@@ -789,7 +789,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
       const slot = injected.runnerKill % runners.length;
       const victim = runners[slot]!;
       // Kill right after it claims a job, so the job is mid-flight: its lease must run out.
-      const line = await nextLine(victim, /"msg":"generation claimed"/, 10_000, stop.signal);
+      const line = await nextLine(victim, /"message":"generation claimed"/, 10_000, stop.signal);
       if (stop.signal.aborted) return null;
       const claimed = line ? ((JSON.parse(line) as { id?: string }).id ?? null) : null;
       victim.proc.kill('SIGKILL');
@@ -1075,7 +1075,7 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
     for (const f of logFiles) logs.push({ file: f, lines: (await fs.readFile(path.join(logsDir, f), 'utf8')).split('\n').filter(Boolean) });
     for (const { file, lines } of logs) {
       for (const line of lines) {
-        let entry: { severity?: string; msg?: string; wait_ms?: number; id?: string; delivery_count?: number };
+        let entry: { severity?: string; message?: string; wait_ms?: number; id?: string; delivery_count?: number };
         try {
           entry = JSON.parse(line);
         } catch {
@@ -1083,14 +1083,14 @@ export async function runChaos(partial: Partial<ChaosOptions> = {}): Promise<Cha
           logWarnings[key] = (logWarnings[key] ?? 0) + 1;
           continue;
         }
-        if (entry.severity === 'WARN' || entry.severity === 'ERROR') {
-          const key = `${file.replace(/-\d+\.log$/, '')} ${entry.severity}: ${entry.msg}`;
+        if (entry.severity === 'WARNING' || entry.severity === 'ERROR') {
+          const key = `${file.replace(/-\d+\.log$/, '')} ${entry.severity}: ${entry.message}`;
           logWarnings[key] = (logWarnings[key] ?? 0) + 1;
         }
         if (entry.id && typeof entry.delivery_count === 'number') {
           deliveries.set(entry.id, Math.max(deliveries.get(entry.id) ?? 0, entry.delivery_count));
         }
-        if (entry.msg === 'job claimed by another runner; requeued after its lease' || entry.msg === 'job skipped: another runner holds its live lease') {
+        if (entry.message === 'job claimed by another runner; requeued after its lease' || entry.message === 'job skipped: another runner holds its live lease') {
           held.count++;
           held.totalWaitMs += entry.wait_ms ?? 0;
           held.maxWaitMs = Math.max(held.maxWaitMs, entry.wait_ms ?? 0);

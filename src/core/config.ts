@@ -2,6 +2,7 @@
 // read with one meaning, and the parse that fails fast with every problem listed. Each process's own
 // variables live beside it (gateway/config.ts, runner/config.ts); nothing else reads process.env.
 import { z } from 'zod';
+import type { TelemetryConfig } from '../telemetry/index.ts';
 import { pemProblem } from './tls.ts';
 
 /** An integer variable with a default and bounds. */
@@ -40,7 +41,79 @@ export const sharedEnv = {
   GCS_SIGNED_URL_SECONDS: envInt(3600, 60, 604_800),
   GCS_PUBLIC: z.enum(['true', 'false']).default('false'),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  // Prompts are the users' words: in logs only when the operator asks for them.
+  LOG_PROMPTS: z.enum(['true', 'false']).default('false'),
+  // Cloud Logging joins a log line to its trace by `projects/<project>/traces/<id>`.
+  GOOGLE_CLOUD_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a project id').optional(),
+  // Traces: the OpenTelemetry SDK's standard variables (src/telemetry/), read here like every other.
+  OTEL_SDK_DISABLED: z.enum(['true', 'false']).default('false'),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'gcp', 'none']).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: envUrl(/^https?:$/),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: envUrl(/^https?:$/),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json']).default('http/protobuf'),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(['http/protobuf', 'http/json']).optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: otelPairs(),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: otelPairs(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+  OTEL_SERVICE_NAME: z.string().trim().min(1).optional(),
+  OTEL_RESOURCE_ATTRIBUTES: otelPairs(),
 };
+
+/** `key=value,key2=value2` with percent-encoded values (the OTEL_*_HEADERS and OTEL_RESOURCE_ATTRIBUTES form). */
+function otelPairs() {
+  return z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const pairs: Record<string, string> = {};
+      for (const item of (v ?? '').split(',').filter((i) => i.trim() !== '')) {
+        const at = item.indexOf('=');
+        if (at <= 0) {
+          ctx.addIssue({ code: 'custom', message: 'must be key=value pairs separated by commas' });
+          return z.NEVER;
+        }
+        try {
+          pairs[item.slice(0, at).trim()] = decodeURIComponent(item.slice(at + 1).trim());
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'a value is not valid percent-encoding' });
+          return z.NEVER;
+        }
+      }
+      return pairs;
+    });
+}
+
+type SharedEnv = z.infer<z.ZodObject<typeof sharedEnv>>;
+
+/**
+ * Where traces go, from the standard variables: on when OTEL_TRACES_EXPORTER names an exporter, or
+ * when it is unset and an OTLP endpoint is given; off otherwise and with OTEL_SDK_DISABLED=true.
+ */
+export function telemetryConfig(e: SharedEnv): TelemetryConfig {
+  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const chosen = e.OTEL_TRACES_EXPORTER ?? (endpoint ? 'otlp' : 'none');
+  const exporter = e.OTEL_SDK_DISABLED === 'true' || chosen === 'none' ? null : chosen;
+  return {
+    exporter,
+    otlp: {
+      // The signal's own endpoint is used as it is; the base endpoint gets the traces path (the spec's rule).
+      url: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(e.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '')}/v1/traces`,
+      protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL,
+      headers: { ...e.OTEL_EXPORTER_OTLP_HEADERS, ...e.OTEL_EXPORTER_OTLP_TRACES_HEADERS },
+    },
+    sampler: e.OTEL_TRACES_SAMPLER,
+    samplerRatio: e.OTEL_TRACES_SAMPLER_ARG,
+    serviceName: e.OTEL_SERVICE_NAME,
+    resourceAttributes: e.OTEL_RESOURCE_ATTRIBUTES,
+    project: e.GOOGLE_CLOUD_PROJECT,
+  };
+}
+
+/** How log lines are written (src/core/log.ts). */
+export const logFormat = (e: SharedEnv) => ({ project: e.GOOGLE_CLOUD_PROJECT, prompts: e.LOG_PROMPTS === 'true' });
 
 /**
  * Reads the schema's variables from `env` (an empty value counts as unset) and validates them all,

@@ -1,13 +1,13 @@
 // Process lifecycle shared by the entry points: parse configuration, start, and stop cleanly on
 // SIGTERM/SIGINT. A configuration error exits 2 with its message and no stack trace.
 import { ConfigError } from './config.ts';
-import { createLogger } from './log.ts';
+import { createLogger, type LogFormat } from './log.ts';
 
 /**
  * Parses this process's own configuration with `parse` (each process reads only its variables),
  * then starts the service with it and keeps it until a signal.
  */
-export async function runUntilSignal<C extends { logLevel: Parameters<typeof createLogger>[0] }>(
+export async function runUntilSignal<C extends { logLevel: Parameters<typeof createLogger>[0]; logFormat: LogFormat }>(
   name: string,
   parse: () => C,
   start: (config: C) => Promise<{ close(): Promise<void> }>,
@@ -19,7 +19,7 @@ export async function runUntilSignal<C extends { logLevel: Parameters<typeof cre
     process.stderr.write(`${name}: ${(err as Error).message}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel, name);
+  const log = createLogger(config.logLevel, name, config.logFormat);
   let service: { close(): Promise<void> };
   try {
     service = await start(config);

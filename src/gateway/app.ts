@@ -6,6 +6,7 @@ import { AppError } from '../core/errors.ts';
 import { apiKeyAuth, tokenAuth } from './auth.ts';
 import type { GatewayDeps, GatewayEnv } from './deps.ts';
 import { clientAddress, readBody, servedHosts } from './http.ts';
+import { observeRequests } from './observe.ts';
 import { addressBucket, keyRateLimits, rateLimited } from './rate-limit.ts';
 import { errorHandler, problem } from './problem.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -25,6 +26,7 @@ export function createApp(deps: GatewayDeps) {
   const { metrics, settings } = deps;
   const app = new OpenAPIHono<GatewayEnv>();
 
+  app.use('*', observeRequests(deps.log, settings.trustedProxyHops));
   app.use('*', async (c, next) => {
     const started = performance.now();
     await next();

@@ -3,7 +3,9 @@
 // (core/config.ts). Invalid configuration fails fast with every problem listed.
 import path from 'node:path';
 import { z } from 'zod';
-import { amqpCaCompanion, envInt, envPem, envUrl, parseEnv, requireCompanions, sharedEnv } from '../core/config.ts';
+import type { LogFormat } from '../core/log.ts';
+import type { TelemetryConfig } from '../telemetry/index.ts';
+import { amqpCaCompanion, envInt, envPem, envUrl, logFormat, parseEnv, requireCompanions, sharedEnv, telemetryConfig } from '../core/config.ts';
 import type { OpenDbOptions } from '../store/openDb.ts';
 import { parseAllowList } from '../webhooks/index.ts';
 
@@ -141,6 +143,10 @@ export interface Config {
   /** The bucket is readable by anyone: stable public links instead of signed ones. */
   gcsPublic: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** GOOGLE_CLOUD_PROJECT and LOG_PROMPTS: how log lines are written. */
+  logFormat: LogFormat;
+  /** OTEL_*: traces (src/telemetry/). */
+  telemetry: TelemetryConfig;
   /** Webhooks (src/webhooks/): CIDRs allowed although private; attempt timeout; retry schedule; attempts in flight; fallback poll. */
   webhooks: { allowPrivate: string | undefined; timeoutMs: number; retryBaseMs: number; retryWindowMs: number; concurrency: number; pollMs: number };
 }
@@ -197,6 +203,8 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
     gcsPublic: e.GCS_PUBLIC === 'true',
     logLevel: e.LOG_LEVEL,
+    logFormat: logFormat(e),
+    telemetry: telemetryConfig(e),
     webhooks: {
       allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
       timeoutMs: e.WEBHOOK_TIMEOUT_MS,

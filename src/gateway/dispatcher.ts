@@ -17,6 +17,7 @@ import { clearOutbox } from '../store/sql/clearOutbox.ts';
 import { leaseOutbox } from '../store/sql/leaseOutbox.ts';
 import { releaseOutbox } from '../store/sql/releaseOutbox.ts';
 import { redispatchExpiredLeases } from '../store/sql/redispatchExpiredLeases.ts';
+import { contextFrom, failed, GENERATION_ID, SpanKind, startSpan, traceHeaders } from '../telemetry/index.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface DispatcherOptions {
@@ -36,6 +37,8 @@ export interface DispatcherOptions {
 export interface DispatchJob {
   id: string;
   params: GenerationParams;
+  /** Its submit's trace context (stored with the row): the publish joins that trace. */
+  traceparent?: string | null;
 }
 
 export interface Dispatcher {
@@ -72,7 +75,26 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   });
 
   const publish = async (jobs: DispatchJob[]) => {
-    await o.queue.publish(jobs.map((j) => ({ v: JOB_MESSAGE_VERSION, id: j.id, params: j.params })));
+    // A span per job in its submit's trace, the publish and its confirm; the message's headers
+    // carry it on to the runner (docs/architecture.md, decision 15).
+    const spans = jobs.map((j) =>
+      startSpan(
+        'publish generation',
+        { [GENERATION_ID]: j.id, 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'publish', 'messaging.batch.message_count': jobs.length },
+        { kind: SpanKind.PRODUCER, parent: contextFrom(j.traceparent) },
+      ),
+    );
+    try {
+      await o.queue.publish(
+        jobs.map((j) => ({ v: JOB_MESSAGE_VERSION, id: j.id, params: j.params })),
+        new Map(jobs.map((j, i) => [j.id, traceHeaders(spans[i])])),
+      );
+    } catch (err) {
+      for (const span of spans) failed(span, err);
+      throw err;
+    } finally {
+      for (const span of spans) span.end();
+    }
     o.metrics.dispatched.inc(jobs.length);
     o.metrics.dispatchBatch.observe(jobs.length);
   };

@@ -30,6 +30,7 @@ import { startRetention, type Retention } from './retention.ts';
 import { startStreamSlots } from './stream-slots.ts';
 import { presentGeneration } from './present.ts';
 import { webBundle } from '../web/index.ts';
+import { startTelemetry } from '../telemetry/index.ts';
 import { parseAllowList, startDeliverer, systemResolver, type Resolver, type TargetPolicy } from '../webhooks/index.ts';
 
 export interface Gateway {
@@ -59,7 +60,7 @@ export interface GatewayOverrides {
 }
 
 export async function startGateway(config: Config, overrides: GatewayOverrides = {}): Promise<Gateway> {
-  const log = overrides.log ?? createLogger(config.logLevel, 'gateway');
+  const log = overrides.log ?? createLogger(config.logLevel, 'gateway', config.logFormat);
   const db = await openDb({
     ...databaseOptions(config),
     poolSize: config.databasePoolSize,
@@ -69,6 +70,8 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
   cleanup.push(() => db.close());
   const closeAll = () => cleanup.close();
   try {
+    // Stopped after everything that makes spans (pushed before them), so their spans are exported.
+    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-gateway', (detail) => log.warn('tracing SDK warning', { detail })));
     const applied = await migrate(db);
     if (applied.length) log.info('migrations applied', { applied });
 

@@ -10,6 +10,7 @@ import { insertGeneration } from '../store/sql/insertGeneration.ts';
 import { getApiKeyUsage } from '../store/sql/getApiKeyUsage.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayDeps } from './deps.ts';
+import { annotate, currentTraceparent, GENERATION_ID } from '../telemetry/index.ts';
 import { checkTarget, TargetRefused, type WebhookEventName } from '../webhooks/index.ts';
 
 export const RETRY_AFTER_CAP_SECONDS = 10;
@@ -72,11 +73,13 @@ export async function submitGeneration(
     requestHash,
     params,
     webhook,
+    traceparent: currentTraceparent(),
   });
   if (created) {
+    annotate({ [GENERATION_ID]: created.id });
     deps.metrics.submitted.inc();
     deps.metrics.submittedCost.inc({ key_id: principal.apiKeyId }, created.cost);
-    deps.dispatcher.enqueue({ id: created.id, params: created.params });
+    deps.dispatcher.enqueue({ id: created.id, params: created.params, traceparent: created.traceparent });
     return { generation: created, replayed: false };
   }
   if (idempotencyKey) {

@@ -6,6 +6,7 @@ import type { Consumer, DeadLetter, DeadLetterReason, Delivery, JobQueue } from 
 
 interface Entry {
   body: Buffer;
+  headers: Record<string, string>;
   deliveries: number;
 }
 
@@ -39,6 +40,7 @@ export function createMemoryQueue(options: { deliveryLimit: number }): JobQueue 
         const delivery: Delivery = {
           body: entry.body,
           deliveryCount: entry.deliveries,
+          headers: entry.headers,
           ack: settle(() => {}),
           requeue: settle(() => {
             // As RabbitMQ: dead once returned more times than the limit.
@@ -73,9 +75,9 @@ export function createMemoryQueue(options: { deliveryLimit: number }): JobQueue 
     kind: 'memory',
     isConnected: () => !closed,
     onConnected: (listener) => queueMicrotask(listener),
-    async publish(messages: JobMessage[]) {
+    async publish(messages: JobMessage[], headers) {
       if (closed) throw new Error('queue closed');
-      for (const m of messages) ready.push({ body: encodeJobMessage(m), deliveries: 0 });
+      for (const m of messages) ready.push({ body: encodeJobMessage(m), headers: headers?.get(m.id) ?? {}, deliveries: 0 });
       queueMicrotask(pump);
     },
     async consume(handler, { prefetch }): Promise<Consumer> {

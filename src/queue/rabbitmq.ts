@@ -162,7 +162,7 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
       connectedListeners.push(listener);
       if (publisher) queueMicrotask(listener);
     },
-    async publish(messages: JobMessage[]) {
+    async publish(messages: JobMessage[], headers) {
       const ch = publisher;
       if (!ch) throw new QueueUnavailableError('broker not connected');
       await Promise.all(
@@ -173,7 +173,7 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
                 t.exchange,
                 t.routingKey,
                 encodeJobMessage(m),
-                { persistent: true, mandatory: false, contentType: 'application/json', messageId: m.id, type: 'generation.v1' },
+                { persistent: true, mandatory: false, contentType: 'application/json', messageId: m.id, type: 'generation.v1', headers: headers?.get(m.id) },
                 (err) => (err ? reject(new QueueUnavailableError(`broker did not confirm ${m.id}`)) : resolve()),
               );
             }),
@@ -195,6 +195,7 @@ export async function connectRabbitMq(options: RabbitOptions): Promise<JobQueue>
         const delivery: Delivery = {
           body: msg.content,
           deliveryCount: deliveryCount(msg),
+          headers: msg.properties.headers ?? {},
           ack: once(() => ch.ack(msg)),
           requeue: once(() => ch.nack(msg, false, true)),
           reject: once(() => ch.nack(msg, false, false)),

@@ -8,6 +8,8 @@ export interface Delivery {
   body: Buffer;
   /** 1 on first delivery, counting redeliveries after. */
   deliveryCount: number;
+  /** The message's headers: the W3C trace context the publisher put there (src/telemetry/), the broker's own. */
+  headers?: Readonly<Record<string, unknown>>;
   ack(): void;
   /** Back to the queue for another delivery (counts against the delivery limit). */
   requeue(): void;
@@ -35,8 +37,11 @@ export interface JobQueue {
   isConnected(): boolean;
   /** Called on every (re)connection; the dispatcher republishes what is waiting. */
   onConnected(listener: () => void): void;
-  /** Resolves once the broker has confirmed every message; rejects if any is not confirmed. */
-  publish(messages: JobMessage[]): Promise<void>;
+  /**
+   * Resolves once the broker has confirmed every message; rejects if any is not confirmed.
+   * `headers` go with the message of that id (its trace context).
+   */
+  publish(messages: JobMessage[], headers?: ReadonlyMap<string, Record<string, string>>): Promise<void>;
   consume(handler: (delivery: Delivery) => void | Promise<void>, options: { prefetch: number }): Promise<Consumer>;
   consumeDeadLetters(handler: (letter: DeadLetter) => void | Promise<void>): Promise<Consumer>;
   close(): Promise<void>;

@@ -5,7 +5,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { amqpCaCompanion, envInt as int, envUrl, parseEnv, requireCompanions, sharedEnv } from '../core/config.ts';
+import type { LogFormat } from '../core/log.ts';
+import type { TelemetryConfig } from '../telemetry/index.ts';
+import { amqpCaCompanion, envInt as int, envUrl, logFormat, parseEnv, requireCompanions, sharedEnv, telemetryConfig } from '../core/config.ts';
 import type { RetryPolicy } from '../core/retry.ts';
 import type { ExecutionProvider } from './pipeline/model.ts';
 
@@ -62,6 +64,10 @@ export interface RunnerConfig {
   gcsSignedUrlSeconds: number;
   gcsPublic: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** GOOGLE_CLOUD_PROJECT and LOG_PROMPTS: how log lines are written. */
+  logFormat: LogFormat;
+  /** OTEL_*: traces (src/telemetry/). */
+  telemetry: TelemetryConfig;
 }
 
 export function parseRunnerConfig(env: Record<string, string | undefined> = process.env): RunnerConfig {
@@ -94,5 +100,7 @@ export function parseRunnerConfig(env: Record<string, string | undefined> = proc
     gcsSignedUrlSeconds: e.GCS_SIGNED_URL_SECONDS,
     gcsPublic: e.GCS_PUBLIC === 'true',
     logLevel: e.LOG_LEVEL,
+    logFormat: logFormat(e),
+    telemetry: telemetryConfig(e),
   };
 }

@@ -21,6 +21,7 @@ import type { GenerationParams } from '../core/request.ts';
 import { realClock, RetriesExhaustedError, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
 import { toStorableText } from '../core/text.ts';
 import type { StoredImageRef } from '../storage/types.ts';
+import { GENERATION_ID, SpanKind, traceHeaders, withSpan } from '../telemetry/index.ts';
 
 export interface Claim {
   id: string;
@@ -120,12 +121,21 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
   const doFetch = options.fetch ?? fetch;
   const clock = options.clock ?? realClock;
 
-  /** One call: the parsed 200 body, or the refusal. Retries what may pass; throws GatewayUnavailableError when it did not. */
-  const call = async <Op extends InternalOperation>(
+  /**
+   * One call, in a span of its own whose context the gateway continues (its retries included): the
+   * parsed 200 body, or the refusal. Retries what may pass; throws GatewayUnavailableError when it did not.
+   */
+  const call = <Op extends InternalOperation>(operation: Op, id: string, body: InternalBody<Op>, callOptions: CallOptions = {}) => {
+    const { method, path } = internalApi[operation];
+    const attributes = { 'http.request.method': method.toUpperCase(), 'url.template': `/internal/v1${path}`, ...(path.startsWith('/generations/') ? { [GENERATION_ID]: id } : {}) };
+    return withSpan(operation, attributes, () => callOnce(operation, id, body, callOptions), { kind: SpanKind.CLIENT });
+  };
+
+  const callOnce = async <Op extends InternalOperation>(
     operation: Op,
     id: string,
     body: InternalBody<Op>,
-    callOptions: CallOptions = {},
+    callOptions: CallOptions,
   ): Promise<{ ok: true; body: unknown } | Refusal> => {
     const { method, path } = internalApi[operation];
     const url = `${base}/internal/v1${path.replace(/\{\w+\}/, encodeURIComponent(id))}`;
@@ -134,7 +144,7 @@ export function createGatewayClient(options: GatewayClientOptions): GatewayClien
       const signal = callOptions.signal ? AbortSignal.any([callOptions.signal, timeout]) : timeout;
       const res = await doFetch(url, {
         method: method.toUpperCase(),
-        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json', ...traceHeaders() },
         body: JSON.stringify(body),
         signal,
       });

@@ -18,6 +18,7 @@ import { createRunnerMetrics, type RunnerMetrics } from './metrics.ts';
 import { loadModel } from './pipeline/model.ts';
 import { registerModel } from './register-model.ts';
 import { writeTinyModel } from './pipeline/tiny-model.ts';
+import { startTelemetry } from '../telemetry/index.ts';
 import { startWorker, type Worker } from './worker.ts';
 
 export interface RunnerOverrides {
@@ -42,7 +43,7 @@ export interface Runner {
 }
 
 export async function startRunner(config: RunnerConfig, overrides: RunnerOverrides = {}): Promise<Runner> {
-  const log = overrides.log ?? createLogger(config.logLevel, 'runner');
+  const log = overrides.log ?? createLogger(config.logLevel, 'runner', config.logFormat);
   if (!overrides.queue && !config.amqpUrl) {
     throw new ConfigError('AMQP_URL is required: a runner consumes the RabbitMQ work queue (`npm start` runs one in-process instead)');
   }
@@ -58,6 +59,8 @@ export async function startRunner(config: RunnerConfig, overrides: RunnerOverrid
   cleanup.push(() => health.close());
   const closeAll = () => cleanup.close();
   try {
+    // Stopped after the worker and the queue (pushed before them), so their spans are exported.
+    cleanup.push(await startTelemetry(config.telemetry, 'itemgen-runner', (detail) => log.warn('tracing SDK warning', { detail })));
     const modelDir = config.modelDir ?? (await ensureTinyModel(path.join(config.dataDir, 'tiny-model'), log));
     const modelOptions = {
       executionProvider: config.executionProvider,

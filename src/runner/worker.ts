@@ -16,6 +16,7 @@ import type { Model } from './pipeline/model.ts';
 import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
 import { createPreviewThrottle } from './preview-throttle.ts';
 import { createProgressReporter } from './progress-reporter.ts';
+import { annotate, contextFrom, GENERATION_ID, SpanKind, withSpan } from '../telemetry/index.ts';
 
 export interface WorkerOptions {
   queue: JobQueue;
@@ -147,7 +148,18 @@ export function startWorker(options: WorkerOptions): Worker {
     }
     const job: Job = { delivery, id: null, claim: null, controller: new AbortController(), stopReason: null };
     metrics.jobsInProgress.inc();
-    const done = processJob(job)
+    // The job's span continues the trace its message carries: the submit's (docs/architecture.md, decision 15).
+    const processed = withSpan(
+      'process generation',
+      { 'messaging.system': 'rabbitmq', 'messaging.operation.type': 'process', 'messaging.message.delivery_count': delivery.deliveryCount },
+      async (span) => {
+        const settlement = await processJob(job);
+        span.setAttributes({ 'itemgen.job.action': settlement.action, 'itemgen.job.reason': settlement.reason });
+        return settlement;
+      },
+      { kind: SpanKind.CONSUMER, parent: contextFrom(delivery.headers) },
+    );
+    const done = processed
       .then((settlement) => settle(delivery, job.id, settlement))
       .finally(() => {
         metrics.jobsInProgress.dec();
@@ -181,6 +193,7 @@ export function startWorker(options: WorkerOptions): Worker {
       return { action: 'reject', reason: `unreadable job message: ${(err as Error).message}` };
     }
     const id = (job.id = message.id);
+    annotate({ [GENERATION_ID]: id });
     const signal = job.controller.signal;
 
     const received = clock.now();
@@ -204,7 +217,9 @@ export function startWorker(options: WorkerOptions): Worker {
 
     signal.throwIfAborted();
     const uploadStarted = clock.now();
-    const stored = await Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed)));
+    const stored = await withSpan('upload', { 'itemgen.images': result.images.length }, () =>
+      Promise.all(result.images.map((image, index) => upload(job, claim, index, image.png, image.seed))),
+    );
     const uploadMs = clock.now() - uploadStarted;
     metrics.uploadSeconds.observe(uploadMs / 1000);
 

@@ -54,6 +54,8 @@ export interface Generation {
   timings: Record<string, number> | null;
   /** The step of the latest preview while processing (its bytes: getGenerationPreview). */
   previewStep: number | null;
+  /** The W3C traceparent of its submit (migration 010): later work on it joins that trace; null without traces. */
+  traceparent: string | null;
   /** Pending generations ahead of this one (see getGeneration); only read there. */
   queuePosition?: number | null;
 }
@@ -62,7 +64,7 @@ export interface Generation {
 export const GENERATION_COLUMNS = `id, seq, api_key_id, params, status, version, step, total_steps, cost, attempts,
   runner_id, lease_expires_at, error_code, error_message, images, created_at, started_at,
   finished_at, updated_at, idempotency_key, request_hash,
-  webhook_url, webhook_events, ran, timings, preview_step`;
+  webhook_url, webhook_events, ran, timings, preview_step, traceparent`;
 
 const date = (v: unknown) => (v == null ? null : toDate(v));
 
@@ -94,6 +96,7 @@ export function toGeneration(row: Row): Generation {
     ran: (row.ran as Ran | null) ?? null,
     timings: (row.timings as Record<string, number> | null) ?? null,
     previewStep: row.preview_step == null ? null : Number(row.preview_step),
+    traceparent: (row.traceparent as string | null) ?? null,
     ...('queue_position' in row ? { queuePosition: row.queue_position == null ? null : Number(row.queue_position) } : {}),
   };
 }

@@ -1,5 +1,7 @@
 // Opens the database the options name: a PostgreSQL server, or PGlite under the data folder. The
 // drivers are imported only when chosen, so the embedded mode never loads `postgres` and vice versa.
+// Either way its statements get spans in a trace (traced.ts).
+import { traceStatements } from './traced.ts';
 import type { Db } from './types.ts';
 
 export interface OpenDbOptions {
@@ -21,7 +23,7 @@ export interface OpenDbOptions {
 export async function openDb(options: OpenDbOptions): Promise<Db> {
   if (options.databaseUrl) {
     const { openPostgres } = await import('./postgres.ts');
-    return openPostgres({
+    return traceStatements(await openPostgres({
       url: options.databaseUrl,
       poolSize: options.poolSize,
       schema: options.schema,
@@ -29,8 +31,8 @@ export async function openDb(options: OpenDbOptions): Promise<Db> {
       queryTimeoutMs: options.queryTimeoutMs,
       password: options.password,
       tls: options.tls,
-    });
+    }));
   }
   const { openPglite } = await import('./pglite.ts');
-  return openPglite(options.dataDir, options.schema);
+  return traceStatements(await openPglite(options.dataDir, options.schema));
 }

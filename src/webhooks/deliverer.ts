@@ -19,6 +19,7 @@ import type { TargetPolicy } from './policy.ts';
 import { postWebhook, type PostOutcome } from './post.ts';
 import { retryAfterMs, retryDelayMs } from './schedule.ts';
 import { newWebhookSecret, signedHeaders } from './sign.ts';
+import { contextFrom, GENERATION_ID, SpanKind, withSpan, type Span } from '../telemetry/index.ts';
 
 export const WEBHOOK_CHANNEL = 'itemgen_webhook_due';
 
@@ -89,18 +90,30 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
   const deliver = async (m: WebhookMessage) => {
     const g = await getGeneration(o.db, m.generationId);
     // Gone, or a progress message overtaken by the generation's end (its completed message tells it).
-    if (!g?.webhookUrl || (m.event === 'progress' && g.status !== 'processing')) return dropWebhookMessage(o.db, m.id);
+    const url = g?.webhookUrl;
+    if (!g || !url || (m.event === 'progress' && g.status !== 'processing')) return dropWebhookMessage(o.db, m.id);
     const secret = await secretOf(g.apiKeyId);
     if (!secret) return dropWebhookMessage(o.db, m.id);
+    // Each attempt is a span in its generation's trace (the submit's, stored with the row).
+    const attributes = { [GENERATION_ID]: g.id, 'itemgen.webhook.event': m.event, 'itemgen.webhook.attempt': m.attempt };
+    const answered = (span: Span) => (status: number) => span.setAttribute('http.response.status_code', status);
+    await withSpan('webhook attempt', attributes, (span) => attempt(m, g, url, secret, answered(span)), {
+      kind: SpanKind.CLIENT,
+      parent: contextFrom(g.traceparent),
+    });
+  };
+
+  const attempt = async (m: WebhookMessage, g: Generation, url: string, secret: string, answered: (status: number) => void) => {
     const body = JSON.stringify(o.present(g));
     const attemptedAt = new Date();
     const started = performance.now();
-    const outcome = await postWebhook(g.webhookUrl, signedHeaders(secret, m.id, attemptedAt, body), body, {
+    const outcome = await postWebhook(url, signedHeaders(secret, m.id, attemptedAt, body), body, {
       policy: o.policy,
       timeoutMs: o.timeoutMs,
       signal: stopping.signal,
     });
     const durationMs = Math.round(performance.now() - started);
+    if (outcome.kind === 'answered') answered(outcome.status);
     const verdict = judge(outcome);
     let retryAt: Date | null = null;
     let result: AttemptOutcome = verdict.ok ? 'delivered' : verdict.retry ? 'retrying' : outcome.kind === 'refused' ? 'refused' : 'failed';
@@ -114,7 +127,7 @@ export async function startDeliverer(o: DelivererOptions): Promise<Deliverer> {
         messageId: m.id,
         generationId: m.generationId,
         event: m.event,
-        url: g.webhookUrl!,
+        url,
         attempt: m.attempt,
         attemptedAt,
         statusCode: outcome.kind === 'answered' ? outcome.status : null,

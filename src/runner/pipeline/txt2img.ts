@@ -16,6 +16,7 @@ import type { Scheduler, SchedulerName } from './schedulers/types.ts';
 import { floatTensor, runBatched } from './session-io.ts';
 import { halfTensor, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
+import { withSpan } from '../../telemetry/index.ts';
 
 export interface Txt2ImgOptions {
   /**
@@ -122,7 +123,8 @@ interface PromptEmbeddings {
 /** What the denoising loop leaves: the final latents and where its time went. */
 interface Denoised {
   latents: Float32Array;
-  ms: { denoise: number; unet: number; scheduler: number };
+  /** `steps`: each step's time, in order. */
+  ms: { denoise: number; unet: number; scheduler: number; steps: number[] };
 }
 
 /** Resolves the request into what the stages need (diffusers' check_inputs and prompt defaults). */
@@ -214,12 +216,14 @@ async function denoise(
   const total = scheduler.timesteps.length;
   let unetMs = 0;
   let schedulerMs = 0;
+  const steps: number[] = [];
   const loopStart = now();
   // The doubled UNet input is reused every step (onnxruntime reads it during the run only).
   const doubled = inputs.guided ? new Float32Array(2 * latents.length) : null;
   for (let i = 0; i < total; i++) {
     if (signal?.aborted) throw new GenerationAbortedError();
     const t = scheduler.timesteps[i]!;
+    const stepStart = now();
     const scaled = scheduler.scaleModelInput(latents, t);
     let input = scaled;
     if (doubled) {
@@ -245,12 +249,13 @@ async function denoise(
     const s0 = now();
     latents = scheduler.step(noise, t, latents, generator);
     schedulerMs += now() - s0;
+    steps.push(now() - stepStart);
     const current = latents;
     onStep?.(i + 1, total, () => latentPreview(current.subarray(0, size), width, height));
   }
   const denoiseMs = now() - loopStart;
   if (signal?.aborted) throw new GenerationAbortedError();
-  return { latents, ms: { denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs } };
+  return { latents, ms: { denoise: denoiseMs, unet: unetMs, scheduler: schedulerMs, steps } };
 }
 
 /** Latents / scaling factor → VAE → images in [-1, 1], planar RGB per image. */
@@ -326,8 +331,9 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
   const started = now();
   const inputs = prepareInputs(model, params);
 
+  // A span per stage; the denoising loop is one span whose attributes hold each step's time.
   const t0 = now();
-  const embeddings = await encodePrompt(model, inputs);
+  const embeddings = await withSpan('text encoder', {}, () => encodePrompt(model, inputs));
   const textMs = now() - t0;
 
   const generator = createBatchGenerator(Array.from({ length: params.num_images }, (_, i) => imageSeed(params.seed, i)));
@@ -335,13 +341,26 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
   let denoised: Denoised;
   try {
     scheduler.setTimesteps(params.num_inference_steps);
-    denoised = await denoise(model, scheduler, generator, inputs, embeddings, prepareLatents(generator, scheduler, inputs), options);
+    denoised = await withSpan('denoise', { 'itemgen.denoise.scheduler': params.scheduler }, async (span) => {
+      const done = await denoise(model, scheduler, generator, inputs, embeddings, prepareLatents(generator, scheduler, inputs), options);
+      if (span.isRecording()) {
+        const { steps } = done.ms;
+        span.setAttributes({
+          'itemgen.denoise.steps': steps.length,
+          'itemgen.denoise.step_ms': steps.map(round),
+          'itemgen.denoise.step_ms.mean': round(steps.reduce((a, b) => a + b, 0) / Math.max(1, steps.length)),
+          'itemgen.denoise.step_ms.max': round(Math.max(0, ...steps)),
+          'itemgen.denoise.unet_ms': round(done.ms.unet),
+        });
+      }
+      return done;
+    });
   } finally {
     releaseScheduler(model, params.scheduler, scheduler);
   }
 
   const d0 = now();
-  const decoded = await decodeLatents(model, denoised.latents, inputs);
+  const decoded = await withSpan('vae decode', {}, () => decodeLatents(model, denoised.latents, inputs));
   const decodeMs = now() - d0;
 
   const p0 = now();
@@ -350,7 +369,7 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
     options.timingsInPng === true
       ? { text_encoder: round(textMs), denoise: round(ms.denoise), unet: round(ms.unet), decode: round(decodeMs) }
       : undefined;
-  const images = encodeImages(model, inputs, decoded, pngTimings);
+  const images = await withSpan('png', { 'itemgen.images': params.num_images }, () => encodeImages(model, inputs, decoded, pngTimings));
   const pngMs = now() - p0;
   return {
     images,

@@ -13,6 +13,8 @@ export interface NewGeneration {
   params: GenerationParams;
   /** Where its events are POSTed and which (src/webhooks/); absent: none. */
   webhook?: { url: string; events: string[] } | undefined;
+  /** The submit's trace context (src/telemetry/), for the work that follows to join; null without traces. */
+  traceparent?: string | null;
 }
 
 /**
@@ -25,8 +27,8 @@ export interface NewGeneration {
 export async function insertGeneration(db: Queryable, g: NewGeneration): Promise<Generation | null> {
   const rows = await db.query(
     `WITH inserted AS (
-       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps, cost, webhook_url, webhook_events)
-       SELECT $1, $3, $4, $5::text::jsonb, $6, $7::int, $9::text, $10::text[]
+       INSERT INTO generations (api_key_id, idempotency_key, request_hash, params, total_steps, cost, webhook_url, webhook_events, traceparent)
+       SELECT $1, $3, $4, $5::text::jsonb, $6, $7::int, $9::text, $10::text[], $11::text
        WHERE (SELECT coalesce(sum(unfinished), 0) < $2 AND coalesce(sum(unfinished_cost), 0) + $7::int <= $8::bigint
               FROM api_key_usage WHERE api_key_id = $1)
        ON CONFLICT (api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -35,7 +37,7 @@ export async function insertGeneration(db: Queryable, g: NewGeneration): Promise
        INSERT INTO dispatch_outbox (generation_id) SELECT id FROM inserted)
      SELECT * FROM inserted`,
     [g.apiKeyId, g.maxUnfinished, g.idempotencyKey, g.requestHash, JSON.stringify(g.params), denoisingSteps(g.params), generationCost(g.params), g.maxUnfinishedCost,
-     g.webhook?.url ?? null, g.webhook?.events ?? null],
+     g.webhook?.url ?? null, g.webhook?.events ?? null, g.traceparent ?? null],
   );
   return rows[0] ? toGeneration(rows[0]) : null;
 }

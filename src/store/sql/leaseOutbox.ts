@@ -8,6 +8,8 @@ export interface OutboxEntry {
   params: GenerationParams;
   /** Only pending generations are published; the others are just cleared. */
   status: GenerationStatus;
+  /** The submit's trace context: the publish joins that trace. */
+  traceparent: string | null;
 }
 
 /**
@@ -30,8 +32,8 @@ export async function leaseOutbox(
          ORDER BY created_at LIMIT $1
          FOR UPDATE SKIP LOCKED)
        RETURNING generation_id)
-     SELECT g.id, g.params, g.status FROM leased l JOIN generations g ON g.id = l.generation_id ORDER BY g.seq`,
+     SELECT g.id, g.params, g.status, g.traceparent FROM leased l JOIN generations g ON g.id = l.generation_id ORDER BY g.seq`,
     [limit, leaseSeconds, minAgeSeconds],
   );
-  return rows.map((r) => ({ id: String(r.id), params: r.params as GenerationParams, status: r.status as GenerationStatus }));
+  return rows.map((r) => ({ id: String(r.id), params: r.params as GenerationParams, status: r.status as GenerationStatus, traceparent: (r.traceparent as string | null) ?? null }));
 }
