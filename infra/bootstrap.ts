@@ -110,6 +110,8 @@ export function stackProjectRoles(env: Environment): string[] {
     'roles/container.defaultNodeServiceAccount',
     // The gateway's Managed Prometheus sidecar (gateway-service.ts).
     'roles/monitoring.metricWriter',
+    // The gateway's and the runners' spans (environments.ts tracingSettings).
+    'roles/cloudtrace.agent',
     ...(ciHome ? ['roles/logging.logWriter', 'roles/monitoring.metricWriter', customRoleName(env, 'itemgenAgentProvisioner')] : []),
   ];
   return [...new Set(roles)].sort();

@@ -54,6 +54,8 @@ export interface Environment {
    * whose row is gone), one number so neither outlives the other.
    */
   retentionDays: number;
+  /** The share of generations traced (to Cloud Trace), from the submit down; see tracingSettings. */
+  traceSampleRatio: number;
   gateway: {
     minInstances: number;
     maxInstances: number;
@@ -122,6 +124,7 @@ export const environments: Record<EnvironmentName, Environment> = {
     },
     database: { tier: 'db-custom-1-3840', highAvailability: false, diskGb: 20, deletionProtection: true, maxConnections: 100 },
     retentionDays: 7,
+    traceSampleRatio: 1,
     gateway: { minInstances: 1, maxInstances: 3, concurrency: 80, cpu: '1', memory: '512Mi' },
     rabbitmq: { replicas: 1, storage: '10Gi', cpu: '500m', memory: '1Gi' },
     runner: { maxReplicas: 2, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },
@@ -147,6 +150,7 @@ export const environments: Record<EnvironmentName, Environment> = {
     },
     database: { tier: 'db-custom-2-7680', highAvailability: true, diskGb: 50, deletionProtection: true, maxConnections: 200 },
     retentionDays: 30,
+    traceSampleRatio: 0.1,
     gateway: { minInstances: 1, maxInstances: 20, concurrency: 80, cpu: '1', memory: '1Gi' },
     rabbitmq: { replicas: 3, storage: '50Gi', cpu: '1', memory: '2Gi' },
     runner: { maxReplicas: 8, queueLengthPerRunner: 4, graceSeconds: 180, model: 'tsuki-adventure-v1', cpu: '4', memory: '16Gi' },
@@ -224,6 +228,20 @@ export const ci = {
   reviewLabel: 'itemgen-review',
   deployLabel: 'itemgen-deploy',
 } as const;
+
+/**
+ * The OpenTelemetry settings of the gateway and the runners (src/telemetry/): spans to Google Cloud
+ * Trace in the environment's project, a share of generations sampled at the submit and the rest of
+ * each trace following that decision (parentbased), log lines naming their trace in that project.
+ */
+export function tracingSettings(env: Environment): Record<string, string> {
+  return {
+    OTEL_TRACES_EXPORTER: 'gcp',
+    OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+    OTEL_TRACES_SAMPLER_ARG: String(env.traceSampleRatio),
+    GOOGLE_CLOUD_PROJECT: env.project,
+  };
+}
 
 /**
  * Accounts the bootstrap makes (scripts/ci/bootstrap.sh, infra/bootstrap.ts), outside Terraform,

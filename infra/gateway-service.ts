@@ -34,6 +34,8 @@ export interface GatewayServiceProps {
   bucket: string;
   /** RETENTION_DAYS: the environment's retentionDays, the images bucket's lifecycle age too. */
   retentionDays: number;
+  /** OTEL_* and GOOGLE_CLOUD_PROJECT (infra/environments.ts tracingSettings). */
+  tracing: Record<string, string>;
   databaseMaxConnections: number;
   database: {
     /** DATABASE_URL without a password: `postgresql://user@<private ip>:5432/db?sslmode=require`. */
@@ -112,6 +114,7 @@ export class GatewayService extends Construct {
       // The bucket enforces public access prevention; clients get signed links.
       GCS_PUBLIC: 'false',
       RETENTION_DAYS: String(props.retentionDays),
+      ...props.tracing,
       DATABASE_POOL_SIZE: String(gatewayPoolSize(props.databaseMaxConnections, settings.maxInstances)),
       // No credential in the URL: the password is DATABASE_PASSWORD. The server's certificate is
       // verified against the instance's CA under the name Cloud SQL gives it (not the IP).

@@ -52,7 +52,9 @@ export class Identities extends Construct {
       // what the deployer may do there is Kubernetes RBAC, limited to the itemgen namespace (k8s/).
       ['deployer', ['roles/container.clusterViewer']],
       // The Managed Prometheus sidecar of the gateway's instances writes its series as the gateway.
-      ['gateway', ['roles/monitoring.metricWriter']],
+      ['gateway', ['roles/monitoring.metricWriter', 'roles/cloudtrace.agent']],
+      // Spans of the generations it runs, to Cloud Trace (infra/environments.ts tracingSettings).
+      ['runner', ['roles/cloudtrace.agent']],
     ];
     for (const [who, roles] of projectRoles) {
       for (const role of roles) {

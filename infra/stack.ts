@@ -23,6 +23,7 @@ import {
   secretIds,
   serviceAccountEmail,
   secretName,
+  tracingSettings,
   type Environment,
 } from './environments.ts';
 import { GatewayService } from './gateway-service.ts';
@@ -155,6 +156,7 @@ export class ItemgenStack extends TerraformStack {
       subnet: network.cloudRunSubnet,
       bucket: buckets.images.name,
       retentionDays: env.retentionDays,
+      tracing: tracingSettings(env),
       databaseMaxConnections: env.database.maxConnections,
       database: {
         url: `postgresql://${USER}@${database.instance.privateIpAddress}:5432/${DATABASE}?sslmode=require`,

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { ApiObject, Duration, JsonPatch, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
-import { bucketName, imageRepository, serviceAccountEmail, type Environment } from '../infra/environments.ts';
+import { bucketName, imageRepository, serviceAccountEmail, tracingSettings, type Environment } from '../infra/environments.ts';
 import { cpu, memory, restrictedContainer, selectorLabels } from './common.ts';
 import { pinned } from './images.ts';
 import { runnerSecret } from './secrets.ts';
@@ -64,6 +64,7 @@ export class Runner extends Construct {
       // to the queue unacked, before the kubelet's SIGKILL.
       RUNNER_GRACE_SECONDS: String(env.runner.graceSeconds - SHUTDOWN_MARGIN_SECONDS),
       LOG_LEVEL: 'info',
+      ...tracingSettings(env),
     };
     const config = new kplus.ConfigMap(this, 'config', { metadata: { name: 'runner-config' }, data: settings });
 

@@ -111,6 +111,20 @@ test('RETENTION_DAYS of the gateway and the images bucket\'s lifecycle age are t
   }
 });
 
+test("traces: to Cloud Trace in the environment's own project, its share of submits sampled, the rest of each trace following; as the gateway reads them", () => {
+  for (const [env, stack] of eachStack()) {
+    const plain = Object.fromEntries(envOf(one(stack, 'google_cloud_run_v2_service')).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    const tracing = Object.entries(plain as Record<string, string>).filter(([k]) => k.startsWith('OTEL_') || k === 'GOOGLE_CLOUD_PROJECT');
+    assert.ok(tracing.length >= 4, env.name);
+    const { telemetry } = parseConfig(Object.fromEntries(tracing));
+    assert.is(telemetry.exporter, 'gcp', env.name);
+    assert.is(telemetry.sampler, 'parentbased_traceidratio');
+    assert.is(telemetry.samplerRatio, env.traceSampleRatio);
+    assert.is(telemetry.project, env.project);
+  }
+  assert.is(environments.prod.traceSampleRatio, 0.1, 'a tenth of production submits');
+});
+
 test('gateway_image: validated as the environment\'s gateway repository by digest', () => {
   const digest = 'sha256:' + 'a1'.repeat(32);
   for (const [env, stack] of eachStack()) {

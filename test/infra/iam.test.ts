@@ -36,6 +36,8 @@ function expectedGrants(env: Environment): Record<string, string[]> {
       `bucket ${env.project}-images itemgenImageDeleter`,
       `bucket ${env.project}-images itemgenThumbnailWriter`,
       `bucket ${env.project}-images roles/storage.objectViewer`,
+      // Spans to Cloud Trace (infra/environments.ts tracingSettings).
+      `project ${env.project} roles/cloudtrace.agent`,
       // Its Managed Prometheus sidecar writes the gateway's series (infra/gateway-service.ts).
       `project ${env.project} roles/monitoring.metricWriter`,
       accessor('admin-token'),
@@ -44,7 +46,11 @@ function expectedGrants(env: Environment): Record<string, string[]> {
       accessor('rabbitmq-tls-ca'),
       accessor('runner-token'),
     ],
-    'serviceAccount:itemgen-runner': [`bucket ${env.project}-images itemgenImageWriter`, `bucket ${env.project}-models roles/storage.objectViewer`],
+    'serviceAccount:itemgen-runner': [
+      `bucket ${env.project}-images itemgenImageWriter`,
+      `bucket ${env.project}-models roles/storage.objectViewer`,
+      `project ${env.project} roles/cloudtrace.agent`,
+    ],
     // RabbitMQ calls no Google API: its account holds nothing.
     // What CI deploys with, by impersonation; in the cluster, RBAC limits it to the namespace (k8s/).
     'serviceAccount:itemgen-deployer': [

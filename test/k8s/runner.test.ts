@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { bucketName, imageRepository, serviceAccountEmail } from '../../infra/environments.ts';
 import { runnerAmqpHost, runnerSecret } from '../../k8s/secrets.ts';
 import { parseRunnerConfig } from '../../src/runner/config.ts';
+import { tracingSettings } from '../../infra/environments.ts';
 import { container, eachEnvironment, envOf, one } from '../helpers/manifests.ts';
 
 test('one GPU per pod, on GPU nodes of the environment type, tolerating their taint', () => {
@@ -102,6 +103,16 @@ test('KEDA owns the replica count; a changed ConfigMap rolls the pods', () => {
     return hash;
   });
   assert.is(new Set(hashes).size, hashes.length, 'environments with different settings have different hashes');
+});
+
+test("the runners' traces: to Cloud Trace in the environment's project with the gateway's sampling, as the runner reads them", () => {
+  for (const [env, objects] of eachEnvironment()) {
+    const data = one(objects, 'ConfigMap', 'runner-config').data as Record<string, string>;
+    for (const [k, v] of Object.entries(tracingSettings(env))) assert.is(data[k], v, `${env.name} ${k}`);
+    const { telemetry } = parseRunnerConfig({ ...data, GATEWAY_URL: 'https://gw.example', RUNNER_TOKEN: 'a-runner-token-of-32-characters!', AMQP_URL: 'amqps://mq.example' });
+    assert.is(telemetry.exporter, 'gcp');
+    assert.is(telemetry.samplerRatio, env.traceSampleRatio);
+  }
 });
 
 test.run();
