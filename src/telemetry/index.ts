@@ -17,21 +17,8 @@ import {
 
 export { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 
-export type TraceSampler = 'always_on' | 'always_off' | 'traceidratio' | 'parentbased_always_on' | 'parentbased_always_off' | 'parentbased_traceidratio';
-
-/** What the OTEL_* variables say (src/core/config.ts telemetryConfig). */
-export interface TelemetryConfig {
-  /** null: traces off, nothing loaded. `gcp` is Google Cloud Trace's exporter. */
-  exporter: 'otlp' | 'gcp' | null;
-  otlp: { url: string; protocol: 'http/protobuf' | 'http/json'; headers: Record<string, string> };
-  sampler: TraceSampler;
-  /** OTEL_TRACES_SAMPLER_ARG: the ratio of the ratio samplers. */
-  samplerRatio: number;
-  serviceName: string | undefined;
-  resourceAttributes: Record<string, string>;
-  /** GOOGLE_CLOUD_PROJECT: where Cloud Trace's exporter writes (else the one its credentials name). */
-  project: string | undefined;
-}
+export type { TelemetryConfig, TraceSampler } from './config.ts';
+import type { TelemetryConfig } from './config.ts';
 
 /** The attribute a generation's spans carry its id in: searchable in Cloud Trace and Jaeger alike. */
 export const GENERATION_ID = 'itemgen.generation.id';

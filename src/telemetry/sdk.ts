@@ -15,7 +15,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import type { TelemetryConfig, TraceSampler } from './index.ts';
+import type { TelemetryConfig, TraceSampler } from './config.ts';
 
 /** The SDK's error handler hands an error over as its JSON (stack included): its message is what to say. */
 function describe(arg: unknown): string {
