@@ -278,8 +278,9 @@ function processCpuSeconds(pid: number): number {
 }
 
 /**
- * One gateway per mode, all started up front and loaded in turn, round after round, so drift on the
- * machine (autovacuum, a neighbour) falls on every mode alike; each run drains before the next.
+ * One gateway per mode, all started up front and loaded in turn, round after round, each round
+ * starting one mode later, so drift on the machine (growing tables, autovacuum, a neighbour) falls
+ * on every mode alike; each run drains before the next.
  */
 async function tracingCost(
   env: Record<string, string>,
@@ -308,7 +309,11 @@ async function tracingCost(
     }
     const modes: TraceModeResult[] = TRACE_MODES.map((m) => ({ name: m.name, rps: [], cpuUs: [], failed: 0 }));
     for (let round = 0; round < TRACE_RUNS; round++) {
-      for (const [i, { child, url }] of started.entries()) {
+      // Each round starts with the next mode: every run adds rows and later runs are slower for it,
+      // so a fixed order would charge that drift to whichever mode always came last.
+      for (let k = 0; k < started.length; k++) {
+        const i = (k + round) % started.length;
+        const { child, url } = started[i]!;
         await run(url, 1); // warm-up: connections opened, JIT warm
         const cpu0 = processCpuSeconds(child.pid!);
         const r = await run(url, TRACE_DURATION_S);
