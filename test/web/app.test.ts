@@ -206,12 +206,16 @@ open('rerun gets the same seed, vary seed another; the copied curl and CLI comma
   await tileOf(page, id).locator('img.thumb').waitFor();
   await tileOf(page, id).locator('button').click();
   const dialog = page.getByRole('dialog');
+  // evaluateAll does not wait: the detail renders after the hash changes.
+  await dialog.locator('.seeds li').nth(1).waitFor();
   assert.equal(await dialog.locator('.seeds li').evaluateAll((els) => els.map((e) => e.getAttribute('data-seed'))), ['4242', '4243']);
 
   await dialog.getByRole('button', { name: 'Copy as curl' }).click();
   const curl = (await dialog.locator('.command').textContent())!;
   assert.is(await page.evaluate(() => navigator.clipboard.readText()), curl, 'on the clipboard as shown');
   await dialog.getByRole('button', { name: 'Copy as CLI' }).click();
+  // The same element shows it, in place of the curl command.
+  await page.waitForFunction(() => document.querySelector('.command')?.textContent?.startsWith('itemgen '));
   const cli = (await dialog.locator('.command').textContent())!;
 
   const before = new Set((await client.list({ limit: 100 })).data.map((g) => g.id));
