@@ -25,7 +25,10 @@ export function KeyPrompt({ problem, signIn }: Props) {
       }}
     >
       <h2>Sign in</h2>
-      <p>This itemgen gateway needs an API key (ask whoever runs it, or create one with `npm run keys -- create --name NAME`). It stays in this browser until you sign out.</p>
+      <p>
+        This itemgen gateway needs an API key (ask whoever runs it, or create one with <code>npm run keys -- create --name NAME</code>). It stays in
+        this browser until you sign out.
+      </p>
       <Field id="api-key" label="API key" error={error}>
         <input {...described('api-key', error)} type="password" autoComplete="current-password" required value={key} onInput={(ev) => setKey((ev.currentTarget as HTMLInputElement).value)} />
       </Field>
