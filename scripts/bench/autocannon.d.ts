@@ -14,6 +14,8 @@ declare module 'autocannon' {
     url: string;
     connections?: number;
     duration?: number;
+    /** Requests per second over all connections (a fixed rate); unset: as fast as answers come. */
+    overallRate?: number;
     pipelining?: number;
     timeout?: number;
     method?: string;

@@ -5,7 +5,8 @@
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
 // (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
 // (5) what tracing costs: submits at 16 connections with traces off, sampled at 100 % and at 10 %
-// (OTLP/HTTP protobuf to a sink in this process), three runs each, interleaved.
+// (OTLP/HTTP protobuf to a sink in this process), three runs each, interleaved; then each at a
+// fixed rate all keep up with, five runs each, for the gateway's CPU time per submit.
 // Everything runs against a scratch database and a per-run queue prefix, both removed at the end.
 //
 // The gateway and the load generator are separate child processes (gateway-server.ts,
@@ -47,6 +48,10 @@ const TRACE_CONNECTIONS = 16;
 /** Three gateways at once stay within PostgreSQL's max_connections, and 16 connections keep each busy. */
 const TRACE_POOL_SIZE = 16;
 const TRACE_RUNS = 3;
+/** Fixed-rate runs per mode, and their rate as a share of the slowest mode's median throughput. */
+const FIXED_RUNS = 5;
+const FIXED_DURATION_S = 6;
+const FIXED_RATE_SHARE = 0.6;
 const TRACE_DURATION_S = Number(process.env.BENCH_TRACE_DURATION_S ?? 5);
 /** Tracing modes compared; `ratio` null: traces off (no OTEL_* variable at all). */
 const TRACE_MODES = [
@@ -263,6 +268,8 @@ interface TraceModeResult {
   rps: number[];
   /** The gateway's CPU time per accepted submit, µs: what a busy neighbour distorts least. */
   cpuUs: number[];
+  /** The same at the fixed rate, µs per submit. */
+  fixedCpuUs: number[];
   failed: number;
 }
 
@@ -284,10 +291,10 @@ function processCpuSeconds(pid: number): number {
  */
 async function tracingCost(
   env: Record<string, string>,
-  run: (url: string, durationS: number) => Promise<LoadResult>,
+  run: (url: string, durationS: number, rate?: number) => Promise<LoadResult>,
   drain: () => Promise<void>,
   gateways: ChildProcess[],
-): Promise<{ modes: TraceModeResult[]; exported: { requests: number; bytes: number } }> {
+): Promise<{ modes: TraceModeResult[]; fixedRate: number; exported: { requests: number; bytes: number } }> {
   const sink = await startTraceSink();
   try {
     const started: { child: ChildProcess; url: string }[] = [];
@@ -307,7 +314,7 @@ async function tracingCost(
       gateways.push(gateway.child);
       started.push(gateway);
     }
-    const modes: TraceModeResult[] = TRACE_MODES.map((m) => ({ name: m.name, rps: [], cpuUs: [], failed: 0 }));
+    const modes: TraceModeResult[] = TRACE_MODES.map((m) => ({ name: m.name, rps: [], cpuUs: [], fixedCpuUs: [], failed: 0 }));
     for (let round = 0; round < TRACE_RUNS; round++) {
       // Each round starts with the next mode: every run adds rows and later runs are slower for it,
       // so a fixed order would charge that drift to whichever mode always came last.
@@ -324,9 +331,24 @@ async function tracingCost(
         modes[i]!.failed += failures(r);
       }
     }
+    // Then the same submits at a fixed rate every mode keeps up with: no run is saturated, so the
+    // gateway's CPU time per submit is what tracing adds, not how the machine shared its cores.
+    const fixedRate = Math.max(50, Math.round(FIXED_RATE_SHARE * Math.min(...modes.map((m) => percentile(m.rps, 50)))));
+    for (let round = 0; round < FIXED_RUNS; round++) {
+      for (let k = 0; k < started.length; k++) {
+        const i = (k + round) % started.length;
+        const { child, url } = started[i]!;
+        const cpu0 = processCpuSeconds(child.pid!);
+        const r = await run(url, FIXED_DURATION_S, fixedRate);
+        const cpu1 = processCpuSeconds(child.pid!);
+        await drain();
+        modes[i]!.fixedCpuUs.push(((cpu1 - cpu0) / r.ok) * 1e6);
+        modes[i]!.failed += failures(r);
+      }
+    }
     // Stopped while the sink still listens: their last spans are exported, not refused.
     for (const { child } of started) await stopChild(child, 'SIGTERM', 10_000);
-    return { modes, exported: sink.exports() };
+    return { modes, fixedRate, exported: sink.exports() };
   } finally {
     await sink.close();
   }
@@ -417,10 +439,11 @@ async function main(): Promise<number> {
     const baseUrl = started.url;
     load = startLoadWorker();
     const auth = { authorization: `Bearer ${apiKey}` };
-    const submitJob = (connections: number, durationS: number, url = baseUrl): LoadJob => ({
+    const submitJob = (connections: number, durationS: number, url = baseUrl, rate?: number): LoadJob => ({
       url,
       connections,
       durationS,
+      ...(rate ? { rate } : {}),
       method: 'POST',
       path: '/v1/generations',
       headers: { ...auth, 'content-type': 'application/json' },
@@ -586,7 +609,7 @@ async function main(): Promise<number> {
     gateway = null;
     const tracing = await tracingCost(
       { ...gatewayEnv, DATABASE_POOL_SIZE: String(TRACE_POOL_SIZE) },
-      (url, durationS) => load!.run(submitJob(TRACE_CONNECTIONS, durationS, url)),
+      (url, durationS, rate) => load!.run(submitJob(TRACE_CONNECTIONS, durationS, url, rate)),
       drain,
       tracedGateways,
     );
@@ -604,7 +627,18 @@ async function main(): Promise<number> {
     console.log(
       `  req/s (min, median, max of ${TRACE_RUNS}); cpu µs = the gateway's CPU time per submit (median), the figure a busy machine skews least;\n  exported to the sink: ${fmtInt(tracing.exported.requests)} OTLP requests, ${(tracing.exported.bytes / 1e6).toFixed(1)} MB`,
     );
+    const offFixed = median(tracing.modes[0]!.fixedCpuUs);
+    console.log(`\n at a fixed ${fmtInt(tracing.fixedRate)} submits/s (${FIXED_RUNS} runs of ${FIXED_DURATION_S} s per mode, interleaved): the gateway's CPU per submit`);
+    console.log(`${pad('traces', 7)} ${pad('min µs', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('capacity', 9)}`);
+    for (const m of tracing.modes) {
+      const cpu = median(m.fixedCpuUs);
+      console.log(
+        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.fixedCpuUs)), 7)} ${pad(fmtInt(cpu), 7)} ${pad(fmtInt(Math.max(...m.fixedCpuUs)), 7)} ${pad(((cpu / offFixed) * 100).toFixed(1) + '%', 7)} ${pad(((offFixed / cpu) * 100).toFixed(1) + '%', 9)}`,
+      );
+    }
+    console.log('  capacity = untraced CPU per submit / this mode\'s: the throughput a gateway bound by its own CPU keeps');
     const tracedRatio = median(tracing.modes[2]!.rps) / offMedian;
+    const tracedCapacity = offFixed / median(tracing.modes[2]!.fixedCpuUs);
     const tracingFailed = tracing.modes.reduce((sum, m) => sum + m.failed, 0);
 
     // Summary.
@@ -630,6 +664,7 @@ async function main(): Promise<number> {
       `${verdict(readRps >= TARGETS.readsAt64)}  status reads @64 ≥ ${fmtInt(TARGETS.readsAt64)}/s  (${fmtInt(readRps)}/s)`,
       `${verdict(dispatch.p50Ms <= TARGETS.dispatchP50Ms)}  dispatch p50 ≤ ${TARGETS.dispatchP50Ms} ms  (${fmtMs(dispatch.p50Ms)} ms)`,
       `${verdict(tracedRatio >= TARGETS.tracedRatioAt10)}  submits with 10 % of traces sampled ≥ ${TARGETS.tracedRatioAt10 * 100}% of untraced  (${(tracedRatio * 100).toFixed(1)}%)`,
+      `${verdict(tracedCapacity >= TARGETS.tracedRatioAt10)}  capacity with 10 % of traces sampled (CPU per submit at a fixed rate) ≥ ${TARGETS.tracedRatioAt10 * 100}% of untraced  (${(tracedCapacity * 100).toFixed(1)}%)`,
       `${verdict(totalFailures === 0)}  zero failed requests  (${totalFailures})`,
     ];
     // A busy neighbour (a test suite, a build) on a 2-core machine lowers every number; say so.

@@ -18,6 +18,8 @@ export interface LoadJob {
   /** … paths to cycle through, one per request (status reads over many ids). */
   paths?: string[];
   body?: string;
+  /** Requests per second over all connections, for a load that must not saturate the server; as fast as it answers when absent. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -44,6 +46,7 @@ function run(job: LoadJob): Promise<LoadResult> {
         url: job.url,
         connections: job.connections,
         duration: job.durationS,
+        ...(job.rate ? { overallRate: job.rate } : {}),
         pipelining: 1,
         timeout: 10,
         requests: [
