@@ -1,21 +1,16 @@
 // A generation's parameters as a command to run it again elsewhere: curl against the API, or the
 // itemgen CLI. The key is never written out: both read it from $ITEMGEN_API_KEY.
-import type { GenerationParams, SubmitBody } from '../../client/types.ts';
+import type { GenerationParams } from '../../client/types.ts';
 
 /** A word for a POSIX shell, single-quoted. */
 const sh = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
-/** The submit body that runs these parameters again. */
-export function bodyOf(params: GenerationParams): SubmitBody {
-  return { ...params };
-}
 
 export function asCurl(origin: string, params: GenerationParams, withKey: boolean): string {
   return [
     `curl -sS -X POST ${sh(`${origin}/v1/generations`)}`,
     ...(withKey ? ['-H "Authorization: Bearer $ITEMGEN_API_KEY"'] : []),
     "-H 'Content-Type: application/json'",
-    `-d ${sh(JSON.stringify(bodyOf(params)))}`,
+    `-d ${sh(JSON.stringify(params))}`,
   ].join(' \\\n  ');
 }
 

@@ -4,7 +4,7 @@
 // Download, Copy as curl, Copy as CLI.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Generation, SubmitBody } from '../../../client/types.ts';
-import { asCli, asCurl, bodyOf } from '../commands.ts';
+import { asCli, asCurl } from '../commands.ts';
 import { loadImage } from '../images.tsx';
 import { pngText } from '../png-text.ts';
 import type { Session } from '../session.ts';
@@ -67,7 +67,8 @@ export function Detail({ session, g, close, submit }: Props) {
     }
   };
   const p = g.params;
-  const { seed: _seed, ...withoutSeed } = bodyOf(p);
+  // Submitted as they are, the parameters run the same images again; without the seed, new ones.
+  const { seed: _seed, ...withoutSeed } = p;
   const rows: [string, string][] = [
     ['Status', g.status + (g.error ? `: ${g.error.message}` : '')],
     ['Prompt', p.prompt],
@@ -93,7 +94,7 @@ export function Detail({ session, g, close, submit }: Props) {
         </button>
       </header>
       <div class="detail-actions">
-        <button type="button" class="primary" onClick={() => run(bodyOf(p), 'Rerun')}>
+        <button type="button" class="primary" onClick={() => run(p, 'Rerun')}>
           Rerun
         </button>
         <button type="button" onClick={() => run(withoutSeed, 'Vary seed')}>
