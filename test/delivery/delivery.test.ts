@@ -165,6 +165,25 @@ test('one Node.js version: engines, the images, the CI scripts, and the node npm
   assert.not.match(readme, new RegExp(`Node\\.js (?!${nodeMajor}\\b)\\d`), 'the README names no other Node.js version');
 });
 
+test('the benchmarks and the chaos run measure Node.js 24 too, whatever node the shell has', () => {
+  for (const name of ['bench:gateway', 'bench:pipeline', 'bench:e2e', 'chaos']) {
+    assert.match(pkg.scripts[name]!, /^(\w+=\S+ )*bash scripts\/node24-exec\.sh tsx /, name);
+  }
+  // A shell whose first node is another version: a stand-in that says so and fails.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'old-node-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'node'), '#!/bin/sh\n[ "$1" = -p ] && echo 20 && exit 0\necho v20.0.0; exit 3\n', { mode: 0o755 });
+    const r = spawnSync('bash', ['scripts/node24-exec.sh', 'node', '-e', 'console.log(process.versions.node)'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+    });
+    assert.is(r.status, 0, r.stderr);
+    assert.is(r.stdout.trim().split('.')[0], nodeMajor);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('.dockerignore keeps local state and dependencies out of the build context', () => {
   const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
   for (const entry of ['.git', 'node_modules', '.cache', 'data', '.scratch', 'ci-out']) assert.ok(ignored.includes(entry), entry);
