@@ -9,10 +9,12 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
   type Context,
   type Link,
   type Span,
+  type TextMapGetter,
 } from '@opentelemetry/api';
 
 export { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
@@ -30,6 +32,17 @@ let tracer = trace.getTracer('itemgen');
 let sdk: { users: number; stop: Promise<() => Promise<void>> } | null = null;
 
 /**
+ * Whether the configured sampler decides a child as its parent was decided (the `parentbased_*`
+ * samplers, and `always_off`, which samples nothing). Then a span under a parent that is not
+ * sampled can only be a non-recording span in the same trace, and startSpan hands back the
+ * parent's own instead of asking the SDK for a new one: most of a 10 %-sampled gateway's spans
+ * are such children (the publish of every unsampled submit, the runner's spans of its job), and
+ * the SDK's id generation, sampler and span-metrics on each were a measurable share of a submit's
+ * CPU (docs/architecture.md, decision 15).
+ */
+let childFollowsParent = false;
+
+/**
  * Starts the SDK when `config` turns traces on (once per process; later callers share it) and
  * resolves to the function that stops it, exporting what is buffered; the last stop unregisters
  * it, so the API is a no-op again. `warn` hears the SDK's own troubles (exports that fail).
@@ -41,7 +54,11 @@ export async function startTelemetry(
 ): Promise<() => Promise<void>> {
   if (config.exporter === null) return async () => {};
   if (sdk) sdk.users += 1;
-  else sdk = { users: 1, stop: import('./sdk.ts').then((m) => m.startSdk(config, defaultServiceName, warn)) };
+  else {
+    // The SDK's sampler is the first caller's, and so is this.
+    childFollowsParent = config.sampler.startsWith('parentbased_') || config.sampler === 'always_off';
+    sdk = { users: 1, stop: import('./sdk.ts').then((m) => m.startSdk(config, defaultServiceName, warn)) };
+  }
   const mine = sdk;
   let stopped = false;
   try {
@@ -101,14 +118,24 @@ export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Spa
  * most spans of a sampled-down trace are not recorded.
  */
 export function startSpan(name: string, attributes: Attributes, options: SpanOptions = {}): Span {
-  const { parent, ...rest } = options;
-  const span = tracer.startSpan(name, rest, parent ?? context.active());
+  const { parent = context.active(), ...rest } = options;
+  const unsampledParent = childFollowsParent && rest.links === undefined ? notSampled(trace.getSpan(parent)) : undefined;
+  if (unsampledParent) return unsampledParent;
+  const span = tracer.startSpan(name, rest, parent);
   if (span.isRecording()) span.setAttributes(attributes);
   return span;
 }
 
-/** Runs `fn` with `span` active. */
+/** `span` when it is a valid span that is neither sampled nor recording: a trace sampled out. */
+function notSampled(span: Span | undefined): Span | undefined {
+  if (span === undefined || span.isRecording()) return undefined;
+  const { traceFlags } = span.spanContext();
+  return (traceFlags & TraceFlags.SAMPLED) === 0 && trace.isSpanContextValid(span.spanContext()) ? span : undefined;
+}
+
+/** Runs `fn` with `span` active: as it is when `span` is already `parent`'s (a sampled-out child, see startSpan). */
 export function withActive<T>(span: Span, fn: () => T, parent: Context = context.active()): T {
+  if (trace.getSpan(parent) === span) return parent === context.active() ? fn() : context.with(parent, fn);
   return context.with(trace.setSpan(parent, span), fn);
 }
 
@@ -135,17 +162,22 @@ export function currentTraceparent(): string | null {
   return traceHeaders().traceparent ?? null;
 }
 
+/** Reads W3C headers from a request's headers, an AMQP message's (strings or Buffers), or `{ traceparent }`. */
+const headerGetter: TextMapGetter<Record<string, unknown>> = {
+  keys: (c) => Object.keys(c),
+  get: (c, key) => {
+    const v = c[key];
+    return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('latin1') : undefined;
+  },
+};
+
 /** The context that headers (or a stored `traceparent`) carry; the empty context without one. */
 export function contextFrom(headers: Record<string, unknown> | string | null | undefined): Context {
   if (headers == null) return ROOT_CONTEXT;
   const carrier = typeof headers === 'string' ? { traceparent: headers } : headers;
-  return propagation.extract(ROOT_CONTEXT, carrier, {
-    keys: (c) => Object.keys(c),
-    get: (c, key) => {
-      const v = c[key];
-      return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('latin1') : undefined;
-    },
-  });
+  // Without a traceparent there is nothing to continue (a designer's request, a job of an untraced gateway).
+  if (carrier.traceparent === undefined) return ROOT_CONTEXT;
+  return propagation.extract(ROOT_CONTEXT, carrier, headerGetter);
 }
 
 /** The active span's ids, for log lines (src/core/log.ts); null outside a sampled span. */

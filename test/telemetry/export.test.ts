@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../src/gateway/config.ts';
-import { contextFrom, currentTraceparent, startTelemetry, withSpan } from '../../src/telemetry/index.ts';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { contextFrom, currentTraceparent, SpanKind, startSpan, startTelemetry, withActive, withSpan } from '../../src/telemetry/index.ts';
 
 /** Records each OTLP export request's headers and body. */
 async function startCollector() {
@@ -91,4 +92,48 @@ test('an export that fails is said through the warn callback, and drops spans, n
   assert.is(currentTraceparent(), null, 'unregistered even though the last export failed');
 });
 
+
+test("a parent-based sampler's sampled-out trace costs no new span: children are the parent's own, in its trace; other samplers still decide", async () => {
+  const collector = await startCollector();
+  const unsampledRemote = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+  try {
+    let stop = await startTelemetry(
+      parseConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }).telemetry,
+      'itemgen',
+    );
+    const seen = await withSpan('sampled-out root', {}, (root) => {
+      const child = startSpan('child', { 'itemgen.x': 1 });
+      return { root, child, inner: withActive(child, () => currentTraceparent()), outer: currentTraceparent() };
+    });
+    assert.is(seen.child, seen.root, "the root's own span, not one the SDK made");
+    assert.is(seen.inner, seen.outer, 'the same trace context inside the child');
+    assert.match(String(seen.outer), /-00$/);
+
+    const parent = contextFrom(unsampledRemote);
+    const consumer = startSpan('consume', {}, { kind: SpanKind.CONSUMER, parent });
+    assert.is(consumer, trace.getSpan(parent), "a remote unsampled parent's span");
+    assert.is(consumer.spanContext().traceId, '0af7651916cd43dd8448eb211c80319c');
+    assert.is(withActive(consumer, () => currentTraceparent(), parent), unsampledRemote, 'propagated on as it came');
+    await stop();
+
+    // always_on is not parent-based: it samples a child whatever its parent said.
+    stop = await startTelemetry(parseConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_TRACES_SAMPLER: 'always_on' }).telemetry, 'itemgen');
+    const decided = startSpan('decided by the sampler', {}, { parent: contextFrom(unsampledRemote) });
+    assert.is(decided.isRecording(), true);
+    assert.is(decided.spanContext().traceId, '0af7651916cd43dd8448eb211c80319c');
+    decided.end();
+    await stop();
+    const body = Buffer.concat(collector.exports.map((e) => e.body));
+    assert.ok(body.includes('decided by the sampler'));
+    for (const name of ['sampled-out root', 'child', 'consume']) assert.not.ok(body.includes(name), `${name} not exported`);
+  } finally {
+    await collector.close();
+  }
+});
+
+test('contextFrom: no traceparent is the empty context, whatever else the headers hold', () => {
+  assert.is(contextFrom({ tracestate: 'k=v', 'content-type': 'application/json' }), ROOT_CONTEXT);
+  assert.is(contextFrom({ traceparent: undefined }), ROOT_CONTEXT);
+  assert.is(contextFrom(null), ROOT_CONTEXT);
+});
 test.run();
