@@ -5,8 +5,10 @@
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
 // (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
 // (5) what tracing costs: submits at 16 connections with traces off, sampled at 100 % and at 10 %
-// (OTLP/HTTP protobuf to a sink in this process), three runs each, interleaved; then each at a
-// fixed rate all keep up with, five runs each, for the gateway's CPU time per submit.
+// (OTLP/HTTP protobuf to a sink in this process), five rounds of one run per mode; then each at a
+// fixed rate all keep up with, five rounds again, for the gateway's CPU time per submit. A mode's
+// figure is the median over rounds of its ratio to the untraced run of the same round: runs of
+// one round are seconds apart, so a neighbour's load falls on both sides of each ratio.
 // Everything runs against a scratch database and a per-run queue prefix, both removed at the end.
 //
 // The gateway and the load generator are separate child processes (gateway-server.ts,
@@ -47,7 +49,7 @@ const DISPATCH_INTERVAL_MS = 10;
 const TRACE_CONNECTIONS = 16;
 /** Three gateways at once stay within PostgreSQL's max_connections, and 16 connections keep each busy. */
 const TRACE_POOL_SIZE = 16;
-const TRACE_RUNS = 3;
+const TRACE_RUNS = 5;
 /** Fixed-rate runs per mode, and their rate as a share of the slowest mode's median throughput. */
 const FIXED_RUNS = 5;
 const FIXED_DURATION_S = 6;
@@ -614,31 +616,34 @@ async function main(): Promise<number> {
       tracedGateways,
     );
     const median = (xs: number[]) => percentile(xs, 50);
-    const offMedian = median(tracing.modes[0]!.rps);
+    /** Per round, `a`'s figure over `b`'s: the median of these is what a mode costs (see the header). */
+    const perRound = (a: number[], b: number[]) => a.map((x, r) => x / b[r]!);
     console.log(`\ntracing cost (POST /v1/generations, ${TRACE_CONNECTIONS} conns, ${TRACE_RUNS} runs of ${TRACE_DURATION_S} s per mode, interleaved)`);
-    const offCpu = median(tracing.modes[0]!.cpuUs);
-    console.log(`${pad('traces', 7)} ${pad('min', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('cpu µs', 7)} ${pad('vs off', 7)} ${pad('failed', 7)}`);
+    const pct = (x: number) => (x * 100).toFixed(1) + '%';
+    console.log(`${pad('traces', 7)} ${pad('min', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('cpu µs', 7)} ${pad('vs off', 7)} ${pad('failed', 7)}  vs off, each round`);
     for (const m of tracing.modes) {
       const cpu = median(m.cpuUs);
+      const rounds = perRound(m.rps, tracing.modes[0]!.rps);
       console.log(
-        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.rps)), 7)} ${pad(fmtInt(median(m.rps)), 7)} ${pad(fmtInt(Math.max(...m.rps)), 7)} ${pad(((median(m.rps) / offMedian) * 100).toFixed(1) + '%', 7)} ${pad(fmtInt(cpu), 7)} ${pad(((cpu / offCpu) * 100).toFixed(1) + '%', 7)} ${pad(m.failed, 7)}`,
+        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.rps)), 7)} ${pad(fmtInt(median(m.rps)), 7)} ${pad(fmtInt(Math.max(...m.rps)), 7)} ${pad(pct(median(rounds)), 7)} ${pad(fmtInt(cpu), 7)} ${pad(pct(median(perRound(m.cpuUs, tracing.modes[0]!.cpuUs))), 7)} ${pad(m.failed, 7)}  ${rounds.map(pct).join(' ')}`,
       );
     }
     console.log(
-      `  req/s (min, median, max of ${TRACE_RUNS}); cpu µs = the gateway's CPU time per submit (median), the figure a busy machine skews least;\n  exported to the sink: ${fmtInt(tracing.exported.requests)} OTLP requests, ${(tracing.exported.bytes / 1e6).toFixed(1)} MB`,
+      `  req/s (min, median, max of ${TRACE_RUNS}); vs off = the median over rounds of the ratio to the same round's untraced run;\n  cpu µs = the gateway's CPU time per submit (median), the figure a busy machine skews least;\n  exported to the sink: ${fmtInt(tracing.exported.requests)} OTLP requests, ${(tracing.exported.bytes / 1e6).toFixed(1)} MB`,
     );
     const offFixed = median(tracing.modes[0]!.fixedCpuUs);
     console.log(`\n at a fixed ${fmtInt(tracing.fixedRate)} submits/s (${FIXED_RUNS} runs of ${FIXED_DURATION_S} s per mode, interleaved): the gateway's CPU per submit`);
-    console.log(`${pad('traces', 7)} ${pad('min µs', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('capacity', 9)}`);
-    for (const m of tracing.modes) {
+    console.log(`${pad('traces', 7)} ${pad('min µs', 7)} ${pad('median', 7)} ${pad('max', 7)} ${pad('vs off', 7)} ${pad('capacity', 9)}  capacity, each round`);
+    const capacities = tracing.modes.map((m) => perRound(tracing.modes[0]!.fixedCpuUs, m.fixedCpuUs));
+    tracing.modes.forEach((m, i) => {
       const cpu = median(m.fixedCpuUs);
       console.log(
-        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.fixedCpuUs)), 7)} ${pad(fmtInt(cpu), 7)} ${pad(fmtInt(Math.max(...m.fixedCpuUs)), 7)} ${pad(((cpu / offFixed) * 100).toFixed(1) + '%', 7)} ${pad(((offFixed / cpu) * 100).toFixed(1) + '%', 9)}`,
+        `${pad(m.name, 7)} ${pad(fmtInt(Math.min(...m.fixedCpuUs)), 7)} ${pad(fmtInt(cpu), 7)} ${pad(fmtInt(Math.max(...m.fixedCpuUs)), 7)} ${pad(pct(cpu / offFixed), 7)} ${pad(pct(median(capacities[i]!)), 9)}  ${capacities[i]!.map(pct).join(' ')}`,
       );
-    }
-    console.log('  capacity = untraced CPU per submit / this mode\'s: the throughput a gateway bound by its own CPU keeps');
-    const tracedRatio = median(tracing.modes[2]!.rps) / offMedian;
-    const tracedCapacity = offFixed / median(tracing.modes[2]!.fixedCpuUs);
+    });
+    console.log("  capacity = untraced CPU per submit / this mode's, in the same round (median over rounds): the throughput a gateway bound by its own CPU keeps");
+    const tracedRatio = median(perRound(tracing.modes[2]!.rps, tracing.modes[0]!.rps));
+    const tracedCapacity = median(capacities[2]!);
     const tracingFailed = tracing.modes.reduce((sum, m) => sum + m.failed, 0);
 
     // Summary.
@@ -656,7 +661,9 @@ async function main(): Promise<number> {
       `submits @64 / raw inserts      ${pad((ratio * 100).toFixed(1) + '%', 7)}`,
       `status reads/s @64             ${pad(fmtInt(readRps), 7)}   p50 ${pad(fmtMs(reads.p50Ms), 5)} ms  p99 ${pad(fmtMs(reads.p99Ms), 5)} ms`,
       `dispatch latency               ${pad('', 7)}   p50 ${pad(fmtMs(dispatch.p50Ms), 5)} ms  p99 ${pad(fmtMs(dispatch.p99Ms), 5)} ms`,
-      ...tracing.modes.map((m) => `submits/s @${TRACE_CONNECTIONS} traces ${pad(m.name, 5)}     ${pad(fmtInt(median(m.rps)), 7)}   ${((median(m.rps) / offMedian) * 100).toFixed(1)}% of off (median of ${TRACE_RUNS})`),
+      ...tracing.modes.map(
+        (m) => `submits/s @${TRACE_CONNECTIONS} traces ${pad(m.name, 5)}     ${pad(fmtInt(median(m.rps)), 7)}   ${pct(median(perRound(m.rps, tracing.modes[0]!.rps)))} of off (median over ${TRACE_RUNS} rounds)`,
+      ),
       `failed requests / lost jobs    ${pad(totalFailures, 7)}`,
       '',
       `${verdict(ratio >= TARGETS.rawRatioAt64 && l64.p99Ms <= TARGETS.p99At64Ms)}  submits @64 ≥ ${TARGETS.rawRatioAt64 * 100}% of raw inserts and p99 ≤ ${TARGETS.p99At64Ms} ms  (${(ratio * 100).toFixed(1)}%, p99 ${fmtMs(l64.p99Ms)} ms)`,
