@@ -134,6 +134,20 @@ it('a float16 UNet: close to the host path; a fixed-batch one runs on the host, 
   assert.ok((await pixelDiff(plain, fixed, {})).same, 'the host path, byte for byte');
 });
 
+it('on CUDA (scripts/gpu-check.sh): the graph there gives the CPU host path\'s images up to float rounding', async ({ dir }) => {
+  if (process.env.EXECUTION_PROVIDER !== 'cuda') return;
+  await writeTinyModel(path.join(dir, 'gpu'), { seed: 1 });
+  const cpu = await loadModel(path.join(dir, 'gpu'), { executionProvider: 'cpu' });
+  const cuda = await loadModel(path.join(dir, 'gpu'), { executionProvider: 'cuda' });
+  assert.is(cuda.executionProvider, 'cuda');
+  assert.is(cuda.unet.denoiser, 'device', 'the default on CUDA');
+  for (const scheduler of ['ddim', 'euler', 'dpmpp_2m'] as const) {
+    // cuDNN's algorithms (TF32 among them) round differently from the CPU's: close, not equal.
+    const d = await pixelDiff(cpu, cuda, { scheduler, num_images: 2 });
+    assert.ok(d.mean <= 2, `${scheduler}: mean pixel difference ${d.mean} (max ${d.max})`);
+  }
+});
+
 it('bytes that are no ONNX model are refused with a reason', () => {
   assert.throws(
     () => buildDenoiseStepModel(Buffer.from('not a model at all'), { sample: 'sample', encoderHiddenStates: 'encoder_hidden_states', outputs: ['out_sample'] }),
