@@ -111,4 +111,63 @@ esac`);
   }
 });
 
+
+const gpuCheck = (args: string[], env: NodeJS.ProcessEnv) =>
+  spawnSync('bash', ['scripts/gpu-check.sh', ...args], { cwd: ROOT, encoding: 'utf8', env, timeout: 60_000 });
+
+test('gpu-check.sh: help, and bad arguments refused with exit 2 before anything runs', () => {
+  const env = withFakeNvidiaSmi(null);
+  try {
+    const help = gpuCheck(['--help'], env.env);
+    assert.is(help.status, 0);
+    assert.match(help.stdout, /^One check of the CUDA path/);
+    assert.match(help.stdout, /Exit codes: 0 all passed/);
+    for (const [args, message] of [
+      [['--bogus'], /unknown argument: --bogus/],
+      [['--budget', '5'], /--budget must be a whole number of seconds in \[60, 3600\], got 5/],
+      [['--budget'], /--budget needs a value/],
+      [['--ort-cuda-dir', env.dir], /has no libonnxruntime_providers_cuda\.so/],
+    ] as const) {
+      const r = gpuCheck([...args], env.env);
+      assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /scripts\/gpu-check\.sh \[--dry-run\]/, 'with the usage');
+    }
+  } finally {
+    fs.rmSync(env.dir, { recursive: true, force: true });
+  }
+});
+
+test('gpu-check.sh --dry-run: the GPU as nvidia-smi names it and every step it would run; without a GPU a real run stops with exit 3', () => {
+  const fake = withFakeNvidiaSmi(`case "$*" in
+  *--query-gpu=name,driver_version*) echo 'NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB' ;;
+  *) echo '| NVIDIA-SMI 550.54.15    Driver Version: 550.54.15    CUDA Version: 12.4 |' ;;
+esac`);
+  const none = withFakeNvidiaSmi(null);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-gpu-check-'));
+  try {
+    const dry = gpuCheck(['--dry-run', '--skip-install', '--model-dir', '/models/sd15', '--out', out], fake.env);
+    assert.is(dry.status, 0, dry.stderr);
+    const report = dry.stdout.slice(dry.stdout.indexOf('=== gpu-check report ==='));
+    assert.match(report, /^GPU: NVIDIA H100 80GB HBM3, 550\.54\.15, 81559 MiB; CUDA Version: 12\.4$/m);
+    assert.match(report, /^would run \(node\): bash scripts\/node24\.sh$/m);
+    assert.not.match(report, /\(deps\)/, '--skip-install');
+    assert.match(report, /^would run \(cuda-provider\): env ONNXRUNTIME_NODE_INSTALL=true node node_modules\/onnxruntime-node\/script\/install\.js$/m);
+    assert.match(report, /^would run \(bench\): env MALLOC_ARENA_MAX=2 node --import tsx scripts\/bench\/gpu\.ts --provider cuda --model-dir \/models\/sd15$/m);
+    assert.match(report, /^would run \(tests\): env EXECUTION_PROVIDER=cuda node --import tsx node_modules\/uvu\/bin\.js test\/runner\/pipeline /m);
+    assert.equal(fs.readdirSync(out), [], 'a dry run writes no logs');
+
+    const noGpu = gpuCheck(['--dry-run', '--out', out], none.env);
+    assert.is(noGpu.status, 0);
+    assert.match(noGpu.stdout, /^would run \(deps\): npm ci --ignore-scripts --no-audit --no-fund$/m);
+    assert.match(noGpu.stdout, /GPU: none \(nvidia-smi absent or no device\); a real run stops here/);
+    const real = gpuCheck(['--out', out], none.env);
+    assert.is(real.status, 3);
+    assert.match(real.stdout, /=== gpu-check report ===\nGPU: none/);
+    assert.not.match(real.stdout, /node:|deps:/, 'nothing installed');
+  } finally {
+    for (const dir of [fake.dir, none.dir, out]) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
