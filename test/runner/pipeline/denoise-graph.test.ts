@@ -134,6 +134,26 @@ it('a float16 UNet: close to the host path; a fixed-batch one runs on the host, 
   assert.ok((await pixelDiff(plain, fixed, {})).same, 'the host path, byte for byte');
 });
 
+it('on SD 1.5\'s own graph (sd15-model.ts at width 0.125, once it is merged): the same images up to rounding', async ({ dir }) => {
+  // Imported by a computed name, as bench:gpu does, until the sd15-model branch lands.
+  const specifier = new URL('../../../src/runner/pipeline/sd15-model.ts', import.meta.url).href;
+  const sd15 = (await import(specifier).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_MODULE_NOT_FOUND') return null;
+    throw err;
+  })) as { writeSd15Model(dir: string, o: { width: number; fp16?: boolean; seed?: number }): Promise<string[]> } | null;
+  if (!sd15) return;
+  for (const fp16 of [false, true]) {
+    const folder = path.join(dir, fp16 ? 'sd15-fp16' : 'sd15');
+    await sd15.writeSd15Model(folder, { width: 0.125, fp16, seed: 3 });
+    const host = await loadModel(folder, { executionProvider: 'cpu' });
+    const device = await loadModel(folder, { executionProvider: 'cpu', denoiseOnDevice: true });
+    assert.is(device.unet.denoiser, 'device');
+    // Measured with the sd15-model branch: max 1 (fp32) and 2 (fp16), mean 0.00 and 0.13.
+    const d = await pixelDiff(host, device, { width: 256, height: 256, num_inference_steps: 2 });
+    assert.ok(d.max <= 3 && d.mean <= 0.5, `fp16 ${fp16}: max ${d.max}, mean ${d.mean}`);
+  }
+});
+
 it('on CUDA (scripts/gpu-check.sh): the graph there gives the CPU host path\'s images up to float rounding', async ({ dir }) => {
   if (process.env.EXECUTION_PROVIDER !== 'cuda') return;
   await writeTinyModel(path.join(dir, 'gpu'), { seed: 1 });
