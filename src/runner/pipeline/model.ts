@@ -10,6 +10,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { MODEL_NAME_PATTERN } from '../../core/internal-api.ts';
 import type { Logger } from '../../core/log.ts';
+import { buildDenoiseStepModel, type UnetNames } from './denoise-graph.ts';
 import { SCHEDULER_NAMES, type SchedulerConfig, type SchedulerName } from './schedulers/types.ts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenizer.ts';
 
@@ -21,6 +22,12 @@ export interface LoadModelOptions {
   intraOpThreads?: number;
   /** Threads across operators (0: onnxruntime's default). */
   interOpThreads?: number;
+  /**
+   * Run classifier-free guidance and the affine scheduler steps inside the UNet's session
+   * (denoise-graph.ts) instead of on the host between runs. Default: on CUDA yes, on the CPU no
+   * (there the host loops are as fast, and they round as torch does: decision 7's bytes).
+   */
+  denoiseOnDevice?: boolean;
   log?: Logger;
 }
 
@@ -57,6 +64,12 @@ export interface UnetSignature {
   timestepRank: 0 | 1;
   /** A number when the batch dimension is fixed in the graph (e.g. 1), null when dynamic. */
   fixedBatch: number | null;
+  /**
+   * `host`: the session is the UNet itself. `device`: it is the denoising step of denoise-graph.ts
+   * (float32 latents in, guided noise and the affine step's latents out), and `floatType` is still
+   * the UNet's, which its encoder states take.
+   */
+  denoiser: 'host' | 'device';
 }
 
 export interface Model {
@@ -75,9 +88,18 @@ export interface Model {
 
 const loaded = new Map<string, Promise<Model>>();
 
+/** The UNet's input names (diffusers' and optimum's exports) and the output names it may have, preferred first. */
+const UNET_NAMES: UnetNames = { sample: 'sample', encoderHiddenStates: 'encoder_hidden_states', outputs: ['out_sample'] };
+
 /** Loads a model folder once per process (same folder and options → same sessions). */
 export function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
-  const key = JSON.stringify([path.resolve(dir), options.executionProvider ?? 'auto', options.intraOpThreads ?? 0, options.interOpThreads ?? 0]);
+  const key = JSON.stringify([
+    path.resolve(dir),
+    options.executionProvider ?? 'auto',
+    options.intraOpThreads ?? 0,
+    options.interOpThreads ?? 0,
+    options.denoiseOnDevice ?? null,
+  ]);
   let model = loaded.get(key);
   if (!model) {
     model = openModel(path.resolve(dir), options);
@@ -160,20 +182,32 @@ export function cudaProviderInstalled(): boolean {
   return napiDirs.some((napi) => fs.existsSync(path.join(bin, napi, process.platform, process.arch, lib)));
 }
 
-async function createSession(
-  file: string,
-  provider: 'cuda' | 'cpu',
-  options: LoadModelOptions,
-): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(file, {
-    executionProviders: [provider],
+/** A model file, or a graph built here (denoise-graph.ts) whose external weights lie in `folder`. */
+type SessionSource = string | { bytes: Uint8Array; folder: string };
+
+/**
+ * The CUDA execution provider as onnxruntime-node 1.30 configures it: its binding passes only
+ * `deviceId` to onnxruntime's CUDA provider options and takes no others, so the provider runs with
+ * onnxruntime's defaults, which are what Stable Diffusion wants: cuDNN's exhaustive convolution
+ * algorithm search (`cudnn_conv_algo_search` EXHAUSTIVE, once per input shape, on the first run:
+ * warm up before measuring), the largest workspace it asks for (`cudnn_conv_use_max_workspace` 1),
+ * copies on the compute stream (`do_copy_in_default_stream` 1). Decision 21 has the sources.
+ */
+const CUDA_PROVIDER: ort.InferenceSession.ExecutionProviderConfig = { name: 'cuda', deviceId: 0 };
+
+async function createSession(source: SessionSource, provider: 'cuda' | 'cpu', options: LoadModelOptions): Promise<ort.InferenceSession> {
+  // A graph given as bytes has no folder of its own to find its external weights in.
+  const weights = typeof source === 'string' ? {} : { model_external_initializers_file_folder_path: source.folder };
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider === 'cuda' ? CUDA_PROVIDER : 'cpu'],
     graphOptimizationLevel: 'all',
     // onnxruntime's pool threads spin after each run by default, taking the core the scheduler and
     // guidance math need between UNet runs; let them sleep instead.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' }, ...weights } },
     ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
-  });
+  };
+  return typeof source === 'string' ? ort.InferenceSession.create(source, sessionOptions) : ort.InferenceSession.create(source.bytes, sessionOptions);
 }
 
 function tensorInput(session: ort.InferenceSession, file: string, names: string[]): ort.InferenceSession.TensorValueMetadata {
@@ -221,14 +255,14 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
     options.log?.warn('CUDA execution provider unavailable; using CPU', { reason: why });
     provider = 'cpu';
   }
-  const open = async (file: string) => {
+  const open = async (file: string, source: SessionSource = path.join(dir, file)) => {
     try {
-      return await createSession(path.join(dir, file), provider, options);
+      return await createSession(source, provider, options);
     } catch (err) {
       if (provider === 'cuda' && requested === 'auto') {
         options.log?.warn('CUDA execution provider unavailable; using CPU', { reason: (err as Error).message });
         provider = 'cpu';
-        return createSession(path.join(dir, file), provider, options);
+        return createSession(source, provider, options);
       }
       if (provider === 'cuda') throw new Error(`EXECUTION_PROVIDER=cuda but CUDA is unavailable: ${(err as Error).message}`);
       throw new ModelFolderError(file, `onnxruntime could not load it: ${(err as Error).message}`);
@@ -241,7 +275,7 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
   if (ids.type !== 'int32' && ids.type !== 'int64') throw new ModelFolderError(textFile, `input_ids has type ${ids.type}; expected int32 or int64`);
 
   const unetFile = 'unet/model.onnx';
-  const unet = await open(unetFile);
+  const { session: unet, denoiser } = await openUnet(dir, unetFile, options.denoiseOnDevice ?? provider === 'cuda', open, options.log);
   const sample = tensorInput(unet, unetFile, ['sample']);
   const timestep = tensorInput(unet, unetFile, ['timestep']);
   const hidden = tensorInput(unet, unetFile, ['encoder_hidden_states']);
@@ -275,10 +309,12 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
       timestep: timestep.name,
       encoderHiddenStates: hidden.name,
       output: firstOutput(unet, unetFile, ['out_sample']),
-      floatType: floatTypeOf(sample, unetFile),
+      // The denoising step takes float32 latents; its encoder states are in the UNet's precision.
+      floatType: floatTypeOf(denoiser === 'device' ? hidden : sample, unetFile),
       timestepType: timestep.type as UnetSignature['timestepType'],
       timestepRank: timestep.shape.length as 0 | 1,
       fixedBatch: batchOf(sample),
+      denoiser,
     },
     vaeDecoder: {
       session: vae,
@@ -288,6 +324,30 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
       fixedBatch: batchOf(latent),
     },
   };
+}
+
+/**
+ * The UNet's session: the denoising step of denoise-graph.ts built around it when asked for, else
+ * (or where it cannot be built or loaded, said in one log line) the UNet as it is.
+ */
+async function openUnet(
+  dir: string,
+  file: string,
+  onDevice: boolean,
+  open: (file: string, source?: SessionSource) => Promise<ort.InferenceSession>,
+  log: Logger | undefined,
+): Promise<{ session: ort.InferenceSession; denoiser: UnetSignature['denoiser'] }> {
+  if (onDevice) {
+    try {
+      const bytes = buildDenoiseStepModel(await fsp.readFile(path.join(dir, file)), UNET_NAMES);
+      return { session: await open(file, { bytes, folder: path.join(dir, path.dirname(file)) }), denoiser: 'device' };
+    } catch (err) {
+      // Whatever failed (a graph this cannot wrap, onnxruntime refusing it), the UNet as it is may
+      // still run, and if it cannot either, opening it says why.
+      log?.warn('denoising step on the device unavailable; guidance and the scheduler run on the host', { reason: (err as Error).message });
+    }
+  }
+  return { session: await open(file), denoiser: 'host' };
 }
 
 export const onnxruntimeVersion = (): string => ort.env.versions.node ?? ort.env.versions.common;

@@ -13,6 +13,7 @@ import { createBatchGenerator, type Generator } from './rng.ts';
 import { kernels } from './kernels/index.ts';
 import { createScheduler } from './schedulers/index.ts';
 import type { Scheduler, SchedulerName } from './schedulers/types.ts';
+import { DENOISE_INPUTS, DENOISE_OUTPUTS } from './denoise-graph.ts';
 import { floatTensor, runBatched } from './session-io.ts';
 import { halfTensor, toHalf } from './tensors.ts';
 import ort from 'onnxruntime-node';
@@ -189,17 +190,21 @@ function timestepTensor(unet: Model['unet'], t: number, count: number): ort.Tens
   }
 }
 
-/** The scheduler loop: UNet, guidance, scheduler step, once per timestep; aborting stops it between steps. */
-async function denoise(
-  model: Model,
-  scheduler: Scheduler,
-  generator: Generator,
-  inputs: PipelineInputs,
-  embeddings: PromptEmbeddings,
-  initialLatents: Float32Array,
-  options: Txt2ImgOptions,
-): Promise<Denoised> {
-  const { signal, onStep } = options;
+/** What one denoising step did: the next latents, and its time inside onnxruntime and in the scheduler. */
+interface StepResult {
+  latents: Float32Array;
+  unetMs: number;
+  schedulerMs: number;
+}
+
+/** One denoising step at timestep t: the UNet, guidance and the scheduler's step. */
+type DenoiseStep = (t: number, latents: Float32Array) => Promise<StepResult>;
+
+/**
+ * The step with guidance and the scheduler on the host: the UNet's session is the UNet itself, run
+ * on the doubled latents (per image where its batch is fixed), its output read back in float32.
+ */
+function hostStep(model: Model, scheduler: Scheduler, generator: Generator, inputs: PipelineInputs, embeddings: PromptEmbeddings): DenoiseStep {
   const { height, width, size } = inputs.latent;
   const { hidden, batch, seqLen, hiddenSize } = embeddings;
   const perText = seqLen * hiddenSize;
@@ -211,19 +216,9 @@ async function denoise(
     const count = Math.min(unetBatch, batch - s);
     hiddenTensors.set(s, floatTensor(hidden.subarray(s * perText, (s + count) * perText), [count, seqLen, hiddenSize], u.floatType));
   }
-
-  let latents = initialLatents;
-  const total = scheduler.timesteps.length;
-  let unetMs = 0;
-  let schedulerMs = 0;
-  const steps: number[] = [];
-  const loopStart = now();
   // The doubled UNet input is reused every step (onnxruntime reads it during the run only).
-  const doubled = inputs.guided ? new Float32Array(2 * latents.length) : null;
-  for (let i = 0; i < total; i++) {
-    if (signal?.aborted) throw new GenerationAbortedError();
-    const t = scheduler.timesteps[i]!;
-    const stepStart = now();
+  const doubled = inputs.guided ? new Float32Array(2 * inputs.params.num_images * size) : null;
+  return async (t, latents) => {
     const scaled = scheduler.scaleModelInput(latents, t);
     let input = scaled;
     if (doubled) {
@@ -243,12 +238,83 @@ async function denoise(
       }),
       u.output,
     );
-    unetMs += now() - u0;
+    const unetMs = now() - u0;
     // Classifier-free guidance (see Kernels.guidance), in place over the uncond half.
     const noise = inputs.guided ? kernels.guidance(prediction, inputs.params.guidance_scale) : prediction;
     const s0 = now();
-    latents = scheduler.step(noise, t, latents, generator);
-    schedulerMs += now() - s0;
+    const next = scheduler.step(noise, t, latents, generator);
+    return { latents: next, unetMs, schedulerMs: now() - s0 };
+  };
+}
+
+/**
+ * The step on the denoising-step graph (denoise-graph.ts, decision 21): one run takes the float32
+ * latents and gives the next ones where the scheduler's step is affine, else the guided noise for
+ * the scheduler's own step on the host. Guidance's batch of two and float16 stay on the device.
+ */
+function deviceStep(model: Model, scheduler: Scheduler, generator: Generator, inputs: PipelineInputs, embeddings: PromptEmbeddings): DenoiseStep {
+  const { height, width } = inputs.latent;
+  const { hidden, batch, seqLen, hiddenSize } = embeddings;
+  const u = model.unet;
+  const states = floatTensor(hidden, [batch, seqLen, hiddenSize], u.floatType);
+  const scalar = (value: number) => new ort.Tensor('float32', Float32Array.of(value), [1]);
+  // Without guidance the states are one batch and the graph's difference term is zero.
+  const guidance = scalar(inputs.guided ? inputs.params.guidance_scale : 1);
+  const dims = [inputs.params.num_images, 4, height, width];
+  return async (t, latents) => {
+    const s0 = now();
+    const affine = scheduler.affineStep?.(t);
+    const sample = affine ? latents : scheduler.scaleModelInput(latents, t);
+    const prepareMs = now() - s0;
+    const output = affine ? DENOISE_OUTPUTS.prevSample : DENOISE_OUTPUTS.noisePred;
+    const u0 = now();
+    const result = await u.session.run(
+      {
+        [u.sample]: new ort.Tensor('float32', sample, dims),
+        [u.timestep]: timestepTensor(u, t, batch),
+        [u.encoderHiddenStates]: states,
+        [DENOISE_INPUTS.guidanceScale]: guidance,
+        [DENOISE_INPUTS.sampleDivisor]: scalar(affine?.sampleDivisor ?? 1),
+        [DENOISE_INPUTS.sampleCoeff]: scalar(affine?.sampleCoeff ?? 0),
+        [DENOISE_INPUTS.noiseCoeff]: scalar(affine?.noiseCoeff ?? 0),
+      },
+      [output],
+    );
+    const unetMs = now() - u0;
+    const values = result[output]!.data as Float32Array;
+    if (affine) return { latents: values, unetMs, schedulerMs: prepareMs };
+    const s1 = now();
+    const next = scheduler.step(values, t, latents, generator);
+    return { latents: next, unetMs, schedulerMs: prepareMs + now() - s1 };
+  };
+}
+
+/** The scheduler loop: UNet, guidance, scheduler step, once per timestep; aborting stops it between steps. */
+async function denoise(
+  model: Model,
+  scheduler: Scheduler,
+  generator: Generator,
+  inputs: PipelineInputs,
+  embeddings: PromptEmbeddings,
+  initialLatents: Float32Array,
+  options: Txt2ImgOptions,
+): Promise<Denoised> {
+  const { signal, onStep } = options;
+  const { height, width, size } = inputs.latent;
+  const step = (model.unet.denoiser === 'device' ? deviceStep : hostStep)(model, scheduler, generator, inputs, embeddings);
+  let latents = initialLatents;
+  const total = scheduler.timesteps.length;
+  let unetMs = 0;
+  let schedulerMs = 0;
+  const steps: number[] = [];
+  const loopStart = now();
+  for (let i = 0; i < total; i++) {
+    if (signal?.aborted) throw new GenerationAbortedError();
+    const stepStart = now();
+    const done = await step(scheduler.timesteps[i]!, latents);
+    latents = done.latents;
+    unetMs += done.unetMs;
+    schedulerMs += done.schedulerMs;
     steps.push(now() - stepStart);
     const current = latents;
     onStep?.(i + 1, total, () => latentPreview(current.subarray(0, size), width, height));

@@ -5,12 +5,16 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GenerationParams } from '../../../src/core/request.ts';
-import { cudaProviderInstalled, loadModel, ModelFolderError, type Model } from '../../../src/runner/pipeline/model.ts';
+import { cudaProviderInstalled, loadModel, ModelFolderError, type ExecutionProvider, type Model } from '../../../src/runner/pipeline/model.ts';
 import { decodePng } from '../../../src/runner/pipeline/png.ts';
 import { writeTinyModel } from '../../../src/runner/pipeline/tiny-model.ts';
 import { GenerationAbortedError, txt2img } from '../../../src/runner/pipeline/txt2img.ts';
 
 const it = suite<{ dir: string; model: Model }>('txt2img on the tiny model');
+
+// scripts/gpu-check.sh runs these with EXECUTION_PROVIDER=cuda on a GPU (the denoising step graph
+// then runs there); elsewhere `auto` falls back to the CPU.
+const provider = (process.env.EXECUTION_PROVIDER ?? 'auto') as ExecutionProvider;
 
 const params: GenerationParams = {
   prompt: 'a glowing sword',
@@ -29,7 +33,8 @@ const pixels = (png: Buffer) => Buffer.from(decodePng(png).rgb);
 it.before(async (ctx) => {
   ctx.dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-model-'));
   await writeTinyModel(path.join(ctx.dir, 'tiny'), { seed: 1 });
-  ctx.model = await loadModel(path.join(ctx.dir, 'tiny'), { executionProvider: 'auto' });
+  ctx.model = await loadModel(path.join(ctx.dir, 'tiny'), { executionProvider: provider });
+  if (provider === 'cuda') assert.is(ctx.model.executionProvider, 'cuda');
 });
 it.after(({ dir }) => fs.rm(dir, { recursive: true, force: true }));
 
@@ -48,7 +53,7 @@ it('generates a PNG of the requested size with the parameters and a manifest', a
   const manifest = JSON.parse(png.texts.itemgen!);
   assert.is(manifest.seed, 42);
   assert.is(manifest.model_hash, model.hash);
-  assert.is(manifest.execution_provider, 'cpu');
+  assert.is(manifest.execution_provider, model.executionProvider);
   assert.is(manifest.scheduler.name, 'ddim');
   assert.type(manifest.onnxruntime_version, 'string');
   const distinct = new Set(png.rgb).size;
@@ -157,7 +162,7 @@ it('fp16, fixed-batch and float-timestep exports run too', async ({ dir, model }
     ['fp16', { seed: 1, fp16: true }],
   ] as const) {
     await writeTinyModel(path.join(dir, name), options);
-    const variant = await loadModel(path.join(dir, name), { executionProvider: 'cpu' });
+    const variant = await loadModel(path.join(dir, name), { executionProvider: provider });
     const image = pixels((await run(variant)).images[0]!.png);
     assert.is(image.length, reference.length, name);
     let maxDiff = 0;

@@ -38,6 +38,27 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
   let numInferenceSteps = 0;
   let timesteps: number[] = [];
 
+  /** Formula (12)'s float32 coefficients at `t`, and sigma_t(eta) of formula (16). */
+  const coefficients = (t: number) => {
+    if (numInferenceSteps === 0) throw new Error('ddim scheduler: call setTimesteps before step');
+    // diffusers steps back by the leading ratio whatever the spacing, so trailing/linspace schedules
+    // whose gaps differ from it use this prev timestep too.
+    const prevT = t - Math.floor(numTrainTimesteps / numInferenceSteps);
+    const alphaProd = alphas.at(t);
+    const alphaProdPrev = alphas.prev(prevT);
+    const betaProd = f(1 - alphaProd);
+    const betaProdPrev = f(1 - alphaProdPrev);
+    const variance = f(f(betaProdPrev / betaProd) * f(1 - f(alphaProd / alphaProdPrev)));
+    const stdDev = f(f(eta) * f(Math.sqrt(variance)));
+    return {
+      sqrtBeta: f(Math.sqrt(betaProd)),
+      sqrtAlpha: f(Math.sqrt(alphaProd)),
+      sqrtAlphaPrev: f(Math.sqrt(alphaProdPrev)),
+      directionCoeff: f(Math.sqrt(f(betaProdPrev - f(stdDev * stdDev)))),
+      stdDev,
+    };
+  };
+
   return {
     get timesteps() {
       return timesteps;
@@ -54,22 +75,19 @@ export function createDdimScheduler(config: SchedulerConfig): Scheduler {
 
     scaleModelInput: (sample) => sample,
 
+    affineStep(t) {
+      if (predictionType !== 'epsilon' || clipSample || eta > 0) return undefined;
+      // sqrtAlphaPrev·(x − sqrtBeta·m) / sqrtAlpha + directionCoeff·m, gathered per operand.
+      const { sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff } = coefficients(t);
+      return {
+        sampleDivisor: 1,
+        sampleCoeff: f(sqrtAlphaPrev / sqrtAlpha),
+        noiseCoeff: f(directionCoeff - (sqrtAlphaPrev * sqrtBeta) / sqrtAlpha),
+      };
+    },
+
     step(modelOutput, t, sample, generator) {
-      if (numInferenceSteps === 0) throw new Error('ddim scheduler: call setTimesteps before step');
-      // diffusers steps back by the leading ratio whatever the spacing, so trailing/linspace schedules
-      // whose gaps differ from it use this prev timestep too.
-      const prevT = t - Math.floor(numTrainTimesteps / numInferenceSteps);
-      const alphaProd = alphas.at(t);
-      const alphaProdPrev = alphas.prev(prevT);
-      const betaProd = f(1 - alphaProd);
-      const betaProdPrev = f(1 - alphaProdPrev);
-      const sqrtAlpha = f(Math.sqrt(alphaProd));
-      const sqrtBeta = f(Math.sqrt(betaProd));
-      const sqrtAlphaPrev = f(Math.sqrt(alphaProdPrev));
-      // sigma_t(eta) of formula (16).
-      const variance = f(f(betaProdPrev / betaProd) * f(1 - f(alphaProd / alphaProdPrev)));
-      const stdDev = f(f(eta) * f(Math.sqrt(variance)));
-      const directionCoeff = f(Math.sqrt(f(betaProdPrev - f(stdDev * stdDev))));
+      const { sqrtBeta, sqrtAlpha, sqrtAlphaPrev, directionCoeff, stdDev } = coefficients(t);
       const noise = eta > 0 ? drawNoise(generator, sample.length) : undefined;
 
       if (predictionType === 'epsilon' && !clipSample && !noise) {

@@ -104,6 +104,20 @@ export function createEulerScheduler(config: SchedulerConfig, churn: EulerChurn 
       return scaleBySigma(sample, sigmas[index.at(timesteps, t, 'throw')]!);
     },
 
+    affineStep(t: number) {
+      // With churn the step adds noise; v-prediction and sample prediction mix x into the prediction.
+      if (predictionType !== 'epsilon' || sChurn > 0) return undefined;
+      const i = index.at(timesteps, t, 'throw');
+      const sigma = sigmas[i]!;
+      index.advance();
+      // Without churn sigma_hat is sigma, and x + ((x − (x − sigma·m)) / sigma)·dt is x + dt·m.
+      return {
+        sampleDivisor: f(Math.sqrt(f(f(sigma * sigma) + 1))),
+        sampleCoeff: 1,
+        noiseCoeff: f(sigmas[i + 1]! - sigma),
+      };
+    },
+
     step(modelOutput: Float32Array, t: number, sample: Float32Array, generator?: Generator): Float32Array {
       const i = index.at(timesteps, t, 'throw');
       const sigma = sigmas[i]!;

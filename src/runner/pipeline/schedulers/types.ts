@@ -19,4 +19,19 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, t: number): Float32Array;
   /** One denoising step: returns the previous (less noisy) sample. Stochastic schedulers draw from `generator`. */
   step(modelOutput: Float32Array, t: number, sample: Float32Array, generator?: Generator): Float32Array;
+  /**
+   * Where this scheduler's step at `t` is prev = sampleCoeff·sample + noiseCoeff·noise on the model
+   * input sample / sampleDivisor (deterministic, element-wise, nothing kept from earlier steps), those
+   * three numbers, so that the step can run as ONNX ops beside the UNet (denoise-graph.ts). It stands
+   * for scaleModelInput and step together and advances the scheduler as step does. Undefined where
+   * the step needs more (noise, history, clipping): the caller then uses scaleModelInput and step.
+   */
+  affineStep?(t: number): AffineStep | undefined;
+}
+
+/** One step as prev = sampleCoeff·x + noiseCoeff·noise, the model seeing x / sampleDivisor; float32 values. */
+export interface AffineStep {
+  sampleDivisor: number;
+  sampleCoeff: number;
+  noiseCoeff: number;
 }
