@@ -2,7 +2,6 @@
 // file checked with a message that names it, inference sessions created once per process on the
 // requested execution provider, and the inputs' names, dtypes and shapes read from the sessions
 // rather than assumed.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -10,6 +9,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { MODEL_NAME_PATTERN } from '../../core/internal-api.ts';
 import type { Logger } from '../../core/log.ts';
+import { hashModelFiles } from './model-hash.ts';
 import { SCHEDULER_NAMES, type SchedulerConfig, type SchedulerName } from './schedulers/types.ts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenizer.ts';
 
@@ -21,6 +21,8 @@ export interface LoadModelOptions {
   intraOpThreads?: number;
   /** Threads across operators (0: onnxruntime's default). */
   interOpThreads?: number;
+  /** Where the model hash's digest cache is kept (model-hash.ts; default in the model folder); null: not kept. */
+  hashCacheFile?: string | null;
   log?: Logger;
 }
 
@@ -135,16 +137,13 @@ function readSettings(raw: Record<string, unknown> | null, dir: string): Itemgen
   };
 }
 
-async function hashModelFiles(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const sub of ['text_encoder', 'unet', 'vae_decoder']) {
-    const names = (await fsp.readdir(path.join(dir, sub))).filter((n) => !n.endsWith('.json')).sort();
-    for (const name of names) {
-      hash.update(`${sub}/${name}\0`);
-      for await (const chunk of fs.createReadStream(path.join(dir, sub, name))) hash.update(chunk as Buffer);
-    }
-  }
-  return hash.digest('hex');
+/** The model hash, logged with the time it took: hashing gigabytes of weights is part of a start. */
+async function modelHash(dir: string, options: LoadModelOptions): Promise<string> {
+  const started = performance.now();
+  const { hash, cached, notStored } = await hashModelFiles(dir, options.hashCacheFile === undefined ? {} : { cacheFile: options.hashCacheFile });
+  const fields = { ms: Math.round(performance.now() - started), cached };
+  options.log?.info('model hashed', notStored === undefined ? fields : { ...fields, cache_not_stored: notStored });
+  return hash;
 }
 
 /**
@@ -213,6 +212,10 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
     if (!fs.existsSync(path.join(dir, file))) throw new ModelFolderError(file, 'missing');
   }
 
+  // The hash reads the weights from disk while onnxruntime builds the sessions.
+  const hashing = modelHash(dir, options);
+  hashing.catch(() => {});
+
   const requested = options.executionProvider ?? 'auto';
   let provider: 'cuda' | 'cpu' = requested === 'cpu' ? 'cpu' : 'cuda';
   if (provider === 'cuda' && !cudaProviderInstalled()) {
@@ -256,7 +259,7 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
 
   return {
     dir,
-    hash: await hashModelFiles(dir),
+    hash: await hashing,
     executionProvider: provider,
     tokenizer,
     schedulerConfig,
