@@ -212,10 +212,6 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
     if (!fs.existsSync(path.join(dir, file))) throw new ModelFolderError(file, 'missing');
   }
 
-  // The hash reads the weights from disk while onnxruntime builds the sessions.
-  const hashing = modelHash(dir, options);
-  hashing.catch(() => {});
-
   const requested = options.executionProvider ?? 'auto';
   let provider: 'cuda' | 'cpu' = requested === 'cpu' ? 'cpu' : 'cuda';
   if (provider === 'cuda' && !cudaProviderInstalled()) {
@@ -259,7 +255,7 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
 
   return {
     dir,
-    hash: await hashing,
+    hash: await modelHash(dir, options),
     executionProvider: provider,
     tokenizer,
     schedulerConfig,
