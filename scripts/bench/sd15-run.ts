@@ -5,6 +5,7 @@
 import type ort from 'onnxruntime-node';
 import type { GenerationParams } from '../../src/core/request.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
+import { halfBits } from '../../src/runner/pipeline/tensors.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
 
 const [dir, size, steps] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4])];
@@ -32,18 +33,26 @@ const model = await loadModel(dir, { executionProvider: 'cpu', log });
 const loadMs = performance.now() - loadStart;
 const rssAfterLoad = process.memoryUsage().rss / GiB;
 
-// Every onnxruntime run's time, whichever stage makes it: what the pipeline does outside these is its own.
+/** Whether every value of a float output is finite (float16 by its bits: exponent all ones is inf or NaN). */
+function finite(tensor: ort.Tensor): boolean {
+  if (tensor.type === 'float16') return halfBits(tensor.data).every((h) => (h & 0x7c00) !== 0x7c00);
+  if (tensor.type === 'float32') return (tensor.data as Float32Array).every(Number.isFinite);
+  return true;
+}
+
+// Every onnxruntime run's time, whichever stage makes it: what the pipeline does outside these is its
+// own. Outputs are checked for finiteness after the clock stops.
 let insideMs = 0;
+let allFinite = true;
 for (const session of [model.textEncoder.session, model.unet.session, model.vaeDecoder.session]) {
   const run = session.run.bind(session) as (feeds: ort.InferenceSession.FeedsType) => Promise<ort.InferenceSession.ReturnType>;
   Object.defineProperty(session, 'run', {
     value: async (feeds: ort.InferenceSession.FeedsType) => {
       const started = performance.now();
-      try {
-        return await run(feeds);
-      } finally {
-        insideMs += performance.now() - started;
-      }
+      const outputs = await run(feeds);
+      insideMs += performance.now() - started;
+      allFinite &&= Object.values(outputs).every(finite);
+      return outputs;
     },
   });
 }
@@ -79,5 +88,6 @@ console.log(
     decodeMs: timingsMs.decode,
     pngMs: timingsMs.png,
     steps: stepEnds.length,
+    finite: allFinite,
   }),
 );

@@ -5,7 +5,8 @@
 // starts, each a process of its own (sd15-run.ts): load time, resident memory after loading and at
 // peak, seconds per UNet step at PX² (guidance on, so the UNet runs on a batch of two), and the
 // share of time the pipeline spends outside onnxruntime, per step (bench:pipeline's figure, on
-// this model rather than the tiny one) and over the whole generation. Repeated figures are given
+// this model rather than the tiny one) and over the whole generation, and whether every output of
+// onnxruntime was finite. Repeated figures are given
 // as min / median / max. It uses several GB of memory: wrap it in `flock /tmp/itemgen-bench.lock`.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -45,6 +46,8 @@ interface RunFigures {
   textEncoderMs: number;
   decodeMs: number;
   pngMs: number;
+  /** Every output of every onnxruntime run (text encoder, each UNet step, VAE) was finite. */
+  finite: boolean;
 }
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
@@ -128,5 +131,6 @@ text encoder / VAE decode / PNG      ${mmm(pick('textEncoderMs'), 0, ' ms')} | $
 outside onnxruntime, per step        ${mmm(stepOutside.map((s) => s * 100), 3, ' %')}
 outside onnxruntime, whole generation ${mmm(wholeOutside.map((s) => s * 100), 3, ' %')}  (${mmm(figures.map((f) => f.totalMs - f.insideMs), 1, ' ms')})
 
+${verdict(figures.every((f) => f.finite))}  every onnxruntime output finite (text encoder, each UNet step, VAE decoder; every start)
 ${verdict(median(stepOutside) <= OUTSIDE_SHARE_TARGET)}  work outside onnxruntime ≤ ${OUTSIDE_SHARE_TARGET * 100} % of step time (median, on this model)
 ${verdict(median(cached) < median(uncached))}  the digest cache makes the hash faster than reading the weights (same run)`);
