@@ -118,19 +118,24 @@ for (let i = 0; i < runs; i++) {
 const pick = (key: keyof RunFigures) => figures.map((f) => f[key] as number);
 const stepOutside = figures.map((f) => (f.stepMs - f.unetStepMs) / f.stepMs);
 const wholeOutside = figures.map((f) => (f.totalMs - f.insideMs) / f.totalMs);
-console.log(`
-                                     min / median / max
-hash, no digest cache                ${mmm(uncached.map((ms) => ms / 1000), 2, ' s')}  (${mmm(uncached.map((ms) => bytes / 1e9 / (ms / 1000)), 2, ' GB/s')})
-hash, from the digest cache          ${mmm(cached, 2, ' ms')}
-load (sessions; hash from cache)     ${mmm(pick('loadMs').map((ms) => ms / 1000), 1, ' s')}   (of which the hash ${mmm(pick('hashMs'), 0, ' ms')}, ${figures.every((f) => f.hashCached) ? 'cached' : 'NOT all cached'})
-resident memory after load           ${mmm(pick('rssAfterLoadGiB'), 2, ' GiB')}
-resident memory at peak              ${mmm(pick('peakRssGiB'), 2, ' GiB')}
-UNet step at ${size}² (batch 2)         ${mmm(pick('unetStepMs').map((ms) => ms / 1000), 2, ' s')}  (inside onnxruntime)
-denoising step                       ${mmm(pick('stepMs').map((ms) => ms / 1000), 2, ' s')}
-text encoder / VAE decode / PNG      ${mmm(pick('textEncoderMs'), 0, ' ms')} | ${mmm(pick('decodeMs').map((ms) => ms / 1000), 1, ' s')} | ${mmm(pick('pngMs'), 1, ' ms')}
-outside onnxruntime, per step        ${mmm(stepOutside.map((s) => s * 100), 3, ' %')}
-outside onnxruntime, whole generation ${mmm(wholeOutside.map((s) => s * 100), 3, ' %')}  (${mmm(figures.map((f) => f.totalMs - f.insideMs), 1, ' ms')})
-
-${verdict(figures.every((f) => f.finite))}  every onnxruntime output finite (text encoder, each UNet step, VAE decoder; every start)
+const row = (label: string, value: string) => `${label.padEnd(38)}${value}`;
+console.log(
+  [
+    '',
+    row('', 'min / median / max'),
+    row('hash, no digest cache', `${mmm(uncached.map((ms) => ms / 1000), 2, ' s')}  (${mmm(uncached.map((ms) => bytes / 1e9 / (ms / 1000)), 2, ' GB/s')})`),
+    row('hash, from the digest cache', mmm(cached, 2, ' ms')),
+    row('load (sessions; hash from cache)', `${mmm(pick('loadMs').map((ms) => ms / 1000), 1, ' s')}   (of which the hash ${mmm(pick('hashMs'), 0, ' ms')}, ${figures.every((f) => f.hashCached) ? 'cached' : 'NOT all cached'})`),
+    row('resident memory after load', mmm(pick('rssAfterLoadGiB'), 2, ' GiB')),
+    row('resident memory at peak', mmm(pick('peakRssGiB'), 2, ' GiB')),
+    row(`UNet step at ${size}² (batch 2)`, `${mmm(pick('unetStepMs').map((ms) => ms / 1000), 2, ' s')}  (inside onnxruntime)`),
+    row('denoising step', mmm(pick('stepMs').map((ms) => ms / 1000), 2, ' s')),
+    row('text encoder / VAE decode / PNG', `${mmm(pick('textEncoderMs'), 0, ' ms')} | ${mmm(pick('decodeMs').map((ms) => ms / 1000), 1, ' s')} | ${mmm(pick('pngMs'), 1, ' ms')}`),
+    row('outside onnxruntime, per step', mmm(stepOutside.map((s) => s * 100), 3, ' %')),
+    row('outside onnxruntime, whole generation', `${mmm(wholeOutside.map((s) => s * 100), 3, ' %')}  (${mmm(figures.map((f) => f.totalMs - f.insideMs), 1, ' ms')})`),
+    '',
+  ].join('\n'),
+);
+console.log(`${verdict(figures.every((f) => f.finite))}  every onnxruntime output finite (text encoder, each UNet step, VAE decoder; every start)
 ${verdict(median(stepOutside) <= OUTSIDE_SHARE_TARGET)}  work outside onnxruntime ≤ ${OUTSIDE_SHARE_TARGET * 100} % of step time (median, on this model)
 ${verdict(median(cached) < median(uncached))}  the digest cache makes the hash faster than reading the weights (same run)`);
