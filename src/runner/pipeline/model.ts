@@ -2,7 +2,6 @@
 // file checked with a message that names it, inference sessions created once per process on the
 // requested execution provider, and the inputs' names, dtypes and shapes read from the sessions
 // rather than assumed.
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -11,6 +10,7 @@ import ort from 'onnxruntime-node';
 import { MODEL_NAME_PATTERN } from '../../core/internal-api.ts';
 import type { Logger } from '../../core/log.ts';
 import { buildDenoiseStepModel, type UnetNames } from './denoise-graph.ts';
+import { hashModelFiles } from './model-hash.ts';
 import { SCHEDULER_NAMES, type SchedulerConfig, type SchedulerName } from './schedulers/types.ts';
 import { loadClipTokenizer, type ClipTokenizer } from './tokenizer.ts';
 
@@ -28,6 +28,8 @@ export interface LoadModelOptions {
    * (there the host loops are as fast, and they round as torch does: decision 7's bytes).
    */
   denoiseOnDevice?: boolean;
+  /** Where the model hash's digest cache is kept (model-hash.ts; default in the model folder); null: not kept. */
+  hashCacheFile?: string | null;
   log?: Logger;
 }
 
@@ -157,16 +159,13 @@ function readSettings(raw: Record<string, unknown> | null, dir: string): Itemgen
   };
 }
 
-async function hashModelFiles(dir: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const sub of ['text_encoder', 'unet', 'vae_decoder']) {
-    const names = (await fsp.readdir(path.join(dir, sub))).filter((n) => !n.endsWith('.json')).sort();
-    for (const name of names) {
-      hash.update(`${sub}/${name}\0`);
-      for await (const chunk of fs.createReadStream(path.join(dir, sub, name))) hash.update(chunk as Buffer);
-    }
-  }
-  return hash.digest('hex');
+/** The model hash, logged with the time it took: hashing gigabytes of weights is part of a start. */
+async function modelHash(dir: string, options: LoadModelOptions): Promise<string> {
+  const started = performance.now();
+  const { hash, cached, notStored } = await hashModelFiles(dir, options.hashCacheFile === undefined ? {} : { cacheFile: options.hashCacheFile });
+  const fields = { ms: Math.round(performance.now() - started), cached };
+  options.log?.info('model hashed', notStored === undefined ? fields : { ...fields, cache_not_stored: notStored });
+  return hash;
 }
 
 /**
@@ -290,7 +289,7 @@ async function openModel(dir: string, options: LoadModelOptions): Promise<Model>
 
   return {
     dir,
-    hash: await hashModelFiles(dir),
+    hash: await modelHash(dir, options),
     executionProvider: provider,
     tokenizer,
     schedulerConfig,
