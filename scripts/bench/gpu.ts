@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { LIMITS, type GenerationParams } from '../../src/core/request.ts';
 import { cudaProviderInstalled, loadModel, onnxruntimeVersion, type ExecutionProvider } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
+import { writeSd15Model } from '../../src/runner/pipeline/sd15-model.ts';
 import { txt2img, type Txt2ImgResult } from '../../src/runner/pipeline/txt2img.ts';
 
 /** onnxruntime's published SD 1.5 figures (512², 50 steps, batch 1), matched by the card's name. */
@@ -80,37 +81,17 @@ export function referenceFor(gpuName: string | null): (typeof REFERENCES)[number
   return gpuName ? (REFERENCES.find((r) => r.match.test(gpuName)) ?? null) : null;
 }
 
-/** The agreed interface of src/runner/pipeline/sd15-model.ts (written beside this one). */
-interface Sd15ModelModule {
-  writeSd15Model(dir: string, options?: { fp16?: boolean; width?: number; seed?: number }): Promise<string[]>;
-}
-
-/** sd15-model.ts when it is there; imported by a computed name so the bench builds without it. */
-async function sd15Module(): Promise<Sd15ModelModule | null> {
-  const specifier = new URL('../../src/runner/pipeline/sd15-model.ts', import.meta.url).href;
-  try {
-    return (await import(specifier)) as Sd15ModelModule;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return null;
-    throw err;
-  }
-}
-
 const exists = (file: string) => fs.stat(file).then(() => true, () => false);
 
 /** Uses the folder's model, or builds one there; says which. */
 async function ensureModel(dir: string, kind: 'sd15' | 'tiny', fp16: boolean, width: number): Promise<string> {
   if (await exists(path.join(dir, 'model_index.json'))) return `reused ${dir}`;
   if (kind === 'sd15') {
-    const sd15 = await sd15Module();
-    if (sd15) {
-      await sd15.writeSd15Model(dir, { fp16, width, seed: 1 });
-      return `SD 1.5 layers, width ×${width}${fp16 ? ', float16' : ''}, random weights, built now`;
-    }
-    if (width === 1) throw new Error('src/runner/pipeline/sd15-model.ts is not there yet: pass --model-dir with an SD 1.5 ONNX export');
+    await writeSd15Model(dir, { fp16, width, seed: 1 });
+    return `SD 1.5 layers, width ×${width}${fp16 ? ', float16' : ''}, random weights, built now`;
   }
   await writeTinyModel(dir, { seed: 1, fp16 });
-  return `tiny test model${fp16 ? ', float16' : ''}${kind === 'sd15' ? ' (sd15-model.ts not there yet)' : ''}, built now`;
+  return `tiny test model${fp16 ? ', float16' : ''}, built now`;
 }
 
 /** Runs a command and resolves to its output, or null when it cannot run (no nvidia-smi). */

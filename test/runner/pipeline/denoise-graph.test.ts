@@ -13,6 +13,7 @@ import { createScheduler } from '../../../src/runner/pipeline/schedulers/index.t
 import { createDdimScheduler } from '../../../src/runner/pipeline/schedulers/ddim.ts';
 import { createEulerScheduler } from '../../../src/runner/pipeline/schedulers/euler.ts';
 import { SD15_SCHEDULER_CONFIG, writeTinyModel } from '../../../src/runner/pipeline/tiny-model.ts';
+import { writeSd15Model } from '../../../src/runner/pipeline/sd15-model.ts';
 import { txt2img } from '../../../src/runner/pipeline/txt2img.ts';
 
 const it = suite<{ dir: string }>('denoising step graph');
@@ -134,17 +135,10 @@ it('a float16 UNet: close to the host path; a fixed-batch one runs on the host, 
   assert.ok((await pixelDiff(plain, fixed, {})).same, 'the host path, byte for byte');
 });
 
-it('on SD 1.5\'s own graph (sd15-model.ts at width 0.125, once it is merged): the same images up to rounding', async ({ dir }) => {
-  // Imported by a computed name, as bench:gpu does, until the sd15-model branch lands.
-  const specifier = new URL('../../../src/runner/pipeline/sd15-model.ts', import.meta.url).href;
-  const sd15 = (await import(specifier).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ERR_MODULE_NOT_FOUND') return null;
-    throw err;
-  })) as { writeSd15Model(dir: string, o: { width: number; fp16?: boolean; seed?: number }): Promise<string[]> } | null;
-  if (!sd15) return;
+it("on SD 1.5's own graph (sd15-model.ts at width 0.125): the same images up to rounding", async ({ dir }) => {
   for (const fp16 of [false, true]) {
     const folder = path.join(dir, fp16 ? 'sd15-fp16' : 'sd15');
-    await sd15.writeSd15Model(folder, { width: 0.125, fp16, seed: 3 });
+    await writeSd15Model(folder, { width: 0.125, fp16, seed: 3 });
     const host = await loadModel(folder, { executionProvider: 'cpu' });
     const device = await loadModel(folder, { executionProvider: 'cpu', denoiseOnDevice: true });
     assert.is(device.unet.denoiser, 'device');
