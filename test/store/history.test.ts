@@ -12,8 +12,8 @@ import * as assert from 'uvu/assert';
 import { STATUSES, type GenerationStatus } from '../../src/core/status.ts';
 import { migrate } from '../../src/store/migrate.ts';
 import { openDb } from '../../src/store/openDb.ts';
-import { listGenerations, type ListQuery } from '../../src/store/sql/listGenerations.ts';
-import type { Db, Queryable } from '../../src/store/types.ts';
+import { listGenerations, listStatement, type ListQuery } from '../../src/store/sql/listGenerations.ts';
+import type { Db } from '../../src/store/types.ts';
 import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
 
 const KEY = '0a0a0a0a-0000-4000-8000-000000000001';
@@ -71,19 +71,6 @@ async function allPages(db: Db, status: GenerationStatus | undefined): Promise<n
   }
 }
 
-/** The SQL text and parameters listGenerations runs for `q`. */
-async function statementOf(db: Db, q: ListQuery): Promise<{ text: string; params: unknown[] }> {
-  let seen: { text: string; params: unknown[] } | undefined;
-  const recorder: Queryable = {
-    query: (text, params = []) => {
-      seen = { text, params };
-      return db.query(text, params);
-    },
-  };
-  await listGenerations(recorder, q);
-  return seen!;
-}
-
 const literal = (v: unknown) => (v === null ? 'NULL' : typeof v === 'number' ? String(v) : `'${String(v).replaceAll("'", "''")}'`);
 
 interface PlanNode {
@@ -102,7 +89,7 @@ function nodes(n: PlanNode): PlanNode[] {
 
 /** EXPLAIN (ANALYZE, BUFFERS) of the statement as prepared, under a generic or a custom plan. */
 async function explain(db: Db, q: ListQuery, mode: 'generic' | 'custom'): Promise<PlanNode> {
-  const { text, params } = await statementOf(db, q);
+  const { text, params } = listStatement(q);
   const name = uniqueName('list');
   return db.transaction(async (tx) => {
     await tx.exec(`SET LOCAL plan_cache_mode = force_${mode}_plan; PREPARE ${name} AS ${text}`);

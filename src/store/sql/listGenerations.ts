@@ -26,11 +26,16 @@ const BY_STATUS = `SELECT ${GENERATION_COLUMNS} FROM generations
   WHERE api_key_id = $1 AND status = (SELECT $2::text) AND deleted_at IS NULL AND seq < coalesce($3::bigint, 9223372036854775807)
   ORDER BY seq DESC LIMIT $4`;
 
+/** The statement listGenerations runs for `q`: its text and parameters (for EXPLAIN in tests and the bench). */
+export function listStatement(q: ListQuery): { text: string; params: unknown[] } {
+  const cursor = q.beforeSeq ?? null;
+  return q.status === undefined
+    ? { text: ALL, params: [q.apiKeyId, cursor, q.limit] }
+    : { text: BY_STATUS, params: [q.apiKeyId, q.status, cursor, q.limit] };
+}
+
 /** An owner's generations (not the deleted ones), newest first, keyset-paginated on `seq`. */
 export async function listGenerations(db: Queryable, q: ListQuery): Promise<Generation[]> {
-  const cursor = q.beforeSeq ?? null;
-  const rows = q.status === undefined
-    ? await db.query(ALL, [q.apiKeyId, cursor, q.limit])
-    : await db.query(BY_STATUS, [q.apiKeyId, q.status, cursor, q.limit]);
-  return rows.map(toGeneration);
+  const { text, params } = listStatement(q);
+  return (await db.query(text, params)).map(toGeneration);
 }
