@@ -23,9 +23,9 @@ const CASE_S = Number(process.env.BENCH_HISTORY_CASE_S ?? 1.5);
 const WARMUP_S = 2;
 const INDEX = 'generations_history_by_status';
 /** Lifecycles per write round, progress reports in each, rounds per variant. */
-const LIFECYCLES = 200;
+const LIFECYCLES = 150;
 const PROGRESS_REPORTS = 10;
-const WRITE_ROUNDS = 3;
+const WRITE_ROUNDS = 5;
 
 export const HISTORY_TARGETS = {
   /** p50 of a filtered page, first or deep (issue 15). */
