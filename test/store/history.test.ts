@@ -207,9 +207,10 @@ for (const backend of ['postgres', 'pglite'] as const) {
     assert.equal(await migrate(db), [MIGRATION]);
     assert.equal(await indexState(db), built, 'the invalid one replaced by the real one');
 
-    // One built beforehand, concurrently, with the same definition: the migration keeps it.
+    // One built beforehand with the same definition (an operator's CONCURRENTLY build, done; not
+    // concurrent here, where it would wait for every older transaction in the shared database).
     await unapply(db);
-    await db.exec(`CREATE INDEX CONCURRENTLY ${INDEX} ON generations (api_key_id, status, seq) WHERE deleted_at IS NULL`);
+    await db.exec(`CREATE INDEX ${INDEX} ON generations (api_key_id, status, seq) WHERE deleted_at IS NULL`);
     const oid = await db.query(`SELECT $1::regclass::oid AS oid`, [INDEX]);
     assert.equal(await migrate(db), [MIGRATION]);
     assert.equal(await db.query(`SELECT $1::regclass::oid AS oid`, [INDEX]), oid, 'kept, not rebuilt');
