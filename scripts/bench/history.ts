@@ -114,6 +114,9 @@ export async function historyPhase(deps: HistoryDeps): Promise<HistoryResult> {
     }
 
     const writes = await writeCost(deps.databaseUrl, sql, keyId);
+    // The lifecycles' outbox rows too: the dispatcher would never clear rows whose generation is
+    // gone, and the phases after this one wait for an empty outbox.
+    await sql`DELETE FROM dispatch_outbox WHERE generation_id IN (SELECT id FROM generations WHERE api_key_id = ${keyId})`;
     await sql`DELETE FROM generations WHERE api_key_id = ${keyId}`;
     // The phases after this one find the table as they would have without it.
     await sql`VACUUM ANALYZE generations`;
