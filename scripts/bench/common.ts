@@ -27,6 +27,11 @@ export function percentileOfSorted(sorted: ArrayLike<number>, p: number): number
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** Requests of a load run that failed: non-2xx answers, socket errors and timeouts. */
+export function failures(r: { statuses: Record<string, number>; errors: number; timeouts: number }): number {
+  return r.errors + r.timeouts + Object.entries(r.statuses).reduce((s, [code, n]) => (code.startsWith('2') ? s : s + n), 0);
+}
+
 export function percentile(values: number[], p: number): number {
   return percentileOfSorted([...values].sort((a, b) => a - b), p);
 }

@@ -4,6 +4,8 @@
 // Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
 // (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
+// (4b) the history list at 100k generations of one key, each status filter beside the unfiltered
+// list, and what the history index costs writes (history.ts);
 // (5) what tracing costs: submits at 16 connections with traces off, sampled at 100 % and at 10 %
 // (OTLP/HTTP protobuf to a sink in this process), five rounds of one run per mode; then each at a
 // fixed rate all keep up with, five rounds again, for the gateway's CPU time per submit. A mode's
@@ -30,7 +32,8 @@ import amqp from 'amqplib';
 import postgres from 'postgres';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
-import { ADMIN_URL, AMQP_URL, createBenchKey, fmtInt, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
+import { historyPhase, historySummary, printHistory } from './history.ts';
+import { ADMIN_URL, AMQP_URL, createBenchKey, failures, fmtInt, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const DB_NAME = 'itemgen_bench';
@@ -379,9 +382,6 @@ interface DispatchResult {
   submitP50Ms: number;
 }
 
-const failures = (r: LoadResult) =>
-  r.errors + r.timeouts + Object.entries(r.statuses).reduce((s, [code, n]) => (code.startsWith('2') ? s : s + n), 0);
-
 const describeFailures = (r: LoadResult) => {
   const codes = Object.entries(r.statuses).filter(([c]) => !c.startsWith('2'));
   const parts = codes.map(([c, n]) => `${n}×${c}`);
@@ -605,6 +605,10 @@ async function main(): Promise<number> {
       `  p50 ${fmtMs(dispatch.p50Ms)} ms · p99 ${fmtMs(dispatch.p99Ms)} ms · max ${fmtMs(dispatch.maxMs)} ms · delivered ${dispatch.delivered}/${respondedAt.size} · submit p50 ${fmtMs(dispatch.submitP50Ms)} ms · failed ${dispatchFailed}`,
     );
 
+    // 4b. The history list, filtered and not, at 100k rows of a key of its own (history.ts).
+    const history = await historyPhase({ databaseUrl: db.url, gatewayUrl: baseUrl, load: (job) => load!.run(job), storedParams: STORED_PARAMS });
+    printHistory(history);
+
     // 5. Tracing's cost: submits with traces off, sampled at 100 % and at 10 %, each on a gateway
     // of its own; the one above is done and gives its connections back first.
     await stopChild(gateway, 'SIGTERM', 10_000);
@@ -652,7 +656,7 @@ async function main(): Promise<number> {
     const l64 = at(64);
     const ratio = l64.rps / raw.tps;
     const submitFailures = levels.reduce((s, l) => s + l.failed + l.warmupFailed, 0);
-    const totalFailures = submitFailures + readFailed + dispatchFailed + dispatch.missing + tracingFailed;
+    const totalFailures = submitFailures + readFailed + dispatchFailed + dispatch.missing + tracingFailed + history.failed;
     const lines = [
       `raw inserts/s @64 (pgbench)    ${pad(fmtInt(raw.tps), 7)}   avg ${fmtMs(raw.latencyAvgMs)} ms`,
       ...levels.map(
@@ -673,6 +677,8 @@ async function main(): Promise<number> {
       `${verdict(tracedRatio >= TARGETS.tracedRatioAt10)}  submits with 10 % of traces sampled ≥ ${TARGETS.tracedRatioAt10 * 100}% of untraced  (${(tracedRatio * 100).toFixed(1)}%)`,
       `${verdict(tracedCapacity >= TARGETS.tracedRatioAt10)}  capacity with 10 % of traces sampled (CPU per submit at a fixed rate) ≥ ${TARGETS.tracedRatioAt10 * 100}% of untraced  (${(tracedCapacity * 100).toFixed(1)}%)`,
       `${verdict(totalFailures === 0)}  zero failed requests  (${totalFailures})`,
+      '',
+      ...historySummary(history),
     ];
     // A busy neighbour (a test suite, a build) on a 2-core machine lowers every number; say so.
     const maxOther = Math.max(...[raw.cpu, ...levels.map((l) => l.cpu), readCpu].map((u) => u?.other ?? 0));

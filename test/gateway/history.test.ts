@@ -1,5 +1,6 @@
 // History the user controls: DELETE /v1/generations/{id} and the retention sweep (RETENTION_DAYS),
-// over HTTP on real PostgreSQL, with the gateway's own local image store.
+// over HTTP on real PostgreSQL, with the gateway's own local image store; and listing it by status
+// while its generations move on (the cursor is a position, not a snapshot).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DELETED_KEPT_MS } from '../../src/gateway/retention.ts';
@@ -20,12 +21,13 @@ const completed = (t: TestGateway, key: string, body?: Record<string, unknown>) 
 const rowOf = async (t: TestGateway, id: string) => (await t.gw.db.query('SELECT deleted_at, idempotency_key FROM generations WHERE id = $1', [id]))[0];
 
 for (const store of ['postgres', 'pglite'] as const) {
-  const it = suite<{ t: TestGateway; alice: string; bob: string }>(`history: delete and retention (${store})`);
+  const it = suite<{ t: TestGateway; alice: string; bob: string; carol: string }>(`history: delete, retention, listing (${store})`);
 
   it.before(async (ctx) => {
-    ctx.t = await startTestGateway({ store, keys: [{ name: 'alice' }, { name: 'bob' }], env: { RETENTION_DAYS: String(RETENTION_DAYS) } });
+    ctx.t = await startTestGateway({ store, keys: [{ name: 'alice' }, { name: 'bob' }, { name: 'carol' }], env: { RETENTION_DAYS: String(RETENTION_DAYS) } });
     ctx.alice = ctx.t.keys.alice!;
     ctx.bob = ctx.t.keys.bob!;
+    ctx.carol = ctx.t.keys.carol!;
   });
   it.after(({ t }) => t.stop());
 
@@ -133,6 +135,35 @@ for (const store of ['postgres', 'pglite'] as const) {
     const counts = await Promise.all([t.gw.retention.sweep(), t.gw.retention.sweep()]);
     assert.is(counts[0]! + counts[1]!, 3);
     assert.is((await t.gw.db.query(`SELECT lease_until < now() AS free FROM sweep_leases WHERE name = 'retention'`))[0]!.free, true, 'the lease is given back');
+  });
+
+  it('a status listing, page by page, while generations change status between the pages', async ({ t, carol }) => {
+    type Page = { data: { id: string; status: string }[]; next_cursor: string | null };
+    const page = async (query: string) => (await (await t.call('GET', `/v1/generations?${query}`, { key: carol })).json()) as Page;
+    const claim = async (id: string) => assert.is((await t.runner(`/generations/${id}/claim`, { runner_id: 'r' })).status, 200);
+    const g: string[] = [];
+    for (let i = 0; i < 7; i++) g.push(await submit(t, { prompt: `a lantern ${i}` }, carol));
+
+    const first = await page('status=pending&limit=3');
+    assert.equal(first.data.map((x) => x.id), [g[6], g[5], g[4]]);
+    await claim(g[5]!); // seen on the first page, then leaves the status: not shown again
+    await claim(g[2]!); // not seen yet, leaves the status before its page: not shown
+    const newer = await submit(t, { prompt: 'a newer lantern' }, carol); // above the cursor: only a new first page shows it
+    const second = await page(`status=pending&limit=3&cursor=${first.next_cursor}`);
+    assert.equal(second.data.map((x) => x.id), [g[3], g[1], g[0]], 'the rest of the pending ones, each once, newest first');
+    assert.is(second.next_cursor, null);
+    assert.equal((await page('status=pending&limit=1')).data.map((x) => x.id), [newer]);
+
+    // A page's look-ahead row leaves the status before the next page: that page is empty, and the last.
+    await claim(g[0]!);
+    const processing = await page('status=processing&limit=2');
+    assert.equal(processing.data.map((x) => x.id), [g[5], g[2]]);
+    assert.type(processing.next_cursor, 'string');
+    assert.is((await t.call('POST', `/v1/generations/${g[0]}/cancel`, { key: carol })).status, 200);
+    assert.equal(await page(`status=processing&limit=2&cursor=${processing.next_cursor}`), { data: [], next_cursor: null });
+    // … and one that joins the status below the cursor shows on the next page, in its place.
+    await claim(g[1]!);
+    assert.equal((await page(`status=processing&limit=2&cursor=${processing.next_cursor}`)).data.map((x) => x.id), [g[1]]);
   });
 
   it.run();
