@@ -12,6 +12,7 @@
 // progress reports, whose answer (canceled, lost) takes it out of the line before it runs.
 import type { Logger } from '../core/log.ts';
 import { decodeJobMessage } from '../core/message.ts';
+import { denoisingSteps } from '../core/request.ts';
 import type { Consumer, Delivery, JobQueue } from '../queue/types.ts';
 import type { ImageStore, StoredImageRef } from '../storage/types.ts';
 import { realClock, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
@@ -19,7 +20,6 @@ import { GatewayUnavailableError, type Claim, type GatewayClient, type Refusal }
 import type { RunnerMetrics } from './metrics.ts';
 import { classifyPipelineError } from './pipeline-failure.ts';
 import type { Model } from './pipeline/model.ts';
-import { denoisingSteps } from '../core/request.ts';
 import { createBusyTime, createLane, type BusyTime } from './model-lane.ts';
 import {
   encodeDecodedImages,
