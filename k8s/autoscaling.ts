@@ -40,8 +40,9 @@ export class RunnerAutoscaling extends Construct {
           {
             type: 'rabbitmq',
             metadata: {
-              // Over AMQP the length counts waiting messages only. Every runner holds the one it
-              // works on (prefetch 1), so under a steady load the waiting count sits at 0 while all
+              // Over AMQP the length counts waiting messages only. Every runner holds the ones it
+              // works on (RUNNER_PREFETCH: the one generating and the next, claimed), so under a
+              // steady load the waiting count sits at 0 while all
               // runners are busy, and KEDA would scale them away. The management API's count is
               // ready + unacknowledged: the work in the system.
               protocol: 'http',

@@ -2,9 +2,14 @@
 // jobs per second with 1 and 2 runners (each its own process running src/runner/main.ts), and the
 // per-job overhead outside the pipeline: (finished_at − created_at) minus the pipeline's own time,
 // measured in this process beforehand on the same model and parameters (median of 20 runs).
+// Under the 1-runner batch's backlog it also reports the runner's share of `1000 / pipeline_ms`
+// jobs/s (target ≥ 80 %, decision 19's pipelining) and the share of the runner's wall time its
+// model sat idle: 1 − itemgen_runner_model_busy_seconds_total's growth over the batch / the time
+// from the batch's first claim to its last finish. BENCH_PREFETCH sets RUNNER_PREFETCH (default 2).
 //
-// Order: pipeline median here; gateway + runner A; warm-up; sequential pass (one job at a time, no
-// queueing: the overhead figure); batch with 1 runner; runner B; warm-up; batch with 2 runners.
+// Order: pipeline median here; gateway; an unpipelined runner (RUNNER_PREFETCH 1), warm-up, batch,
+// stopped; runner A; warm-up; sequential pass (one job at a time, no queueing: the overhead
+// figure); batch with 1 runner; runner B; warm-up; batch with 2 runners.
 // A scratch database, a per-run queue prefix and temp dirs, all removed at the end (also on Ctrl-C).
 // Exits 1 when a job failed or did not finish in time; a missed target is reported, not fatal.
 import type { ChildProcess } from 'node:child_process';
@@ -31,6 +36,9 @@ const JOB_DEADLINE_MS = 30_000;
 const BATCH_DEADLINE_MS = 60_000;
 const POLL_MS = 10;
 const TARGET_OVERHEAD_P50_MS = 30;
+/** One pipelined runner under a backlog: at least this share of 1000 / pipeline_ms jobs/s. */
+const TARGET_PIPELINED_SHARE = 0.8;
+const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 2);
 
 const BODY = { prompt: 'a glowing sword', num_inference_steps: 4, guidance_scale: 7.5, width: 256, height: 256 };
 
@@ -113,7 +121,7 @@ async function main(): Promise<number> {
     }
     const pipeline = percentile(pipeMs, 50);
     console.log(`itemgen e2e bench — ${os.cpus().length} CPUs, node ${process.version}, tiny model, 256×256, 4 steps, guidance 7.5, ddim, cpu`);
-    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, prefetch 1\n`);
+    console.log(`scratch database ${DB_NAME}, queue prefix ${PREFIX}, RUNNER_PREFETCH ${PREFETCH}\n`);
     console.log(
       `pipeline in-process (txt2img incl. PNG, ${PIPELINE_RUNS} runs): p50 ${fmtMs(pipeline)} ms · p99 ${fmtMs(percentile(pipeMs, 99))} ms · min ${fmtMs(Math.min(...pipeMs))} ms`,
     );
@@ -142,9 +150,10 @@ async function main(): Promise<number> {
     const baseUrl = gw.match;
 
     let runnerCount = 0;
-    const startRunnerProcess = async () => {
+    /** Starts a runner; resolves to its health server's URL (its /metrics). */
+    const startRunnerProcess = async (prefetch = PREFETCH) => {
       const name = `runner${++runnerCount}`;
-      await startChild(
+      const started = await startChild(
         name,
         ['src/runner/main.ts'],
         {
@@ -155,12 +164,25 @@ async function main(): Promise<number> {
           RUNNER_HEALTH_HOST: '127.0.0.1',
           RUNNER_HEALTH_PORT: '0',
           RUNNER_ID: `${PREFIX}-${name}`,
+          RUNNER_PREFETCH: String(prefetch),
+          ...(process.env.BENCH_INTRA_OP_THREADS ? { INTRA_OP_THREADS: process.env.BENCH_INTRA_OP_THREADS } : {}),
           // info, to see "runner consuming"; only warnings and errors are shown.
           LOG_LEVEL: 'info',
         },
-        /"message":"runner consuming"/,
+        /"message":"runner consuming".*"health":"([^"]+)"/,
         isWarnOrError,
       );
+      return { child: started.child, healthUrl: started.match };
+    };
+    /** The runner's model busy time and its process's CPU time so far, in ms, from its /metrics. */
+    const runnerTimes = async (healthUrl: string): Promise<{ busy: number; cpu: number }> => {
+      const text = await (await fetch(`${healthUrl}/metrics`)).text();
+      const read = (name: string) => {
+        const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+        if (!m) throw new Error(`no ${name} in ${healthUrl}/metrics`);
+        return Number(m[1]) * 1000;
+      };
+      return { busy: read('itemgen_runner_model_busy_seconds_total'), cpu: read('process_cpu_seconds_total') };
     };
 
     const submit = async (): Promise<string> => {
@@ -220,10 +242,26 @@ async function main(): Promise<number> {
       const wallMs = performance.now() - t0;
       const timings = completedTimings(await Promise.all(ids.map(get)));
       const spanMs = Math.max(...timings.map((t) => t.finished)) - Math.min(...timings.map((t) => t.created));
-      return { n, submittedMs, wallMs, spanMs, timings };
+      // The runners' busy stretch: the batch's first claim to its last finish.
+      const workMs = Math.max(...timings.map((t) => t.finished)) - Math.min(...timings.map((t) => t.finished - t.claimToFinish));
+      return { n, submittedMs, wallMs, spanMs, workMs, timings };
     };
 
-    await startRunnerProcess();
+    /** A backlog on one runner: its jobs/s, and its model's busy and its process's CPU time over the batch. */
+    const backlogOn = async (healthUrl: string) => {
+      const before = await runnerTimes(healthUrl);
+      const batch = await runBatch(BATCH);
+      const after = await runnerTimes(healthUrl);
+      return { batch, jps: BATCH / (batch.spanMs / 1000), busy: after.busy - before.busy, cpu: after.cpu - before.cpu };
+    };
+
+    // The same backlog on an unpipelined runner first (one job at a time), the limit's other side in this run.
+    const unpipelined = await startRunnerProcess(1);
+    for (let i = 0; i < WARMUP_JOBS; i++) completedTimings([await waitFor(await submit())]);
+    const batch0 = await backlogOn(unpipelined.healthUrl);
+    await stopChild(unpipelined.child, 'SIGTERM', 10_000);
+
+    const runnerA = (await startRunnerProcess()).healthUrl;
     for (let i = 0; i < WARMUP_JOBS; i++) completedTimings([await waitFor(await submit())]);
 
     // 3. Sequential pass: no queueing, so finished − created is pipeline + overhead.
@@ -233,7 +271,8 @@ async function main(): Promise<number> {
     const overhead = seq.map((t) => t.total - pipeline);
 
     // 4. Batches with 1, then 2 runners.
-    const batch1 = await runBatch(BATCH);
+    const backlog1 = await backlogOn(runnerA);
+    const batch1 = backlog1.batch;
     await startRunnerProcess();
     // Warm the second runner's sessions: a few jobs at once, so both runners get some.
     completedTimings(await Promise.all(Array.from({ length: WARMUP_JOBS }, async () => waitFor(await submit()))));
@@ -263,15 +302,28 @@ async function main(): Promise<number> {
       console.log(row('claim → finished − pipeline p50', b.timings.map((t) => t.claimToFinish - pipeline)));
     }
 
-    const jps1 = BATCH / (batch1.spanMs / 1000);
+    const jps1 = backlog1.jps;
     const jps2 = BATCH / (batch2.spanMs / 1000);
     const p50 = percentile(overhead, 50);
+    const ideal = 1000 / pipeline;
+    const share = jps1 / ideal;
+    const idleOf = (b: typeof backlog1) => 1 - b.busy / b.batch.workMs;
     console.log(`\n──── summary ────`);
     console.log(`pipeline p50 (in-process)        ${pad(fmtMs(pipeline), 7)} ms`);
-    console.log(`jobs/s, 1 runner                 ${pad(jps1.toFixed(1), 7)}   (ideal 1000/pipeline = ${(1000 / pipeline).toFixed(1)})`);
+    console.log(`jobs/s, 1 runner                 ${pad(jps1.toFixed(1), 7)}   (ideal 1000/pipeline = ${ideal.toFixed(1)}; ${(share * 100).toFixed(0)} % of it, RUNNER_PREFETCH ${PREFETCH})`);
+    console.log(
+      `model idle, 1 runner             ${pad((idleOf(backlog1) * 100).toFixed(1), 7)} %  of the runner's wall time under the backlog ` +
+        `(model busy ${fmtMs(backlog1.busy)} ms of ${fmtMs(batch1.workMs)} ms, first claim → last finish; ${fmtMs(backlog1.busy / BATCH)} ms a job)`,
+    );
+    console.log(`runner CPU per job, 1 runner     ${pad(fmtMs(backlog1.cpu / BATCH), 7)} ms  (all its threads: onnxruntime's, the event loop's)`);
+    console.log(
+      `  the same, RUNNER_PREFETCH 1     ${pad(batch0.jps.toFixed(1), 7)} jobs/s (${((batch0.jps / ideal) * 100).toFixed(0)} %), model idle ${(idleOf(batch0) * 100).toFixed(1)} %, ` +
+        `${fmtMs(batch0.busy / BATCH)} ms model and ${fmtMs(batch0.cpu / BATCH)} ms CPU a job`,
+    );
     console.log(`jobs/s, 2 runners                ${pad(jps2.toFixed(1), 7)}   (×${(jps2 / jps1).toFixed(2)} of 1 runner, ${os.cpus().length} CPUs)`);
     console.log(`overhead per job (sequential)    p50 ${pad(fmtMs(p50), 6)} ms   p99 ${pad(fmtMs(percentile(overhead, 99)), 6)} ms`);
     console.log(`\n${verdict(p50 <= TARGET_OVERHEAD_P50_MS)}  overhead p50 ≤ ${TARGET_OVERHEAD_P50_MS} ms  (${fmtMs(p50)} ms)`);
+    console.log(`${verdict(share >= TARGET_PIPELINED_SHARE)}  1 runner ≥ ${TARGET_PIPELINED_SHARE * 100} % of 1000 / pipeline_ms jobs/s under a backlog  (${(share * 100).toFixed(0)} %: ${jps1.toFixed(1)} of ${ideal.toFixed(1)})`);
     return 0;
   } finally {
     await teardown();

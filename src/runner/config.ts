@@ -17,7 +17,8 @@ const runnerEnv = {
   GATEWAY_URL: envUrl(/^https?:$/).default('http://127.0.0.1:8080'),
   RUNNER_TOKEN: z.string({ error: 'is required (the same token as the gateway RUNNER_TOKEN)' }).min(16, 'must be at least 16 characters'),
   RUNNER_ID: z.string().trim().min(1).max(200).optional(),
-  RUNNER_PREFETCH: int(1, 1, 64),
+  // 2: the next job is claimed while one generates (docs/architecture.md, decision 19); 1 works one at a time.
+  RUNNER_PREFETCH: int(2, 1, 64),
   EXECUTION_PROVIDER: z.enum(['auto', 'cuda', 'cpu']).default('auto'),
   INTRA_OP_THREADS: int(0, 0, 1024),
   INTER_OP_THREADS: int(0, 0, 1024),
@@ -47,6 +48,7 @@ export interface RunnerConfig {
   amqpConnectTimeoutMs: number;
   amqpPrefix: string;
   deliveryLimit: number;
+  /** Job messages held at once: one on the model, the next claimed and waiting, the last finishing. */
   prefetch: number;
   executionProvider: ExecutionProvider;
   intraOpThreads: number;

@@ -4,8 +4,15 @@
 // never succeed is dead-lettered; one that failed for reasons that may pass goes back to the queue,
 // and a generation that keeps failing is failed with `too_many_attempts` before the queue's
 // delivery limit would dead-letter it.
+//
+// Jobs are pipelined (decision 19): with a prefetch of 2 or more, the next job is claimed and its
+// prompt encoded while a generation runs, and the last one's PNGs, upload and completion go on
+// while the next generates. The model's stages take turns on lanes (model-lane.ts), so one
+// generation runs at a time; a claimed job waiting for its turn keeps its lease with step-0
+// progress reports, whose answer (canceled, lost) takes it out of the line before it runs.
 import type { Logger } from '../core/log.ts';
 import { decodeJobMessage } from '../core/message.ts';
+import { denoisingSteps } from '../core/request.ts';
 import type { Consumer, Delivery, JobQueue } from '../queue/types.ts';
 import type { ImageStore, StoredImageRef } from '../storage/types.ts';
 import { realClock, withRetry, type Clock, type RetryPolicy } from '../core/retry.ts';
@@ -13,9 +20,18 @@ import { GatewayUnavailableError, type Claim, type GatewayClient, type Refusal }
 import type { RunnerMetrics } from './metrics.ts';
 import { classifyPipelineError } from './pipeline-failure.ts';
 import type { Model } from './pipeline/model.ts';
-import { GenerationAbortedError, txt2img, type Txt2ImgResult } from './pipeline/txt2img.ts';
+import { createBusyTime, createLane, type BusyTime } from './model-lane.ts';
+import {
+  encodeDecodedImages,
+  encodeRequestPrompt,
+  GenerationAbortedError,
+  generateFromEmbeddings,
+  type DecodedImages,
+  type EncodedPrompt,
+  type Txt2ImgResult,
+} from './pipeline/txt2img.ts';
 import { createPreviewThrottle } from './preview-throttle.ts';
-import { createProgressReporter } from './progress-reporter.ts';
+import { createProgressReporter, type ProgressReporter } from './progress-reporter.ts';
 import { annotate, contextFrom, GENERATION_ID, SpanKind, withSpan } from '../telemetry/index.ts';
 
 export interface WorkerOptions {
@@ -25,7 +41,10 @@ export interface WorkerOptions {
   model: () => Promise<Model> | Model;
   store: ImageStore;
   runnerId: string;
-  /** Jobs worked on at once. */
+  /**
+   * Job messages held at once: one generating, the others claimed and waiting for the model, or
+   * storing and reporting theirs. 2 or more pipelines jobs (decision 19).
+   */
   prefetch: number;
   /** Least time between progress reports; the last step is always reported. Default 250 ms. */
   progressIntervalMs?: number;
@@ -48,8 +67,11 @@ export interface Worker {
   /** Resolves once the worker consumes; rejects when the queue refused the consumer. */
   readonly started: Promise<void>;
   state(): WorkerState;
+  /** Milliseconds the model has spent in a stage (text encoder, denoising, VAE) since the start; overlapping stages count once. */
+  modelBusyMs(): number;
   /**
-   * Stops taking messages, lets the current jobs finish within `graceMs`, else aborts them and
+   * Stops taking messages, hands back at once the jobs still waiting for the model (their leases
+   * released), lets the generating and finishing ones end within `graceMs`, else aborts them and
    * hands their messages back unacked; resolves once no message is held.
    */
   stop(graceMs: number): Promise<void>;
@@ -102,10 +124,14 @@ function throwIfRefused(refusal: Refusal, what: string): asserts refusal is Stop
   }
 }
 
+/** Where a job is: a stopping runner hands back the ones not yet on the model at once. */
+type JobPhase = 'claiming' | 'waiting' | 'generating' | 'finishing';
+
 interface Job {
   delivery: Delivery;
   id: string | null;
   claim: Claim | null;
+  phase: JobPhase;
   /** Aborts the pipeline, gateway calls and waits of this job. */
   controller: AbortController;
   /** The gateway answered a progress report with a refusal (canceled, finished elsewhere, lease lost). */
@@ -120,6 +146,11 @@ export function startWorker(options: WorkerOptions): Worker {
   const clock = options.clock ?? realClock;
   const progressIntervalMs = options.progressIntervalMs ?? 250;
   const uploadRetry = options.uploadRetry ?? DEFAULT_UPLOAD_RETRY;
+  // The text encoder has a lane of its own: the next job's prompt is encoded while a generation runs.
+  const busy: BusyTime = createBusyTime();
+  const textLane = createLane(busy);
+  const modelLane = createLane(busy);
+  metrics.readModelBusyFrom(() => busy.busyMs());
 
   let state: WorkerState = 'starting';
   let consumer: Consumer | null = null;
@@ -146,7 +177,7 @@ export function startWorker(options: WorkerOptions): Worker {
       settle(delivery, null, { action: 'requeue', reason: 'arrived while the runner is stopping' });
       return Promise.resolve();
     }
-    const job: Job = { delivery, id: null, claim: null, controller: new AbortController(), stopReason: null };
+    const job: Job = { delivery, id: null, claim: null, phase: 'claiming', controller: new AbortController(), stopReason: null };
     metrics.jobsInProgress.inc();
     // The job's span continues the trace its message carries: the submit's (docs/architecture.md, decision 15).
     const processed = withSpan(
@@ -257,7 +288,19 @@ export function startWorker(options: WorkerOptions): Worker {
     return { action: 'ack', outcome: 'completed', reason: 'the images are stored and the gateway has them' };
   }
 
-  /** Runs the pipeline, reporting progress; the job ends on the way when the gateway says stop or the pipeline fails. */
+  /** The gateway said stop (canceled, finished elsewhere, lease lost): the job's work is aborted; the first answer counts. */
+  function stopJob(job: Job, refusal: Refusal): void {
+    if (job.stopReason) return;
+    job.stopReason = refusal;
+    job.controller.abort(refusal);
+  }
+
+  /**
+   * Runs the pipeline, reporting progress; the job ends on the way when the gateway says stop or
+   * the pipeline fails. The prompt's encoding and the generation each wait for their turn on the
+   * model (decision 19); until the generation's, the claim is kept (keepClaim). The PNGs are made
+   * after the model is free for the next job.
+   */
   async function generate(job: Job, claim: Claim): Promise<Generated> {
     const { signal } = job.controller;
     let model: Model;
@@ -266,46 +309,115 @@ export function startWorker(options: WorkerOptions): Worker {
     } catch (err) {
       throw new TransientJobError(`the model could not be loaded: ${(err as Error).message}`, { cause: err });
     }
+    // Claimed as the runner began to stop: handed back now rather than after the jobs before it.
+    if (!taking()) job.controller.abort(new HandedBackError());
+    signal.throwIfAborted();
+    job.phase = 'waiting';
+    const waiting = keepClaim(job, claim);
     const reporter = createProgressReporter({
       intervalMs: progressIntervalMs,
       clock,
-      send: (step, total, preview) => gateway.progress(claim.id, claim.attempt, step, total, { signal, ...(preview ? { preview } : {}) }),
-      onStop: (refusal) => {
-        job.stopReason = refusal;
-        job.controller.abort(refusal);
+      // After the wait's last report is answered: step 1 must not be overwritten by a late step 0.
+      send: async (step, total, preview) => {
+        await waiting.answered();
+        return gateway.progress(claim.id, claim.attempt, step, total, { signal, ...(preview ? { preview } : {}) });
       },
+      onStop: (refusal) => stopJob(job, refusal),
       onError: (err) => {
         if (!signal.aborted) log.warn('progress report failed; generation continues', { id: claim.id, err });
       },
     });
-    const previews = createPreviewThrottle(options.previewIntervalMs ?? 500, clock);
-    let lastStep = clock.now();
     let result: Txt2ImgResult | null = null;
     try {
-      result = await txt2img(model, claim.params, {
-        signal,
-        onStep: (step, total, preview) => {
-          const now = clock.now();
-          metrics.stepSeconds.observe((now - lastStep) / 1000);
-          lastStep = now;
-          reporter.step(step, total, previews.due() ? renderPreview(claim, preview) : undefined);
+      const encoded = await textLane.run(() => encodeRequestPrompt(model, claim.params), { signal });
+      const decoded = await modelLane.run(
+        () => {
+          waiting.stop();
+          job.phase = 'generating';
+          return runModel(job, claim, encoded, reporter);
         },
-      });
+        { signal, onNext: waiting.check },
+      );
+      job.phase = 'finishing';
+      result = await encodeDecodedImages(decoded);
       // The last step's answer decides whether the images are worth storing.
       await reporter.finish();
     } catch (err) {
+      waiting.stop();
       reporter.close();
       if (!(err instanceof GenerationAbortedError)) return { ok: false, settlement: await pipelineFailed(job, claim, err) };
       // Aborted without a word from the gateway: the runner is stopping.
       if (!job.stopReason) throw signal.reason;
     }
-    // The gateway said stop, during the steps or in answer to the last one; past this, the pipeline finished.
+    // The gateway said stop, during the wait, the steps or in answer to the last one; past this, the pipeline finished.
     if (job.stopReason) {
       throwIfRefused(job.stopReason, 'progress');
       return { ok: false, settlement: stopped(job, job.stopReason, 'progress') };
     }
     metrics.generationSeconds.observe(result!.timingsMs.total / 1000);
     return { ok: true, result: result!, model };
+  }
+
+  /**
+   * The job's turn on the model: denoising and the VAE, reporting steps. Past half its steps it
+   * tells the next in line, whose last check with the gateway then overlaps this generation's end.
+   */
+  function runModel(job: Job, claim: Claim, encoded: EncodedPrompt, reporter: ProgressReporter): Promise<DecodedImages> {
+    const previews = createPreviewThrottle(options.previewIntervalMs ?? 500, clock);
+    if (denoisingSteps(claim.params) <= 2) modelLane.endingSoon();
+    let lastStep = clock.now();
+    return generateFromEmbeddings(encoded, {
+      signal: job.controller.signal,
+      onStep: (step, total, preview) => {
+        const now = clock.now();
+        metrics.stepSeconds.observe((now - lastStep) / 1000);
+        lastStep = now;
+        if (step * 2 >= total) modelLane.endingSoon();
+        reporter.step(step, total, previews.due() ? renderPreview(claim, preview) : undefined);
+      },
+    });
+  }
+
+  /**
+   * A claimed job waiting for the model keeps its lease: a step-0 progress report every third of
+   * the lease, and one when the generation before it nears its end (`check`), so that a cancel
+   * that came meanwhile is heard before the job runs, without the model waiting for the answer. A
+   * stop answer aborts the job, which leaves the line.
+   */
+  function keepClaim(job: Job, claim: Claim) {
+    const { signal } = job.controller;
+    const total = denoisingSteps(claim.params);
+    const ended = new AbortController();
+    let inFlight: Promise<void> | null = null;
+    const report = () => {
+      if (inFlight || ended.signal.aborted) return;
+      inFlight = gateway
+        .progress(claim.id, claim.attempt, 0, total, { signal })
+        .then(
+          (answer) => {
+            if (!answer.ok) stopJob(job, answer);
+          },
+          (err) => {
+            if (!signal.aborted) log.warn('heartbeat failed while waiting for the model; the job waits on', { id: claim.id, err });
+          },
+        )
+        .finally(() => {
+          inFlight = null;
+        });
+    };
+    const everyMs = (claim.leaseSeconds * 1000) / 3;
+    void (async () => {
+      while (!ended.signal.aborted) {
+        await clock.sleep(everyMs, ended.signal);
+        report();
+      }
+    })().catch(() => {});
+    return {
+      check: report,
+      stop: () => ended.abort(),
+      /** Resolves once the report in flight (if any) is answered. */
+      answered: () => inFlight ?? Promise.resolve(),
+    };
   }
 
   /** A preview is a nicety: one that fails to render is logged and left out, the generation goes on. */
@@ -425,10 +537,15 @@ export function startWorker(options: WorkerOptions): Worker {
   return {
     started,
     state: () => state,
+    modelBusyMs: () => busy.busyMs(),
     stop(graceMs: number) {
       stopping ??= (async () => {
         state = 'stopping';
         await started.catch(() => {});
+        // Jobs still waiting for the model go back at once: another runner can start them now.
+        const waiting = [...active.keys()].filter((job) => job.phase === 'waiting');
+        if (waiting.length) log.info('handing back the jobs waiting for the model', { jobs: waiting.length });
+        for (const job of waiting) job.controller.abort(new HandedBackError());
         const finished = Promise.all(active.values());
         const grace = new AbortController();
         const inTime = await Promise.race([

@@ -96,6 +96,8 @@ export interface RigOptions {
   worker?: Partial<WorkerOptions>;
   /** Start the worker later (after the test set something up). */
   deferWorker?: boolean;
+  /** The test gateway's environment (LEASE_SECONDS, …). */
+  gatewayEnv?: Record<string, string>;
 }
 
 export function testGatewayClient(t: TestGateway): GatewayClient {
@@ -103,7 +105,7 @@ export function testGatewayClient(t: TestGateway): GatewayClient {
 }
 
 export async function startRig(ctx: { dir: string; model: Model }, o: RigOptions = {}): Promise<Rig> {
-  const t = await startTestGateway({ store: 'postgres', broker: o.broker ?? 'rabbitmq', env: process.env.TEST_LOG ? { LOG_LEVEL: process.env.TEST_LOG } : {} });
+  const t = await startTestGateway({ store: 'postgres', broker: o.broker ?? 'rabbitmq', env: { ...(process.env.TEST_LOG ? { LOG_LEVEL: process.env.TEST_LOG } : {}), ...o.gatewayEnv } });
   const imagesDir = await fs.mkdtemp(path.join(ctx.dir, 'images-'));
   const store = createLocalImageStore(imagesDir);
   const client = testGatewayClient(t);

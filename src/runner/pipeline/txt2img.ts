@@ -2,7 +2,8 @@
 // template, defaults), encodePrompt (text encoder, classifier-free guidance's pair), prepareLatents
 // (the seed's noise), denoise (the scheduler loop), decodeLatents (VAE) and encodeImages (PNG with
 // parameters). Each is one function so that a change to one stage (previews, per-image seeds,
-// pipelining) touches one place. It composes the model and a scheduler and never knows which
+// pipelining) touches one place; a runner that pipelines jobs calls the three exported stages
+// (encodeRequestPrompt, generateFromEmbeddings, encodeDecodedImages) that `txt2img` composes. It composes the model and a scheduler and never knows which
 // scheduler it runs.
 import { imageSeed, type GenerationParams } from '../../core/request.ts';
 import type { Model } from './model.ts';
@@ -393,15 +394,38 @@ function encodeImages(
   return images;
 }
 
-export async function txt2img(model: Model, params: GenerationParams, options: Txt2ImgOptions = {}): Promise<Txt2ImgResult> {
-  const started = now();
-  const inputs = prepareInputs(model, params);
+/** A request with its prompt encoded: the text encoder's stage done, what `generateFromEmbeddings` continues from. */
+export interface EncodedPrompt {
+  readonly model: Model;
+  readonly inputs: PipelineInputs;
+  readonly embeddings: PromptEmbeddings;
+  readonly textEncoderMs: number;
+}
 
+/** A generation's decoded images, before PNG: the model's part done (denoising and the VAE). */
+export interface DecodedImages {
+  readonly encoded: EncodedPrompt;
+  readonly decoded: Float32Array;
+  readonly ms: Denoised['ms'] & { decode: number };
+}
+
+/**
+ * The first stage alone: the request resolved and its prompt encoded. With the next two it is
+ * `txt2img`, split so that a runner can encode the next job's prompt while another generation runs
+ * and encode PNGs after the model is free (docs/architecture.md, decision 19).
+ */
+export async function encodeRequestPrompt(model: Model, params: GenerationParams): Promise<EncodedPrompt> {
+  const inputs = prepareInputs(model, params);
   // A span per stage; the denoising loop is one span whose attributes hold each step's time.
   const t0 = now();
   const embeddings = await withSpan('text encoder', {}, () => encodePrompt(model, inputs));
-  const textMs = now() - t0;
+  return { model, inputs, embeddings, textEncoderMs: now() - t0 };
+}
 
+/** The second stage: the seed's latents, the denoising loop and the VAE; aborting stops it between steps. */
+export async function generateFromEmbeddings(encoded: EncodedPrompt, options: Txt2ImgOptions = {}): Promise<DecodedImages> {
+  const { model, inputs, embeddings } = encoded;
+  const { params } = inputs;
   const generator = createBatchGenerator(Array.from({ length: params.num_images }, (_, i) => imageSeed(params.seed, i)));
   const scheduler = acquireScheduler(model, params.scheduler);
   let denoised: Denoised;
@@ -427,22 +451,32 @@ export async function txt2img(model: Model, params: GenerationParams, options: T
 
   const d0 = now();
   const decoded = await withSpan('vae decode', {}, () => decodeLatents(model, denoised.latents, inputs));
-  const decodeMs = now() - d0;
+  return { encoded, decoded, ms: { ...denoised.ms, decode: now() - d0 } };
+}
 
+/** The last stage: PNGs with their parameters; no model session runs here. */
+export async function encodeDecodedImages(generated: DecodedImages, options: Pick<Txt2ImgOptions, 'timingsInPng'> = {}): Promise<Txt2ImgResult> {
+  const { model, inputs, textEncoderMs: textMs } = generated.encoded;
+  const { ms } = generated;
   const p0 = now();
-  const { ms } = denoised;
   const pngTimings =
     options.timingsInPng === true
-      ? { text_encoder: round(textMs), denoise: round(ms.denoise), unet: round(ms.unet), decode: round(decodeMs) }
+      ? { text_encoder: round(textMs), denoise: round(ms.denoise), unet: round(ms.unet), decode: round(ms.decode) }
       : undefined;
-  const images = await withSpan('png', { 'itemgen.images': params.num_images }, () => encodeImages(model, inputs, decoded, pngTimings));
+  const images = await withSpan('png', { 'itemgen.images': inputs.params.num_images }, () => encodeImages(model, inputs, generated.decoded, pngTimings));
   const pngMs = now() - p0;
   return {
     images,
     prompt: inputs.prompt,
     negativePrompt: inputs.negativePrompt,
-    timingsMs: { textEncoder: textMs, denoise: ms.denoise, unet: ms.unet, scheduler: ms.scheduler, decode: decodeMs, png: pngMs, total: now() - started },
+    // The stages' own time: a runner may run them apart, with waits between that are not the pipeline's.
+    timingsMs: { textEncoder: textMs, denoise: ms.denoise, unet: ms.unet, scheduler: ms.scheduler, decode: ms.decode, png: pngMs, total: textMs + ms.denoise + ms.decode + pngMs },
   };
+}
+
+export async function txt2img(model: Model, params: GenerationParams, options: Txt2ImgOptions = {}): Promise<Txt2ImgResult> {
+  const encoded = await encodeRequestPrompt(model, params);
+  return encodeDecodedImages(await generateFromEmbeddings(encoded, options), options);
 }
 
 const round = (ms: number) => Math.round(ms * 10) / 10;

@@ -8,7 +8,7 @@ import type { GenerationParams } from '../../../src/core/request.ts';
 import { cudaProviderInstalled, loadModel, ModelFolderError, type ExecutionProvider, type Model } from '../../../src/runner/pipeline/model.ts';
 import { decodePng } from '../../../src/runner/pipeline/png.ts';
 import { writeTinyModel } from '../../../src/runner/pipeline/tiny-model.ts';
-import { GenerationAbortedError, txt2img } from '../../../src/runner/pipeline/txt2img.ts';
+import { encodeDecodedImages, encodeRequestPrompt, GenerationAbortedError, generateFromEmbeddings, txt2img } from '../../../src/runner/pipeline/txt2img.ts';
 
 const it = suite<{ dir: string; model: Model }>('txt2img on the tiny model');
 
@@ -58,6 +58,18 @@ it('generates a PNG of the requested size with the parameters and a manifest', a
   assert.type(manifest.onnxruntime_version, 'string');
   const distinct = new Set(png.rgb).size;
   assert.ok(distinct > 10, 'not a flat image');
+});
+
+it("the three stages run apart, with another generation between, give txt2img's bytes", async ({ model }) => {
+  const whole = await run(model, { num_images: 2 });
+  const encoded = await encodeRequestPrompt(model, { ...params, num_images: 2 });
+  // A pipelined runner encodes the next prompt while another generation runs.
+  await run(model, { prompt: 'something else', seed: 7 });
+  const staged = await encodeDecodedImages(await generateFromEmbeddings(encoded));
+  assert.equal(staged.images.map((i) => i.seed), whole.images.map((i) => i.seed));
+  staged.images.forEach((image, i) => assert.ok(image.png.equals(whole.images[i]!.png), `image ${i}`));
+  const t = staged.timingsMs;
+  assert.ok(Math.abs(t.total - (t.textEncoder + t.denoise + t.decode + t.png)) < 1e-6, "the total is the stages' own time");
 });
 
 it('same request and seed → byte-identical PNG; seed, prompt, scheduler and guidance change the image', async ({ model }) => {
