@@ -1,7 +1,8 @@
 // `npm run bench:gateway`: throughput and latency of the gateway on real PostgreSQL and RabbitMQ,
 // next to the raw single-row insert limit of the same PostgreSQL, in one run of about a minute.
 //
-// Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
+// Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach, then
+// the submit statement itself from pgbench (scripts/bench/pgbench.ts: 1 and 16 rows a statement);
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
 // (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
 // (5) what tracing costs: submits at 16 connections with traces off, sampled at 100 % and at 10 %
