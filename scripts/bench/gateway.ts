@@ -1,7 +1,8 @@
 // `npm run bench:gateway`: throughput and latency of the gateway on real PostgreSQL and RabbitMQ,
 // next to the raw single-row insert limit of the same PostgreSQL, in one run of about a minute.
 //
-// Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach;
+// Phases: (1) pgbench inserts into a scratch table, the ceiling any submit path could reach, then
+// the submit statement itself from pgbench (scripts/bench/pgbench.ts: 1 and 16 rows a statement);
 // (2) POST /v1/generations at 1, 16 and 64 connections; (3) GET /v1/generations/{id} at 64;
 // (4) dispatch latency, from a submit's HTTP response to the job message reaching a consumer;
 // (4b) the history list at 100k generations of one key, each status filter beside the unfiltered
@@ -20,7 +21,7 @@
 //
 // Exits 1 when any request failed (non-2xx, socket error, timeout) or a job message never
 // arrived; a missed performance target is reported, not fatal.
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -33,6 +34,7 @@ import postgres from 'postgres';
 import { topologyFor } from '../../src/queue/rabbitmq.ts';
 import type { LoadJob, LoadResult } from './load-worker.ts';
 import { historyPhase, historySummary, printHistory } from './history.ts';
+import { pgbench, submitStatementRates } from './pgbench.ts';
 import { ADMIN_URL, AMQP_URL, createBenchKey, failures, fmtInt, fmtMs, pad, percentile, removeQueues, runBench, scratchDatabase, spawnUntilReady, stopChild, teardownOnce, verdict } from './common.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -176,39 +178,21 @@ async function rawInsertLimit(benchUrl: string, bench: postgres.Sql): Promise<Ra
     status text NOT NULL DEFAULT 'pending',
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now())`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'itemgen-bench-'));
-  const script = path.join(dir, 'insert.sql');
-  fs.writeFileSync(script, `INSERT INTO raw_jobs (params) VALUES ('${STORED_PARAMS}');\n`);
   try {
-    const u = new URL(benchUrl);
-    const args = ['-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres')];
-    args.push('-n', '-c', '64', '-j', '2', '-T', '10', '-M', 'prepared', '-f', script, DB_NAME);
-    const child = spawn('/usr/bin/pgbench', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) },
+    let cpu: CpuUse | null = null;
+    const r = await pgbench(benchUrl, `INSERT INTO raw_jobs (params) VALUES ('${STORED_PARAMS}')`, {
+      clients: 64,
+      seconds: 10,
+      // pgbench spends its first moment connecting 64 clients; measure CPU over the steady part.
+      during: async (pid) => {
+        await sleep(1000);
+        const before = readCpuSample();
+        await sleep(8000);
+        cpu = cpuUse(before, readCpuSample(), { gateway: [], load: [], pgbench: [pid] });
+      },
     });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    // pgbench spends its first moment connecting 64 clients; measure CPU over the steady part.
-    await sleep(1000);
-    const before = readCpuSample();
-    await sleep(8000);
-    const after = readCpuSample();
-    const code = await new Promise<number | null>((resolve) => {
-      if (child.exitCode !== null) resolve(child.exitCode);
-      else child.once('exit', (c) => resolve(c));
-    });
-    const tps = /tps = ([\d.]+)/.exec(out);
-    const lat = /latency average = ([\d.]+) ms/.exec(out);
-    if (code !== 0 || !tps) throw new Error(`pgbench failed (exit ${code}):\n${out}`);
-    return {
-      tps: Number(tps[1]),
-      latencyAvgMs: lat ? Number(lat[1]) : NaN,
-      cpu: cpuUse(before, after, { gateway: [], load: [], pgbench: [child.pid!] }),
-    };
+    return { ...r, cpu };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
     await bench.unsafe('DROP TABLE raw_jobs');
   }
 }
@@ -423,6 +407,10 @@ async function main(): Promise<number> {
 
     // 2. Key, gateway, load generator.
     const apiKey = await createBenchKey(db.url, 'bench');
+    // The submit statement from pgbench too (decision 17); it leaves the tables empty for the gateway.
+    const statement = await submitStatementRates(db.url, bench, JSON.parse(STORED_PARAMS));
+    console.log(`submit statement (pgbench, ${statement.clients} clients, prepared, 5 s each; rows/s):`);
+    console.log(`  plain INSERT into generations ${fmtInt(statement.plainInsert)} · insertGenerations 1 row ${fmtInt(statement.oneRow)} · ${statement.batchRows} rows ${fmtInt(statement.batched)}\n`);
     const gatewayEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.tmpdir(),
@@ -476,7 +464,7 @@ async function main(): Promise<number> {
     for (const connections of LEVELS) {
       const warm = await load.run(submitJob(connections, WARMUP_S));
       await drain();
-      // Every submit counts the key's unfinished jobs, so the level's cost depends on this.
+      // The key's unfinished jobs: the cap check reads one counter row, however many there are.
       const pendingAtStart = await pending();
       const d0 = await dispatchCounters();
       const before = readCpuSample();
@@ -663,6 +651,8 @@ async function main(): Promise<number> {
         (l) => `submits/s @${pad(l.connections, 2)}                ${pad(fmtInt(l.rps), 7)}   p50 ${pad(fmtMs(l.p50Ms), 5)} ms  p99 ${pad(fmtMs(l.p99Ms), 5)} ms`,
       ),
       `submits @64 / raw inserts      ${pad((ratio * 100).toFixed(1) + '%', 7)}`,
+      `statement rows/s @64 (pgbench) ${pad(fmtInt(statement.oneRow), 7)}   1 row each; ${fmtInt(statement.batched)} with ${statement.batchRows} rows each; plain INSERT ${fmtInt(statement.plainInsert)}`,
+      `submits @64 / statement        ${pad(((l64.rps / statement.oneRow) * 100).toFixed(1) + '%', 7)}   of 1 row each; ${((l64.rps / statement.batched) * 100).toFixed(1)}% of ${statement.batchRows} rows each`,
       `status reads/s @64             ${pad(fmtInt(readRps), 7)}   p50 ${pad(fmtMs(reads.p50Ms), 5)} ms  p99 ${pad(fmtMs(reads.p99Ms), 5)} ms`,
       `dispatch latency               ${pad('', 7)}   p50 ${pad(fmtMs(dispatch.p50Ms), 5)} ms  p99 ${pad(fmtMs(dispatch.p99Ms), 5)} ms`,
       ...tracing.modes.map(

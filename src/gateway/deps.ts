@@ -2,6 +2,7 @@
 import type { Logger } from '../core/log.ts';
 import type { JobQueue } from '../queue/types.ts';
 import type { ImageStore } from '../storage/types.ts';
+import type { GenerationInserter } from '../store/group-commit.ts';
 import type { Db } from '../store/types.ts';
 import type { AuthEnv } from './auth.ts';
 import type { ChangeFeed } from './changes.ts';
@@ -13,6 +14,8 @@ import type { TargetPolicy } from '../webhooks/index.ts';
 
 export interface GatewayDeps {
   db: Db;
+  /** Inserts submits on `db`, many to a statement under load (src/store/group-commit.ts). */
+  inserter: GenerationInserter;
   queue: JobQueue;
   /** Handed each committed submit (src/gateway/dispatcher.ts). */
   dispatcher: Pick<Dispatcher, 'enqueue'>;

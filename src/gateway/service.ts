@@ -10,6 +10,7 @@ import { connectRabbitMq } from '../queue/rabbitmq.ts';
 import type { JobQueue } from '../queue/types.ts';
 import { openImageStore } from '../storage/index.ts';
 import type { ImageStore } from '../storage/types.ts';
+import { groupCommit } from '../store/group-commit.ts';
 import { openDb } from '../store/openDb.ts';
 import type { Db } from '../store/types.ts';
 import { migrate } from '../store/migrate.ts';
@@ -173,7 +174,7 @@ export async function startGateway(config: Config, overrides: GatewayOverrides =
       allowPrivate: parseAllowList(config.webhooks.allowPrivate),
       resolve: overrides.webhooks?.resolve ?? systemResolver,
     };
-    const app = createApp({ db, queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings, webhookPolicy });
+    const app = createApp({ db, inserter: groupCommit(db), queue, dispatcher, changes, streamSlots, limiter, metrics, log, images, settings, webhookPolicy });
 
     // Built now, so the first visitor does not wait for it; the API does not depend on it.
     webBundle().catch((err: unknown) => log.error('the web app could not be built; / answers 500', { err, stack: (err as Error).stack }));

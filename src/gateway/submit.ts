@@ -1,13 +1,11 @@
 // Accepting a generation, shared by POST /v1/generations and the compatibility POST /generate:
-// one INSERT (cap and idempotency included), then the dispatcher is woken. Nothing here waits on
-// the broker.
+// one INSERT (cap and idempotency included; shared with the submits in flight beside it, decision
+// 17), then the dispatcher is woken. Nothing here waits on the broker.
 import { createHash, randomInt } from 'node:crypto';
 import { AppError } from '../core/errors.ts';
 import { combinationIssues, generationCost, LIMITS, type GenerationParams } from '../core/request.ts';
 import type { Generation } from '../store/generation.ts';
 import { findGenerationByIdempotencyKey } from '../store/sql/findGenerationByIdempotencyKey.ts';
-import { insertGeneration } from '../store/sql/insertGeneration.ts';
-import { getApiKeyUsage } from '../store/sql/getApiKeyUsage.ts';
 import type { Principal } from './auth.ts';
 import type { GatewayDeps } from './deps.ts';
 import { annotate, currentTraceparent, GENERATION_ID } from '../telemetry/index.ts';
@@ -65,7 +63,7 @@ export async function submitGeneration(
   // -1 is how AUTOMATIC1111 clients say "random": the same as no seed.
   const seed = request.seed === undefined || request.seed === -1 ? randomInt(0, LIMITS.seedMax + 1) : request.seed;
   const params: GenerationParams = { ...request, seed };
-  const created = await insertGeneration(deps.db, {
+  const outcome = await deps.inserter.insert({
     apiKeyId: principal.apiKeyId,
     maxUnfinished: principal.maxUnfinished,
     maxUnfinishedCost: principal.maxUnfinishedCost,
@@ -75,14 +73,15 @@ export async function submitGeneration(
     webhook,
     traceparent: currentTraceparent(),
   });
-  if (created) {
+  if (outcome.kind === 'created') {
+    const created = outcome.generation;
     annotate({ [GENERATION_ID]: created.id });
     deps.metrics.submitted.inc();
     deps.metrics.submittedCost.inc({ key_id: principal.apiKeyId }, created.cost);
     deps.dispatcher.enqueue({ id: created.id, params: created.params, traceparent: created.traceparent });
     return { generation: created, replayed: false };
   }
-  if (idempotencyKey) {
+  if (outcome.kind === 'taken' && idempotencyKey) {
     const earlier = await findGenerationByIdempotencyKey(deps.db, principal.apiKeyId, idempotencyKey);
     if (earlier) {
       if (earlier.requestHash !== requestHash) {
@@ -96,7 +95,9 @@ export async function submitGeneration(
       return { generation: earlier, replayed: true };
     }
   }
-  const usage = await getApiKeyUsage(deps.db, principal.apiKeyId);
+  // Taken, yet gone by now (deleted in between, which forgets its key): rare, and answered as it
+  // always was, a 429 to retry after.
+  const usage = outcome.kind === 'over_cap' ? outcome : { unfinished: principal.maxUnfinished, unfinishedCost: 0 };
   const retry = { 'Retry-After': String(RETRY_AFTER_CAP_SECONDS) };
   if (usage.unfinished < principal.maxUnfinished && usage.unfinishedCost + cost > principal.maxUnfinishedCost) {
     throw new AppError(

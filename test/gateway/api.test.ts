@@ -284,6 +284,17 @@ it('Idempotency-Key: same body → same generation; different body → 422', asy
   if (bobs.status === 202) assert.is.not(((await bobs.json()) as any).id, a.id, 'keys are per API key');
 });
 
+it('Idempotency-Key: 16 concurrent submits of one key and body (sharing statements) make one generation, and all answer with it', async ({ t, alice }) => {
+  const headers = { 'idempotency-key': 'burst-51c2' };
+  const answers = await Promise.all(Array.from({ length: 16 }, () => t.call('POST', '/v1/generations', { key: alice, headers, body: { prompt: 'a burst' } })));
+  assert.equal(answers.map((r) => r.status), Array(16).fill(202));
+  const ids = new Set(await Promise.all(answers.map(async (r) => ((await r.json()) as any).id)));
+  assert.is(ids.size, 1);
+  assert.is(answers.filter((r) => r.headers.get('idempotent-replayed') === 'true').length, 15);
+  const rows = await t.gw.db.query('SELECT count(*) AS n FROM generations WHERE idempotency_key = $1', ['burst-51c2']);
+  assert.is(Number(rows[0]!.n), 1);
+});
+
 it('internal API: token required, transitions answer 409 when they do not apply', async ({ t, alice }) => {
   const g = (await (await t.call('POST', '/v1/generations', { key: alice, body: { prompt: 'boots' } })).json()) as any;
   await expectProblem(await t.call('POST', `/internal/v1/generations/${g.id}/claim`, { body: { runner_id: 'x' } }), 401, 'unauthorized');

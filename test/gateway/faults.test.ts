@@ -1,6 +1,7 @@
 // The database going away: requests answer 503 database_unavailable quickly (nothing hangs), and
 // service resumes by itself when it is back. Real PostgreSQL behind a TCP proxy we cut (the server
 // gone: connections reset) or blackhole (a partition: nothing answers, as packets are dropped).
+import postgres from 'postgres';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -72,6 +73,58 @@ test('database silent (a partition): submits, reads and /readyz answer 503 withi
     const after = await answered(t, 'POST', '/v1/generations', { prompt: 'after' });
     assert.is(after.status, 202);
     assert.is((await answered(t, 'GET', `/v1/generations/${id}`)).status, 200);
+  } finally {
+    await t.stop();
+    await proxy.close();
+  }
+});
+
+test('the database cut while 64 clients submit (statements shared): every 202 is a stored generation', async () => {
+  const { t, proxy } = await gatewayBehindProxy({
+    DATABASE_QUERY_TIMEOUT_MS: '1000',
+    DATABASE_CONNECT_TIMEOUT_MS: '300',
+    DEFAULT_MAX_UNFINISHED: '100000',
+    DEFAULT_MAX_UNFINISHED_COST: '1000000000',
+  });
+  try {
+    const acked: string[] = [];
+    let unavailable = 0;
+    let cut = false;
+    let acks200: () => void = () => {};
+    const enoughAcks = new Promise<void>((resolve) => (acks200 = resolve));
+    let seen503: () => void = () => {};
+    const enough503 = new Promise<void>((resolve) => (seen503 = resolve));
+    // Each client stops at its first 503 after the cut: by then the cut has hit statements in flight.
+    const clients = Array.from({ length: 64 }, async (_, c) => {
+      for (let i = 0; ; i++) {
+        const res = await answered(t, 'POST', '/v1/generations', { prompt: `client ${c} submit ${i}` });
+        if (res.status === 202) {
+          acked.push(((await res.json()) as { id: string }).id);
+          if (acked.length === 200) acks200();
+        } else {
+          assert.is(res.status, 503, await res.text());
+          await res.arrayBuffer().catch(() => {});
+          if (++unavailable === 64) seen503();
+          if (cut) return;
+        }
+      }
+    });
+    await enoughAcks;
+    proxy.cut();
+    cut = true;
+    await enough503;
+    await Promise.all(clients);
+    await proxy.restore();
+    // Read past the proxy: the gateway's pool may still be reconnecting.
+    const direct = postgres(DATABASE_URL, { max: 1, onnotice: () => {}, connection: { search_path: t.schema! } });
+    try {
+      const stored = new Set((await direct.unsafe('SELECT id FROM generations')).map((r) => String(r.id)));
+      const lost = acked.filter((id) => !stored.has(id));
+      assert.equal(lost, [], 'every acknowledged submit is stored');
+    } finally {
+      await direct.end();
+    }
+    assert.ok(acked.length >= 200);
   } finally {
     await t.stop();
     await proxy.close();

@@ -63,6 +63,31 @@ test("a key's compute budget caps the cost of its unfinished generations: 429 wi
   }
 });
 
+test('the unfinished cap is exact under 64 concurrent submits of one key, split over two gateway instances', async () => {
+  const t = await startTestGateway({ store: 'postgres' });
+  const other = await startGateway(t.config, { schema: t.schema! });
+  try {
+    const k = await createKey(t.gw.db, { name: 'burst', max_unfinished: 10 }, 100);
+    const answers = await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        fetch(`${i % 2 ? other.url : t.url}/v1/generations`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${k.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body()),
+        }),
+      ),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    assert.equal(statuses, [...Array(10).fill(202), ...Array(54).fill(429)]);
+    const refused = answers.find((r) => r.status === 429)!;
+    await problemOf(refused, 429, 'too_many_unfinished');
+    assert.is(await t.countGenerations(), 10);
+  } finally {
+    await other.close();
+    await t.stop();
+  }
+});
+
 test('rate limits per key: submits and other requests from buckets of their own, with RateLimit fields; shared by two instances', async () => {
   const t = await startTestGateway({ store: 'postgres', keys: [{ name: 'a' }, { name: 'b' }], env: { RATE_LIMIT_SUBMIT: '3/60', RATE_LIMIT_REQUEST: '5/60' } });
   const other = await startGateway(t.config, { schema: t.schema! });
