@@ -13,10 +13,11 @@ export interface TestProduct {
   stop(): Promise<void>;
 }
 
-export async function startEmbeddedProduct(env: Record<string, string> = {}): Promise<TestProduct> {
+/** `env` configures the gateway, `runnerEnv` adds to the embedded runner's. */
+export async function startEmbeddedProduct(env: Record<string, string> = {}, runnerEnv: Record<string, string> = {}): Promise<TestProduct> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-client-'));
   const config = parseConfig({ PORT: '0', DATA_DIR: dir, LOG_LEVEL: 'silent', RATE_LIMIT_SUBMIT: 'off', RATE_LIMIT_REQUEST: 'off', RATE_LIMIT_ADDRESS: 'off', ...env });
-  const product = await startProduct(config, { LOG_LEVEL: 'silent', EXECUTION_PROVIDER: 'cpu' }, { log: createLogger('silent') });
+  const product = await startProduct(config, { LOG_LEVEL: 'silent', EXECUTION_PROVIDER: 'cpu', ...runnerEnv }, { log: createLogger('silent') });
   return {
     product,
     url: product.gateway.url,

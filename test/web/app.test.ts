@@ -22,6 +22,10 @@ import { firstLoad, launchBrowser, openPage, screenshot, WIDTHS } from './browse
 const WATCHABLE = { Width: '1024', Height: '1024', Steps: '150', Images: '2' };
 const LONG = { ...WATCHABLE, Images: '4' };
 const COSTLY = { MAX_GENERATION_COST: '20000' };
+// One job on the model at a time and none claimed ahead (RUNNER_PREFETCH 1): a second generation
+// then waits in the queue, so the page's queue position can be seen. With the default of 2 the
+// runner claims it behind the running one (decision 19) and it shows as processing at step 0.
+const ONE_AT_A_TIME = { RUNNER_PREFETCH: '1' };
 const BUDGET_BYTES = 150 * 1024;
 
 async function generate(page: Page, prompt: string, fields: Record<string, string> = {}) {
@@ -53,7 +57,7 @@ function run(command: string, cwd: string, env: Record<string, string>): Promise
 
 const open = suite<{ browser: Browser; p: TestProduct }>('the web app, open mode');
 open.before(async (ctx) => {
-  [ctx.browser, ctx.p] = await Promise.all([launchBrowser(), startEmbeddedProduct(COSTLY)]);
+  [ctx.browser, ctx.p] = await Promise.all([launchBrowser(), startEmbeddedProduct(COSTLY, ONE_AT_A_TIME)]);
 });
 open.after(async ({ browser, p }) => {
   await browser?.close();
