@@ -2,9 +2,6 @@
 // submits that wait while a statement is in flight share the next one, and each row of it keeps
 // every guarantee a submit of its own had: idempotency (two equal keys in one batch included), the
 // caps (exact, and row by row), the outbox, and a row that fails failing alone.
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,11 +11,10 @@ import { createGatewayMetrics } from '../../src/gateway/metrics.ts';
 import { submitGeneration } from '../../src/gateway/submit.ts';
 import type { Principal } from '../../src/gateway/auth.ts';
 import { groupCommit } from '../../src/store/group-commit.ts';
-import { migrate } from '../../src/store/migrate.ts';
-import { openDb } from '../../src/store/openDb.ts';
 import { insertGeneration, insertGenerations, type InsertOutcome, type NewGeneration } from '../../src/store/sql/insertGeneration.ts';
 import { toDate, type Db, type Queryable, type Row } from '../../src/store/types.ts';
-import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
+import { uniqueName } from '../helpers/services.ts';
+import { openTestStore } from '../helpers/store.ts';
 
 const params: GenerationParams = {
   prompt: 'a lantern',
@@ -61,20 +57,7 @@ for (const backend of ['postgres', 'pglite'] as const) {
   const it = suite<{ db: Db; cleanup: () => Promise<void> }>(`group commit on ${backend}`);
 
   it.before(async (ctx) => {
-    if (backend === 'postgres') {
-      const schema = uniqueName('itemgen_group');
-      ctx.db = await openDb({ databaseUrl: DATABASE_URL, dataDir: '', poolSize: 16, schema });
-      ctx.cleanup = async () => {
-        const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-        await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
-        await sql.end();
-      };
-    } else {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-pglite-'));
-      ctx.db = await openDb({ databaseUrl: undefined, dataDir: dir, poolSize: 1 });
-      ctx.cleanup = () => fs.rm(dir, { recursive: true, force: true });
-    }
-    await migrate(ctx.db);
+    Object.assign(ctx, await openTestStore(backend, 'itemgen_group', 16));
   });
   it.after(async (ctx) => {
     await ctx.db.close();

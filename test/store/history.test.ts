@@ -3,18 +3,15 @@
 // of buffers however long the key's history, in the generic plan of a prepared statement (what
 // the postgres driver runs after a few executions) and in a custom one. Migration 012 applies to
 // a table that already has rows, and rebuilds the invalid index a failed concurrent build leaves.
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { STATUSES, type GenerationStatus } from '../../src/core/status.ts';
 import { migrate } from '../../src/store/migrate.ts';
-import { openDb } from '../../src/store/openDb.ts';
 import { listGenerations, listStatement, type ListQuery } from '../../src/store/sql/listGenerations.ts';
 import type { Db } from '../../src/store/types.ts';
-import { DATABASE_URL, uniqueName } from '../helpers/services.ts';
+import { uniqueName } from '../helpers/services.ts';
+import { openTestStore } from '../helpers/store.ts';
 
 const KEY = '0a0a0a0a-0000-4000-8000-000000000001';
 const OTHER_KEY = '0b0b0b0b-0000-4000-8000-000000000002';
@@ -123,20 +120,7 @@ for (const backend of ['postgres', 'pglite'] as const) {
   const it = suite<{ db: Db; cleanup: () => Promise<void> }>(`history on ${backend}`);
 
   it.before(async (ctx) => {
-    if (backend === 'postgres') {
-      const schema = uniqueName('itemgen_history');
-      ctx.db = await openDb({ databaseUrl: DATABASE_URL, dataDir: '', poolSize: 2, schema });
-      ctx.cleanup = async () => {
-        const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-        await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
-        await sql.end();
-      };
-    } else {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'itemgen-pglite-'));
-      ctx.db = await openDb({ databaseUrl: undefined, dataDir: dir, poolSize: 1 });
-      ctx.cleanup = () => fs.rm(dir, { recursive: true, force: true });
-    }
-    await migrate(ctx.db);
+    Object.assign(ctx, await openTestStore(backend, 'itemgen_history', 2));
     await seed(ctx.db);
   });
   it.after(async (ctx) => {
