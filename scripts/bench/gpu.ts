@@ -15,11 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { LIMITS, type GenerationParams } from '../../src/core/request.ts';
+import { LIMITS } from '../../src/core/request.ts';
 import { cudaProviderInstalled, loadModel, onnxruntimeVersion, type ExecutionProvider } from '../../src/runner/pipeline/model.ts';
 import { writeTinyModel } from '../../src/runner/pipeline/tiny-model.ts';
 import { writeSd15Model } from '../../src/runner/pipeline/sd15-model.ts';
 import { txt2img, type Txt2ImgResult } from '../../src/runner/pipeline/txt2img.ts';
+import { ddimParams } from './params.ts';
 
 /** onnxruntime's published SD 1.5 figures (512², 50 steps, batch 1), matched by the card's name. */
 export const REFERENCES = [
@@ -179,17 +180,7 @@ export async function runGpuBench(options: GpuBenchOptions): Promise<GpuBenchRep
       // `auto` fell back: the full-size model on the CPU would take hours.
       throw new Error('CUDA was expected (its provider library is installed) but the model runs on the CPU: see the log, or pass --provider cpu');
     }
-    const params: GenerationParams = {
-      prompt: 'a glowing sword, game item icon',
-      negative_prompt: '',
-      num_inference_steps: steps,
-      guidance_scale: 7.5,
-      seed: 1,
-      width: size,
-      height: size,
-      scheduler: 'ddim',
-      num_images: 1,
-    };
+    const params = ddimParams('a glowing sword, game item icon', size, steps);
     const results: BatchResult[] = [];
     for (const batch of batches) {
       const p = { ...params, num_images: batch };

@@ -3,10 +3,10 @@
 // the real pipeline on the CPU, generates one image and prints what it measured as one JSON line.
 //   node --import tsx scripts/bench/sd15-run.ts <dir> <size> <steps>
 import type ort from 'onnxruntime-node';
-import type { GenerationParams } from '../../src/core/request.ts';
 import { loadModel } from '../../src/runner/pipeline/model.ts';
 import { halfBits } from '../../src/runner/pipeline/tensors.ts';
 import { txt2img } from '../../src/runner/pipeline/txt2img.ts';
+import { ddimParams } from './params.ts';
 
 const [dir, size, steps] = [process.argv[2]!, Number(process.argv[3]), Number(process.argv[4])];
 const GiB = 2 ** 30;
@@ -57,17 +57,7 @@ for (const session of [model.textEncoder.session, model.unet.session, model.vaeD
   });
 }
 
-const params: GenerationParams = {
-  prompt: 'a glowing sword',
-  negative_prompt: '',
-  num_inference_steps: steps,
-  guidance_scale: 7.5,
-  seed: 1,
-  width: size,
-  height: size,
-  scheduler: 'ddim',
-  num_images: 1,
-};
+const params = ddimParams('a glowing sword', size, steps);
 const stepEnds: number[] = [];
 const started = performance.now();
 const result = await txt2img(model, params, { onStep: () => stepEnds.push(performance.now()) });
